@@ -1,0 +1,3 @@
+DROP TABLE acme_challenges;
+DROP TABLE certificates;
+DROP TABLE acme_accounts;

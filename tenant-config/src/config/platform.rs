@@ -1,0 +1,170 @@
+//! The platform service's configuration.
+
+use serde::Deserialize;
+
+use super::{
+    check_listen, check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig,
+    EnvKind, EnvVar, LogConfig, RedisConfig, Secret, DATABASE_ENV,
+};
+
+/// Everything the `platform` binary reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// Base domain, admin host and custom-domain switches.
+    #[serde(default)]
+    pub domain: DomainConfig,
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// Redis (cache, sessions).
+    pub redis: RedisConfig,
+    /// HTTP listen address (`PLATFORM_LISTEN`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Verification of the router's signed tenant context.
+    pub edge: EdgeVerifyConfig,
+    /// Stripe Connect.
+    #[serde(default)]
+    pub stripe: StripeConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// How the platform checks `x-edge-signature`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeVerifyConfig {
+    /// Shared HMAC-SHA256 secret (`EDGE_SIGNING_SECRET`), the same value the router signs with.
+    pub signing_secret: Secret,
+    /// Largest accepted clock difference between router and platform, in seconds.
+    #[serde(default = "default_skew")]
+    pub max_skew_secs: u64,
+}
+
+fn default_skew() -> u64 {
+    30
+}
+
+/// Stripe settings. Keys are optional so the service starts without Stripe (donations are then
+/// refused with a clear error and `/ready` reports Stripe as not configured).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StripeConfig {
+    /// Secret API key (`STRIPE_SECRET_KEY`).
+    pub secret_key: Option<Secret>,
+    /// Publishable key handed to Stripe.js (`STRIPE_PUBLISHABLE_KEY`).
+    pub publishable_key: Option<String>,
+    /// Webhook endpoint secrets (`STRIPE_WEBHOOK_SECRET`); during rotation both are listed.
+    pub webhook_secrets: Vec<Secret>,
+    /// Platform fee in percent of each gift (`STRIPE_PLATFORM_FEE_PERCENT`), at most two
+    /// decimals. Converted once to basis points so no money arithmetic uses floating point.
+    pub platform_fee_percent: f64,
+    /// API base URL; overridden in tests to point at the Stripe emulator.
+    pub api_base: String,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            publishable_key: None,
+            webhook_secrets: Vec::new(),
+            platform_fee_percent: 2.0,
+            api_base: "https://api.stripe.com".into(),
+        }
+    }
+}
+
+impl StripeConfig {
+    /// The platform fee in basis points (2.0 % → 200).
+    pub fn fee_basis_points(&self) -> Result<u32, ConfigError> {
+        let field = "stripe.platform_fee_percent";
+        let p = self.platform_fee_percent;
+        if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+            return Err(ConfigError::invalid(field, "must be between 0 and 100"));
+        }
+        let bp = (p * 100.0).round();
+        if (bp - p * 100.0).abs() > 1e-6 {
+            return Err(ConfigError::invalid(
+                field,
+                "at most two decimals are allowed",
+            ));
+        }
+        // In range 0..=10000 after the checks above, so the cast is exact.
+        Ok(bp as u32)
+    }
+}
+
+impl ConfigFile for PlatformConfig {
+    const ENV: &'static [EnvVar] = &[
+        DATABASE_ENV[0],
+        DATABASE_ENV[1],
+        DATABASE_ENV[2],
+        var("REDIS_URL", "redis.url", EnvKind::Str),
+        var("PLATFORM_LISTEN", "listen", EnvKind::Str),
+        var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
+        var("STRIPE_SECRET_KEY", "stripe.secret_key", EnvKind::Str),
+        var(
+            "STRIPE_PUBLISHABLE_KEY",
+            "stripe.publishable_key",
+            EnvKind::Str,
+        ),
+        var(
+            "STRIPE_WEBHOOK_SECRET",
+            "stripe.webhook_secrets",
+            EnvKind::List,
+        ),
+        var(
+            "STRIPE_PLATFORM_FEE_PERCENT",
+            "stripe.platform_fee_percent",
+            EnvKind::Float,
+        ),
+        var("STRIPE_API_BASE", "stripe.api_base", EnvKind::Str),
+    ];
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.domain.rules()?;
+        self.database.validate()?;
+        self.redis.validate()?;
+        check_listen("listen", &self.listen)?;
+        check_secret("edge.signing_secret", &self.edge.signing_secret, 32)?;
+        if !(1..=600).contains(&self.edge.max_skew_secs) {
+            return Err(ConfigError::invalid(
+                "edge.max_skew_secs",
+                "must be between 1 and 600",
+            ));
+        }
+        self.stripe.fee_basis_points()?;
+        if let Some(k) = &self.stripe.secret_key {
+            if !k.expose().starts_with("sk_") && !k.expose().starts_with("rk_") {
+                return Err(ConfigError::invalid(
+                    "stripe.secret_key",
+                    "must be a Stripe secret (sk_…) or restricted (rk_…) key",
+                ));
+            }
+        }
+        for s in &self.stripe.webhook_secrets {
+            if !s.expose().starts_with("whsec_") {
+                return Err(ConfigError::invalid(
+                    "stripe.webhook_secrets",
+                    "each secret must start with whsec_",
+                ));
+            }
+        }
+        if !self.stripe.api_base.starts_with("https://")
+            && !self.stripe.api_base.starts_with("http://127.0.0.1")
+            && !self.stripe.api_base.starts_with("http://localhost")
+        {
+            return Err(ConfigError::invalid(
+                "stripe.api_base",
+                "must be https:// (plain http only on loopback)",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! Host-name normalisation and classification.
+//!
+//! Every request the router sees is routed by its `Host` header, and the platform validates
+//! custom domains with the same rules, so both sides must agree byte for byte on what a name
+//! means. These functions are pure (no I/O, no allocation beyond the result) so they can be
+//! property-tested and fuzzed.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::slug::{validate_slug, SlugError};
+
+/// Longest host name we accept, in ASCII form (RFC 1035 limit without the trailing dot).
+pub const MAX_NAME_LEN: usize = 253;
+/// Longest single label (RFC 1035).
+pub const MAX_LABEL_LEN: usize = 63;
+/// Raw input longer than this is refused before any Unicode processing, so a hostile header
+/// cannot make IDNA mapping expensive.
+const MAX_RAW_LEN: usize = 1024;
+
+/// Why a host name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// Nothing left after trimming.
+    #[error("host is empty")]
+    Empty,
+    /// The `:port` suffix is not a number from 1 to 65535.
+    #[error("host has an invalid port")]
+    BadPort,
+    /// An IPv4 or IPv6 literal where a name is required.
+    #[error("host is an IP address literal, a name is required")]
+    IpLiteral,
+    /// Two dots in a row, or a leading dot.
+    #[error("host has an empty label")]
+    EmptyLabel,
+    /// A label longer than 63 octets.
+    #[error("host has a label longer than 63 characters")]
+    LabelTooLong,
+    /// The whole name is longer than 253 octets.
+    #[error("host is longer than 253 characters")]
+    NameTooLong,
+    /// A character outside letters, digits and hyphen (after IDNA mapping).
+    #[error("host contains a character that is not allowed in a host name")]
+    BadCharacter,
+    /// A label that starts or ends with a hyphen.
+    #[error("host has a label that starts or ends with a hyphen")]
+    BadHyphen,
+    /// A name with a single label, such as `localhost` on its own.
+    #[error("host must have at least two labels")]
+    SingleLabel,
+}
+
+/// Normalises a raw `Host` header value (or an operator-typed domain) to its canonical ASCII form.
+///
+/// Lower-cases, strips a `:port` suffix and one trailing dot, maps internationalised names to
+/// their IDNA (punycode) form, and refuses empty labels, characters outside `[a-z0-9-]`,
+/// hyphens at label edges, over-long labels or names, and IP literals.
+pub fn normalize_host(raw: &str) -> Result<String, HostError> {
+    let raw = raw.trim_matches(|c: char| c == ' ' || c == '\t');
+    if raw.is_empty() {
+        return Err(HostError::Empty);
+    }
+    if raw.len() > MAX_RAW_LEN {
+        return Err(HostError::NameTooLong);
+    }
+    let name = strip_port(raw)?;
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() {
+        return Err(HostError::Empty);
+    }
+    // Check the structure before IDNA so errors name the real problem (IDNA would report an
+    // empty label as a generic failure).
+    if name.split('.').any(str::is_empty) {
+        return Err(HostError::EmptyLabel);
+    }
+    // Pure-ASCII names without punycode labels skip IDNA: it would only lower-case them.
+    let ascii = if name.is_ascii() && !name.to_ascii_lowercase().contains("xn--") {
+        name.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii_cow(name.as_bytes(), idna::AsciiDenyList::STD3)
+            .map_err(|_| HostError::BadCharacter)?
+            .into_owned()
+    };
+    check_ascii_name(&ascii)?;
+    Ok(ascii)
+}
+
+/// Splits a `host[:port]` authority and returns the host part, refusing IP-literal hosts.
+fn strip_port(raw: &str) -> Result<&str, HostError> {
+    if raw.starts_with('[') {
+        // Bracketed IPv6 literal, with or without a port.
+        let end = raw.find(']').ok_or(HostError::BadCharacter)?;
+        return if raw[1..end].parse::<Ipv6Addr>().is_ok() {
+            Err(HostError::IpLiteral)
+        } else {
+            Err(HostError::BadCharacter)
+        };
+    }
+    match raw.matches(':').count() {
+        0 => Ok(raw),
+        1 => {
+            let (host, port) = raw.split_once(':').ok_or(HostError::BadPort)?;
+            let valid = !port.is_empty()
+                && port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && matches!(port.parse::<u32>(), Ok(1..=65535));
+            if valid {
+                Ok(host)
+            } else {
+                Err(HostError::BadPort)
+            }
+        }
+        _ if raw.parse::<Ipv6Addr>().is_ok() => Err(HostError::IpLiteral),
+        _ => Err(HostError::BadCharacter),
+    }
+}
+
+/// Validates an already lower-cased ASCII name label by label.
+fn check_ascii_name(name: &str) -> Result<(), HostError> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(HostError::NameTooLong);
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(HostError::EmptyLabel);
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(HostError::LabelTooLong);
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(HostError::BadCharacter);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(HostError::BadHyphen);
+        }
+    }
+    if looks_like_ipv4(name) {
+        return Err(HostError::IpLiteral);
+    }
+    Ok(())
+}
+
+/// True when a name would be read as an IPv4 address by a browser: a dotted quad, or any name
+/// whose last label is numeric (WHATWG URL's "ends in a number" rule). No real TLD is numeric.
+fn looks_like_ipv4(name: &str) -> bool {
+    if name.parse::<Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The base domain and admin host a deployment serves, already normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRules {
+    base: String,
+    www: String,
+    admin: String,
+    /// `.` followed by the base domain, precomputed for suffix checks.
+    dot_base: String,
+}
+
+impl HostRules {
+    /// Builds the rules from configured names, normalising both.
+    pub fn new(base_domain: &str, admin_host: &str) -> Result<Self, HostError> {
+        let base = normalize_host(base_domain)?;
+        if !base.contains('.') {
+            return Err(HostError::SingleLabel);
+        }
+        let admin = normalize_host(admin_host)?;
+        Ok(Self {
+            www: format!("www.{base}"),
+            dot_base: format!(".{base}"),
+            base,
+            admin,
+        })
+    }
+
+    /// The base (apex) domain, e.g. `platform.example`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The admin host, e.g. `admin.platform.example`.
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+
+    /// True when `name` (normalised) is the base domain or any name below it.
+    pub fn is_under_base(&self, name: &str) -> bool {
+        name == self.base || name.ends_with(&self.dot_base)
+    }
+
+    /// Classifies a raw `Host` value. Never panics; anything unusable is [`HostClass::Invalid`].
+    pub fn classify(&self, raw: &str) -> HostClass {
+        match normalize_host(raw) {
+            Ok(name) => self.classify_normalized(name),
+            Err(e) => HostClass::Invalid(InvalidHost::Malformed(e)),
+        }
+    }
+
+    /// Classifies a name that [`normalize_host`] already produced.
+    pub fn classify_normalized(&self, name: String) -> HostClass {
+        if name == self.admin {
+            return HostClass::Admin;
+        }
+        if name == self.base || name == self.www {
+            return HostClass::Apex;
+        }
+        if let Some(prefix) = name.strip_suffix(self.dot_base.as_str()) {
+            if prefix.contains('.') {
+                return HostClass::Invalid(InvalidHost::NestedSubdomain);
+            }
+            return match validate_slug(prefix) {
+                Ok(()) => HostClass::Tenant {
+                    slug: prefix.to_owned(),
+                },
+                Err(e) => HostClass::Invalid(InvalidHost::NotASlug(e)),
+            };
+        }
+        if !name.contains('.') {
+            return HostClass::Invalid(InvalidHost::Malformed(HostError::SingleLabel));
+        }
+        HostClass::Custom { domain: name }
+    }
+}
+
+/// What a request's host means for routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostClass {
+    /// The platform admin console and API.
+    Admin,
+    /// The marketing site: the base domain itself or `www.<base>`.
+    Apex,
+    /// `<slug>.<base>`: a tenant by slug (existence is checked by the caller).
+    Tenant {
+        /// The validated slug.
+        slug: String,
+    },
+    /// Any other well-formed name: a tenant's custom domain, if one is registered.
+    Custom {
+        /// The normalised domain.
+        domain: String,
+    },
+    /// Not a name we serve; the router redirects to the apex.
+    Invalid(InvalidHost),
+}
+
+/// Why a host cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidHost {
+    /// The host is not a well-formed name.
+    #[error(transparent)]
+    Malformed(HostError),
+    /// A name two or more levels below the base domain (`a.b.<base>`).
+    #[error("nested subdomains of the base domain are not served")]
+    NestedSubdomain,
+    /// `<label>.<base>` where the label is reserved or not a valid slug.
+    #[error("subdomain is not a tenant slug: {0}")]
+    NotASlug(SlugError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> HostRules {
+        HostRules::new("platform.example", "admin.platform.example").unwrap()
+    }
+
+    #[test]
+    fn normalises_case_port_and_trailing_dot() {
+        assert_eq!(
+            normalize_host("Grace.Platform.Example:8443").unwrap(),
+            "grace.platform.example"
+        );
+        assert_eq!(normalize_host("example.org.").unwrap(), "example.org");
+        assert_eq!(normalize_host(" example.org ").unwrap(), "example.org");
+    }
+
+    #[test]
+    fn maps_unicode_to_punycode() {
+        assert_eq!(
+            normalize_host("Bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        // Full-width dot and letters map through UTS 46.
+        assert_eq!(normalize_host("ＥＸＡＭＰＬＥ.org").unwrap(), "example.org");
+    }
+
+    #[test]
+    fn refuses_malformed_names() {
+        let cases = [
+            ("", HostError::Empty),
+            (".", HostError::Empty),
+            ("a..b", HostError::EmptyLabel),
+            (".a.b", HostError::EmptyLabel),
+            ("a.b..", HostError::EmptyLabel),
+            ("a_b.example", HostError::BadCharacter),
+            ("a b.example", HostError::BadCharacter),
+            ("-a.example", HostError::BadHyphen),
+            ("a-.example", HostError::BadHyphen),
+            ("host:0", HostError::BadPort),
+            ("host:", HostError::BadPort),
+            ("host:99999", HostError::BadPort),
+            ("host:+80", HostError::BadPort),
+            ("127.0.0.1", HostError::IpLiteral),
+            ("127.0.0.1:80", HostError::IpLiteral),
+            ("[::1]:443", HostError::IpLiteral),
+            ("::1", HostError::IpLiteral),
+            ("foo.123", HostError::IpLiteral),
+            ("foo.0x7f", HostError::IpLiteral),
+            ("user@host.example", HostError::BadCharacter),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_host(raw), Err(want), "input {raw:?}");
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        assert_eq!(normalize_host(&long_label), Err(HostError::LabelTooLong));
+        let long_name = vec!["abcdefghi"; 26].join(".");
+        assert_eq!(normalize_host(&long_name), Err(HostError::NameTooLong));
+    }
+
+    #[test]
+    fn classifies_each_kind() {
+        let r = rules();
+        assert_eq!(r.classify("admin.platform.example"), HostClass::Admin);
+        assert_eq!(r.classify("platform.example"), HostClass::Apex);
+        assert_eq!(r.classify("WWW.platform.example:80"), HostClass::Apex);
+        assert_eq!(
+            r.classify("grace.platform.example"),
+            HostClass::Tenant {
+                slug: "grace".into()
+            }
+        );
+        assert_eq!(
+            r.classify("give.gracechurch.org."),
+            HostClass::Custom {
+                domain: "give.gracechurch.org".into()
+            }
+        );
+        assert!(matches!(
+            r.classify("api.platform.example"),
+            HostClass::Invalid(InvalidHost::NotASlug(SlugError::Reserved))
+        ));
+        assert!(matches!(
+            r.classify("a.b.platform.example"),
+            HostClass::Invalid(InvalidHost::NestedSubdomain)
+        ));
+        assert!(matches!(r.classify("localhost"), HostClass::Invalid(_)));
+        assert!(matches!(r.classify("10.0.0.1"), HostClass::Invalid(_)));
+    }
+
+    #[test]
+    fn admin_host_outside_base_is_recognised() {
+        let r = HostRules::new("platform.example", "console.ops.example").unwrap();
+        assert_eq!(r.classify("console.ops.example"), HostClass::Admin);
+        // `admin` stays a reserved slug, so it is never a tenant either.
+        assert!(matches!(
+            r.classify("admin.platform.example"),
+            HostClass::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn rules_refuse_single_label_base() {
+        assert_eq!(
+            HostRules::new("localhost", "admin.localhost"),
+            Err(HostError::SingleLabel)
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared by every binary: the tenant model, host classification, configuration, database
+//! access and migrations.
+//!
+//! Module map:
+//! - [`host`]: normalise and classify a `Host` header (pure, fuzzed).
+//! - [`slug`], [`domain`]: the rules for tenant slugs and custom domains.
+//! - [`model`]: tenants, domains and their lifecycles, plans and rate-limit policies.
+//! - [`config`]: TOML + environment configuration for each binary, validated up front.
+//! - [`store`]: the [`store::TenantStore`] trait, with PostgreSQL and static-file implementations.
+//! - [`db`]: connection pool, per-transaction role and tenant scoping, the migration runner.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod host;
+pub mod model;
+pub mod slug;
+pub mod store;
+
+pub use host::{normalize_host, HostClass, HostError, HostRules};
+pub use model::{ResolvedTenant, TenantId, TenantStatus};
