@@ -172,7 +172,7 @@ pub fn load<T: ConfigFile>(path: Option<&Path>, env: &dyn Env) -> Result<T, Conf
         let field = e.path().to_string();
         ConfigError::Shape {
             field: if field == "." { "config".into() } else { field },
-            message: e.into_inner().message().to_owned(),
+            message: one_line(e.into_inner().message()),
         }
     })?;
     config.validate()?;
@@ -188,9 +188,19 @@ fn parse_table(path: &str, text: &str) -> Result<toml::Table, ConfigError> {
         ConfigError::Syntax {
             path: path.to_owned(),
             line,
-            message: e.message().trim().to_owned(),
+            message: one_line(e.message()),
         }
     })
+}
+
+/// Joins a multi-line parser message into one line, so every config error is one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn env_value(v: &EnvVar, text: &str) -> Result<toml::Value, ConfigError> {
@@ -463,7 +473,7 @@ pub fn load_or_exit<T: ConfigFile>(binary: &str, path: Option<&Path>) -> T {
     match load::<T>(path, &ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{binary}: config error: {e}");
+            eprintln!("{binary}: config error: {}", one_line(&e.to_string()));
             std::process::exit(EXIT_BAD_CONFIG);
         }
     }

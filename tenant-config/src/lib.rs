@@ -7,6 +7,7 @@
 //! - [`model`]: tenants, domains and their lifecycles, plans and rate-limit policies.
 //! - [`config`]: TOML + environment configuration for each binary, validated up front.
 //! - [`store`]: the [`store::TenantStore`] trait, with PostgreSQL and static-file implementations.
+//! - [`runtime`]: logging set-up and the shutdown signal shared by the binaries.
 //! - [`db`]: connection pool, per-transaction role and tenant scoping, the migration runner.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod host;
 pub mod model;
+pub mod runtime;
 pub mod slug;
 pub mod store;
 

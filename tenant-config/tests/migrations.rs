@@ -1,6 +1,8 @@
 //! The migration runner against a real database: up, all the way down, up again; concurrent
 //! runners; checksum protection; and the schema's status values matching the Rust model.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use tenant_config::db::migrate::{DownTo, MigrationState, Migrator, EMBEDDED};
 use tenant_config::model::{CertificateStatus, DomainStatus, TenantStatus};
 

@@ -1,6 +1,8 @@
 //! Row-level security: a transaction scoped to tenant A, running as the service's real login
 //! role, can neither read nor write tenant B's rows.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use tenant_config::db::{scope, DbRole};
 use tenant_config::model::TenantId;
 use tokio_postgres::Client;

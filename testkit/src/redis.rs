@@ -16,6 +16,8 @@ pub struct RedisServer {
     pub port: u16,
     /// Server process id.
     pub pid: u32,
+    /// Held so the process handle lives as long as the server; the reaper stops it.
+    _child: std::sync::Mutex<std::process::Child>,
 }
 
 impl RedisServer {
@@ -54,7 +56,7 @@ pub fn redis() -> &'static RedisServer {
 fn start() -> RedisServer {
     for _ in 0..5 {
         let port = crate::free_port();
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdin(Stdio::null())
@@ -65,9 +67,14 @@ fn start() -> RedisServer {
         let pid = child.id();
         on_exit(format!("kill -CONT {pid} 2>/dev/null; kill {pid}"));
         if wait_until(Duration::from_secs(10), || ping(port)) {
-            return RedisServer { port, pid };
+            return RedisServer {
+                port,
+                pid,
+                _child: std::sync::Mutex::new(child),
+            };
         }
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let _ = child.kill();
+        let _ = child.wait();
     }
     panic!("testkit: redis-server did not start after 5 attempts");
 }

@@ -1,1 +1,7 @@
-fn main() {}
+//! `workers` binary: parses the command line and hands over to the library.
+
+use clap::Parser;
+
+fn main() {
+    std::process::exit(workers::cli::main(workers::cli::Cli::parse()));
+}

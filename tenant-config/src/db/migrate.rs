@@ -38,7 +38,7 @@ impl Migration {
 include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 /// Arbitrary but fixed key for `pg_advisory_lock`, shared by every runner of this schema.
-const LOCK_KEY: i64 = 0x5eed_d0_7a71_0001;
+const LOCK_KEY: i64 = 0x005e_edd0_7a71_0001;
 
 /// Migration failures, each naming the migration involved.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +200,16 @@ impl Migrator {
     }
 
     async fn ensure_table(&self) -> Result<(), MigrateError> {
+        // Checked first so repeated runs do not log "already exists" notices.
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await
+            .map_err(sql("looking for schema_migrations"))?
+            .get(0);
+        if exists {
+            return Ok(());
+        }
         self.client
             .batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -328,6 +338,32 @@ impl Migrator {
             .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
             .await;
     }
+}
+
+/// Embedded migrations not yet applied, read through any client or transaction whose role can
+/// select from `schema_migrations` (readiness probes use this instead of a [`Migrator`]).
+pub async fn pending_versions(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    let applied: Vec<i64> = if exists {
+        client
+            .query("SELECT version FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(EMBEDDED
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect())
 }
 
 #[cfg(test)]

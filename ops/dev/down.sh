@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Stops what ops/dev/up.sh started (by PID), keeping the data for the next start.
+# With --purge, also deletes the local state (database, secrets, logs).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+# shellcheck source=ops/scripts/pg.sh
+. ops/scripts/pg.sh
+state=${DEV_STATE:-$repo/.dev}
+alt=/var/tmp/platform-dev-$(printf '%s' "$repo" | sha1sum | cut -c1-8)
+[ -d "$state/pids" ] || state=$alt
+[ -d "$state/pids" ] || { echo "nothing to stop"; exit 0; }
+
+for name in router workers platform redis; do
+  f="$state/pids/$name.pid"
+  if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
+    kill "$(cat "$f")"
+    for _ in $(seq 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+    echo "stopped $name"
+  fi
+  rm -f "$f"
+done
+pg_stop "$state/pg" && echo "stopped postgresql"
+if [ "${1:-}" = "--purge" ]; then rm -rf "$state"; echo "removed $state"; fi

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Brings up the whole local system: PostgreSQL and Redis in a local folder, migrations, the demo
+# tenant, and the router, platform and workers binaries. Safe to run again (restarts services).
+#
+# Ports (override with env): router 8000, platform 8080, workers 8090, PostgreSQL 54329,
+# Redis 63799. State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+# shellcheck source=ops/scripts/pg.sh
+. ops/scripts/pg.sh
+
+ROUTER_PORT=${ROUTER_PORT:-8000}
+PLATFORM_PORT=${PLATFORM_PORT:-8080}
+WORKERS_PORT=${WORKERS_PORT:-8090}
+PG_PORT=${PG_PORT:-54329}
+REDIS_PORT=${REDIS_PORT:-63799}
+state=${DEV_STATE:-$repo/.dev}
+if [ "$(id -u)" -eq 0 ] && ! pg_can_use "$state"; then
+  # postgres cannot enter this checkout (e.g. under /root); keep the state where it can.
+  state=/var/tmp/platform-dev-$(printf '%s' "$repo" | sha1sum | cut -c1-8)
+fi
+mkdir -p "$state/logs" "$state/pids"
+[ "$(id -u)" -eq 0 ] && chmod 755 "$state"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+say "Checking packages (postgresql, redis-server, cmake)"
+ops/scripts/install-deps.sh cmake pkg-config postgresql postgresql-client redis-server curl
+
+# Secrets for this machine's stack, generated once and kept out of git.
+secrets="$state/secrets.env"
+if [ ! -f "$secrets" ]; then
+  gen() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
+  umask 077
+  cat > "$secrets" <<SECRETS
+PG_SUPERUSER_PASSWORD=$(gen)
+PG_WEB_PASSWORD=$(gen)
+PG_ROUTER_PASSWORD=$(gen)
+PG_WORKERS_PASSWORD=$(gen)
+EDGE_SIGNING_SECRET=$(gen)$(gen)
+CRON_SECRET=$(gen)$(gen)
+SECRETS
+  umask 022
+fi
+# shellcheck disable=SC1090
+. "$secrets"
+
+say "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
+if [ ! -f "$state/pg/PG_VERSION" ]; then
+  printf '%s\n' "$PG_SUPERUSER_PASSWORD" > "$state/pgpass.tmp"
+  pg_init "$state/pg" "$state/pgpass.tmp"
+  rm -f "$state/pgpass.tmp"
+fi
+if ! as_pg "$(pg_bin)/pg_ctl" -D "$state/pg" status >/dev/null 2>&1; then
+  pg_start "$state/pg" "$PG_PORT"
+fi
+export PGPASSWORD=$PG_SUPERUSER_PASSWORD
+psql_owner() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+psql_owner -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'platform'" | grep -q 1 \
+  || psql_owner -d postgres -c "CREATE DATABASE platform"
+
+say "Starting Redis on 127.0.0.1:$REDIS_PORT"
+if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --daemonize yes --pidfile "$state/pids/redis.pid" --logfile "$state/logs/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+say "Building the binaries (first build takes a few minutes)"
+cargo build -q --workspace --bins
+bin="${CARGO_TARGET_DIR:-$repo/target}/debug"
+
+db_url() { echo "postgresql://$1:$2@127.0.0.1:$PG_PORT/platform"; }
+export TENANT_BASE_DOMAIN=platform.localhost
+export LOG_FORMAT=json LOG_LEVEL=info
+export EDGE_SIGNING_SECRET CRON_SECRET
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+
+say "Applying migrations"
+DATABASE_URL=$(db_url platform_web x) \
+DATABASE_MIGRATION_URL=$(db_url postgres "$PG_SUPERUSER_PASSWORD") \
+  "$bin/platform" migrate up
+psql_owner -d platform -f ops/dev/login-roles.sql
+psql_owner -d platform \
+  -c "ALTER ROLE platform_web PASSWORD '$PG_WEB_PASSWORD'" \
+  -c "ALTER ROLE platform_router PASSWORD '$PG_ROUTER_PASSWORD'" \
+  -c "ALTER ROLE platform_workers PASSWORD '$PG_WORKERS_PASSWORD'"
+
+say "Seeding the demo tenants"
+psql_owner -d platform -f ops/dev/seed.sql
+
+stop_pid() {
+  local f="$state/pids/$1.pid"
+  if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
+    kill "$(cat "$f")"; for _ in $(seq 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$f"
+}
+start() {
+  local name=$1; shift
+  stop_pid "$name"
+  nohup "$@" >>"$state/logs/$name.log" 2>&1 &
+  echo $! > "$state/pids/$name.pid"
+}
+
+say "Starting platform, workers and router"
+DATABASE_URL=$(db_url platform_web "$PG_WEB_PASSWORD") PLATFORM_LISTEN=127.0.0.1:$PLATFORM_PORT \
+  start platform "$bin/platform" serve
+DATABASE_URL=$(db_url platform_workers "$PG_WORKERS_PASSWORD") WORKERS_LISTEN=127.0.0.1:$WORKERS_PORT \
+  start workers "$bin/workers" run
+DATABASE_URL=$(db_url platform_router "$PG_ROUTER_PASSWORD") ROUTER_HTTP_LISTEN=127.0.0.1:$ROUTER_PORT \
+  UPSTREAM_PLATFORM=127.0.0.1:$PLATFORM_PORT UPSTREAM_WORKERS=127.0.0.1:$WORKERS_PORT \
+  ROUTER_METRICS_LISTEN=127.0.0.1:$((ROUTER_PORT + 1100)) \
+  start router "$bin/router" serve
+
+wait_for() {
+  local url=$1
+  for _ in $(seq 100); do curl -fsS -o /dev/null "$url" 2>/dev/null && return 0; sleep 0.1; done
+  echo "up.sh: $url did not answer; see $state/logs" >&2; return 1
+}
+wait_for "http://127.0.0.1:$PLATFORM_PORT/ready"
+wait_for "http://127.0.0.1:$WORKERS_PORT/health"
+wait_for "http://127.0.0.1:$ROUTER_PORT/health"
+
+cat <<DONE
+
+The local system is up.
+
+  Demo tenant (subdomain)    http://grace.platform.localhost:$ROUTER_PORT/
+  Demo tenant (custom domain) http://grace-church.localhost:$ROUTER_PORT/
+  Admin host                 http://admin.platform.localhost:$ROUTER_PORT/
+  Unknown host (redirects)   http://nobody.platform.localhost:$ROUTER_PORT/
+
+  Platform health / ready    http://127.0.0.1:$PLATFORM_PORT/health  http://127.0.0.1:$PLATFORM_PORT/ready
+  Workers health             http://127.0.0.1:$WORKERS_PORT/health
+  PostgreSQL                 PGPASSWORD=\$(grep SUPERUSER $secrets | cut -d= -f2) psql -h 127.0.0.1 -p $PG_PORT -U postgres platform
+  Redis                      redis-cli -p $REDIS_PORT
+  Logs                       $state/logs/
+  Stop everything            ops/dev/down.sh
+
+DONE

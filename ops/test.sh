@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: unit and property tests, integration tests against real PostgreSQL and Redis
+# (started by testkit on free loopback ports), and the migration up/down/up round trip through
+# the real `platform migrate` command. Installs missing packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server curl
+cargo test --workspace --no-fail-fast
+ops/scripts/migration-roundtrip.sh

@@ -1,0 +1,162 @@
+//! Command line of the `platform` binary.
+//!
+//! Exit codes: 0 success, 1 runtime failure (for example the database refused a migration),
+//! 64 bad configuration or usage (one line on stderr naming the problem).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tenant_config::config::{self, PlatformConfig, EXIT_BAD_CONFIG};
+use tenant_config::db::migrate::{DownTo, MigrationState, Migrator};
+
+use crate::state::AppState;
+
+/// Tenant and admin APIs, donations and webhooks for the donation platform.
+#[derive(Debug, Parser)]
+#[command(name = "platform", version)]
+pub struct Cli {
+    /// Configuration file (TOML); environment variables such as DATABASE_URL override it.
+    #[arg(long, short, global = true, env = "PLATFORM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP until SIGTERM or Ctrl-C.
+    Serve,
+    /// Validate the configuration and exit (0 when valid, 64 when not).
+    CheckConfig,
+    /// Apply, revert or list database migrations (uses database.migration_url).
+    Migrate {
+        /// Direction.
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+}
+
+/// `migrate` actions.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the newest migration, or more.
+    Down {
+        /// How many to revert.
+        #[arg(long, default_value_t = 1, conflicts_with = "all")]
+        steps: usize,
+        /// Revert every migration (drops all tables).
+        #[arg(long)]
+        all: bool,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let config: PlatformConfig = config::load_or_exit("platform", cli.config.as_deref());
+    if let Command::CheckConfig = cli.command {
+        return check_config(&config);
+    }
+    tenant_config::runtime::init_logging(&config.log);
+    tenant_config::runtime::block_on("platform", async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate { action } => migrate(&config, action).await,
+            Command::CheckConfig => 0,
+        }
+    })
+}
+
+fn check_config(config: &PlatformConfig) -> i32 {
+    match config.domain.rules() {
+        Ok(rules) => {
+            println!(
+                "config ok: base domain {}, admin host {}, listening on {}",
+                rules.base(),
+                rules.admin(),
+                config.listen
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("platform: config error: {e}");
+            EXIT_BAD_CONFIG
+        }
+    }
+}
+
+async fn serve(config: PlatformConfig) -> i32 {
+    let state = match AppState::from_config(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("platform: config error: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let Some(listener) = tenant_config::runtime::bind("platform", &config.listen).await else {
+        return 1;
+    };
+    tracing::info!(listen = %config.listen, "platform serving");
+    match crate::serve(listener, state, tenant_config::runtime::shutdown_signal()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            1
+        }
+    }
+}
+
+async fn migrate(config: &PlatformConfig, action: MigrateAction) -> i32 {
+    let url = config.database.migration_url();
+    let mut m = match Migrator::connect(url.expose()).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("platform: {e}");
+            return 1;
+        }
+    };
+    let result = match action {
+        MigrateAction::Up => m.up().await.map(|steps| {
+            for s in &steps {
+                println!("applied  {} ({} ms)", s.label, s.elapsed.as_millis());
+            }
+            println!("up to date: {} migration(s) applied now", steps.len());
+        }),
+        MigrateAction::Down { steps, all } => {
+            let to = if all {
+                DownTo::All
+            } else {
+                DownTo::Steps(steps)
+            };
+            m.down(to).await.map(|steps| {
+                for s in &steps {
+                    println!("reverted {} ({} ms)", s.label, s.elapsed.as_millis());
+                }
+                println!("{} migration(s) reverted", steps.len());
+            })
+        }
+        MigrateAction::Status => m.status().await.map(|lines| {
+            for l in &lines {
+                let state = match l.state {
+                    MigrationState::Applied => "applied",
+                    MigrationState::Pending => "pending",
+                    MigrationState::Changed => "CHANGED since applied",
+                    MigrationState::Unknown => "unknown to this binary",
+                };
+                println!("{:<32} {state}", l.label);
+            }
+        }),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("platform: migrate: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Handles shared by every request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::aio::ConnectionManager;
+use tenant_config::config::PlatformConfig;
+use tenant_config::db::{self, Pool};
+use tokio::sync::OnceCell;
+
+/// Cheap to clone: everything inside is reference-counted.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL pool (connects as the service's login role).
+    pub db: Pool,
+    /// Redis, connected on first use so the service starts while Redis is down.
+    pub redis: Arc<LazyRedis>,
+    /// When the process started, for `uptime_seconds`.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Builds the handles; connects to nothing yet.
+    pub fn from_config(config: &PlatformConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: db::pool(&config.database)?,
+            redis: Arc::new(LazyRedis::new(config.redis.url.expose())?),
+            started: Instant::now(),
+        })
+    }
+}
+
+/// A Redis connection manager created on first successful connect, retried on later calls.
+pub struct LazyRedis {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+}
+
+impl LazyRedis {
+    /// Parses the URL; does not connect.
+    pub fn new(url: &str) -> redis::RedisResult<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            conn: OnceCell::new(),
+        })
+    }
+
+    /// A multiplexed connection that reconnects by itself once established.
+    pub async fn get(&self) -> redis::RedisResult<ConnectionManager> {
+        self.conn
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+    }
+}

@@ -1,0 +1,76 @@
+//! Process plumbing every binary shares: logging set-up and the shutdown signal.
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global `tracing` subscriber: JSON lines (one event per line) or pretty text.
+///
+/// An invalid filter falls back to `info` with a warning rather than refusing to start: the
+/// directive was already checked by `check-config` where it matters.
+pub fn init_logging(cfg: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.level);
+    let bad_filter = filter.is_err();
+    let filter = filter.unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    if bad_filter {
+        tracing::warn!(level = %cfg.level, "invalid log.level filter, using info");
+    }
+}
+
+/// Resolves on Ctrl-C or `SIGTERM` (what ECS, systemd and Kubernetes send to stop a task).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Runs `main` on a multi-threaded Tokio runtime and returns its exit code (1 when the runtime
+/// itself cannot start).
+pub fn block_on(binary: &str, main: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("{binary}: cannot start the async runtime: {e}");
+            1
+        }
+    }
+}
+
+/// Binds a TCP listener, or reports the address and error as one line.
+pub async fn bind(binary: &str, addr: &str) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("{binary}: cannot listen on {addr}: {e}");
+            None
+        }
+    }
+}
