@@ -1,13 +1,18 @@
 //! Command line of the `router` binary.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 64 bad configuration or usage.
+//!
+//! Signals (Pingora's): SIGTERM drains in-flight requests within
+//! `lifecycle.shutdown_timeout_secs` and exits; SIGQUIT hands the listening sockets to a new
+//! instance started with `serve --upgrade`, then drains and exits; SIGINT exits at once.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tenant_config::config::{self, RouterConfig, EXIT_BAD_CONFIG};
+use tenant_config::store::StaticTenantStore;
 
-use crate::resolve::Resolver;
+use crate::server::{run, StartMode};
 
 /// Edge router for the donation platform: tenants by host, TLS, rate limits, load balancing.
 #[derive(Debug, Parser)]
@@ -24,8 +29,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve until SIGTERM or Ctrl-C.
-    Serve,
+    /// Serve until SIGTERM (graceful), SIGQUIT (hand over to an --upgrade instance) or SIGINT.
+    Serve {
+        /// Take over the listening sockets of the running instance (zero-downtime upgrade).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate the configuration (and the static tenant file, if any) and exit.
     CheckConfig,
 }
@@ -33,49 +42,54 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let config: RouterConfig = config::load_or_exit("router", cli.config.as_deref());
-    match cli.command {
-        Command::CheckConfig => match Resolver::from_config(&config) {
-            Ok(r) => {
-                println!(
-                    "config ok: base domain {}, admin host {}, listening on {}",
-                    r.rules().base(),
-                    r.rules().admin(),
-                    config.listen.http
-                );
-                0
-            }
-            Err(e) => {
+    // The static tenant file is part of the configuration: refuse a bad one up front.
+    if config.database.is_none() {
+        if let Some(path) = &config.static_tenants {
+            let checked = config
+                .domain
+                .rules()
+                .map_err(|e| e.to_string())
+                .and_then(|r| {
+                    StaticTenantStore::load(path, &r, config.domain.policy())
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = checked {
                 eprintln!("router: config error: {e}");
-                EXIT_BAD_CONFIG
+                return EXIT_BAD_CONFIG;
             }
-        },
-        Command::Serve => {
-            tenant_config::runtime::init_logging(&config.log);
-            tenant_config::runtime::block_on("router", serve(config))
         }
     }
-}
-
-async fn serve(config: RouterConfig) -> i32 {
-    let resolver = match Resolver::from_config(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("router: config error: {e}");
-            return EXIT_BAD_CONFIG;
+    match cli.command {
+        Command::CheckConfig => {
+            let rules = config
+                .domain
+                .rules()
+                .map(|r| (r.base().to_owned(), r.admin().to_owned()));
+            match rules {
+                Ok((base, admin)) => {
+                    println!(
+                        "config ok: base domain {base}, admin host {admin}, listening on {}",
+                        config.listen.http
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("router: config error: {e}");
+                    EXIT_BAD_CONFIG
+                }
+            }
         }
-    };
-    let Some(listener) = tenant_config::runtime::bind("router", &config.listen.http).await else {
-        return 1;
-    };
-    tracing::info!(listen = %config.listen.http, "router serving");
-    let served = axum::serve(listener, crate::preview::app(resolver))
-        .with_graceful_shutdown(tenant_config::runtime::shutdown_signal())
-        .await;
-    match served {
-        Ok(()) => 0,
-        Err(e) => {
-            tracing::error!(error = %e, "server failed");
-            1
+        Command::Serve { upgrade } => {
+            // Both ring and aws-lc-rs are compiled in; choose one before any TLS is set up.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            tenant_config::runtime::init_logging(&config.log);
+            match run(config, StartMode { upgrade }) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("router: {e}");
+                    1
+                }
+            }
         }
     }
 }

@@ -1,10 +1,25 @@
-//! The edge router: resolves the tenant from the `Host` header and forwards to the platform.
+//! The edge router: a Pingora reverse proxy that resolves the tenant from the `Host` header,
+//! forwards to health-checked platform and workers instances, and signs the tenant context.
 //!
 //! Module map:
-//! - [`cli`]: command line (`serve`, `check-config`), called by `main.rs`.
-//! - [`resolve`]: host classification plus tenant lookup through the configured store.
-//! - [`preview`]: the interim HTTP front that reports how a request would be routed.
+//! - [`cli`]: command line (`serve [--upgrade]`, `check-config`), called by `main.rs`.
+//! - [`server`]: assembles the Pingora server (proxy, admin listener, health checks).
+//! - [`proxy`]: the `ProxyHttp` implementation, one hook per concern.
+//! - [`resolve`]: host classification plus cached tenant lookup → a routing decision.
+//! - [`cache`]: the tenant cache (negative entries, stale-if-error, invalidation).
+//! - [`notify`]: `LISTEN tenant_changed` → cache invalidation, with reconnect.
+//! - [`upstream`]: pools with active and passive health and least-connections selection.
+//! - [`headers`]: request header hygiene and response headers.
+//! - [`pages`]: redirects and branded error pages.
+//! - [`metrics`]: Prometheus series and the `/metrics`, `/health`, `/ready` admin endpoints.
 
+pub mod cache;
 pub mod cli;
-pub mod preview;
+pub mod headers;
+pub mod metrics;
+pub mod notify;
+pub mod pages;
+pub mod proxy;
 pub mod resolve;
+pub mod server;
+pub mod upstream;

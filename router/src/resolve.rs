@@ -1,55 +1,87 @@
-//! Host → route → tenant.
+//! Host → route → tenant: classification (pure, from tenant-config) and cached lookups.
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use tenant_config::config::RouterConfig;
-use tenant_config::store::{PgTenantStore, StaticTenantStore, StoreError, TenantStore};
+use tenant_config::store::{PgTenantStore, StaticTenantStore, TenantStore};
 use tenant_config::{HostClass, HostRules, ResolvedTenant};
 
-/// Where a request goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "route", rename_all = "snake_case")]
-pub enum Route {
-    /// The admin console.
+use crate::cache::{Key, Outcome, TenantCache};
+
+/// Which side of the platform a forwarded request is for (the `x-route` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    /// The admin console and API.
     Admin,
     /// The marketing site.
     Apex,
-    /// A tenant's site, by subdomain or custom domain.
-    Tenant {
-        /// The resolved tenant.
-        tenant: ResolvedTenant,
-    },
-    /// The tenant exists but is suspended or cancelled.
-    Suspended {
-        /// The tenant (for its name on the 403 page).
-        tenant: ResolvedTenant,
-    },
-    /// Unknown or invalid host: redirect to the apex.
-    RedirectToApex {
-        /// Why.
-        reason: String,
-    },
+    /// A tenant's site.
+    Tenant,
+    /// Stripe webhooks: forwarded without tenant resolution.
+    Webhook,
 }
 
-/// Resolves hosts with the configured rules and store.
+impl RouteKind {
+    /// Every kind, for pre-registering metrics.
+    pub const ALL: [RouteKind; 4] = [
+        RouteKind::Admin,
+        RouteKind::Apex,
+        RouteKind::Tenant,
+        RouteKind::Webhook,
+    ];
+
+    /// Header and label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Admin => "admin",
+            RouteKind::Apex => "apex",
+            RouteKind::Tenant => "tenant",
+            RouteKind::Webhook => "webhook",
+        }
+    }
+
+    /// Position in [`RouteKind::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What to do with a request, decided from its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Proxy it.
+    Forward {
+        /// Route.
+        route: RouteKind,
+        /// The tenant, on tenant routes.
+        tenant: Option<Arc<ResolvedTenant>>,
+    },
+    /// The tenant exists but is suspended or cancelled: a 403 page.
+    Suspended(Arc<ResolvedTenant>),
+    /// Unknown or invalid host: `308` to the apex.
+    RedirectToApex,
+    /// The tenant store failed and nothing was cached: a 503 page.
+    Unavailable,
+}
+
+/// Resolves hosts with the configured rules and a cached store.
 #[derive(Clone)]
 pub struct Resolver {
     rules: HostRules,
-    store: Arc<dyn TenantStore>,
+    cache: TenantCache,
 }
 
 impl Resolver {
-    /// Builds a resolver over a store.
-    pub fn new(rules: HostRules, store: Arc<dyn TenantStore>) -> Self {
-        Self { rules, store }
+    /// A resolver over an existing cache.
+    pub fn new(rules: HostRules, cache: TenantCache) -> Self {
+        Self { rules, cache }
     }
 
-    /// Builds the store the configuration names: PostgreSQL when `database` is set, else the
-    /// static tenant file.
-    pub fn from_config(config: &RouterConfig) -> Result<Self, String> {
+    /// The store the configuration names (PostgreSQL when `database` is set, else the static
+    /// file). Must run inside a Tokio runtime: the pool spawns its maintenance task.
+    pub fn store_from_config(config: &RouterConfig) -> Result<Arc<dyn TenantStore>, String> {
         let rules = config.domain.rules().map_err(|e| e.to_string())?;
-        let store: Arc<dyn TenantStore> = match (&config.database, &config.static_tenants) {
+        Ok(match (&config.database, &config.static_tenants) {
             (Some(db), _) => Arc::new(PgTenantStore::new(
                 tenant_config::db::pool(db).map_err(|e| e.to_string())?,
             )),
@@ -58,8 +90,7 @@ impl Resolver {
                     .map_err(|e| e.to_string())?,
             ),
             (None, None) => return Err("no tenant store configured".into()),
-        };
-        Ok(Self::new(rules, store))
+        })
     }
 
     /// The host rules in use.
@@ -67,25 +98,35 @@ impl Resolver {
         &self.rules
     }
 
-    /// Resolves a raw `Host` value to a route.
-    pub async fn resolve(&self, host: &str) -> Result<Route, StoreError> {
-        let found = match self.rules.classify(host) {
-            HostClass::Admin => return Ok(Route::Admin),
-            HostClass::Apex => return Ok(Route::Apex),
-            HostClass::Invalid(why) => {
-                return Ok(Route::RedirectToApex {
-                    reason: why.to_string(),
-                })
-            }
-            HostClass::Tenant { slug } => self.store.by_slug(&slug).await?,
-            HostClass::Custom { domain } => self.store.by_domain(&domain).await?,
-        };
-        Ok(match found {
-            None => Route::RedirectToApex {
-                reason: "no tenant serves this host".into(),
-            },
-            Some(t) if t.status.is_served() => Route::Tenant { tenant: t },
-            Some(t) => Route::Suspended { tenant: t },
-        })
+    /// The cache, for invalidation.
+    pub fn cache(&self) -> &TenantCache {
+        &self.cache
     }
+
+    /// Decides what to do with a request for `host`. The outcome says how the tenant lookup
+    /// was answered (`None` when no lookup was needed).
+    pub async fn resolve(&self, host: &str) -> (Decision, Option<Outcome>) {
+        let key = match self.rules.classify(host) {
+            HostClass::Admin => return (forward(RouteKind::Admin, None), None),
+            HostClass::Apex => return (forward(RouteKind::Apex, None), None),
+            HostClass::Invalid(_) => return (Decision::RedirectToApex, None),
+            HostClass::Tenant { slug } => Key::Slug(slug.into()),
+            HostClass::Custom { domain } => Key::Domain(domain.into()),
+        };
+        match self.cache.get(key).await {
+            Ok((None, outcome)) => (Decision::RedirectToApex, Some(outcome)),
+            Ok((Some(t), outcome)) if t.status.is_served() => {
+                (forward(RouteKind::Tenant, Some(t)), Some(outcome))
+            }
+            Ok((Some(t), outcome)) => (Decision::Suspended(t), Some(outcome)),
+            Err(e) => {
+                tracing::warn!(error = %e, "tenant lookup failed with nothing cached");
+                (Decision::Unavailable, None)
+            }
+        }
+    }
+}
+
+fn forward(route: RouteKind, tenant: Option<Arc<ResolvedTenant>>) -> Decision {
+    Decision::Forward { route, tenant }
 }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use router::resolve::{Resolver, Route};
-use tenant_config::config::Secret;
+use router::cache::TenantCache;
+use router::resolve::{Decision, Resolver, RouteKind};
+use tenant_config::config::{Secret, TenantCacheConfig};
 use tenant_config::db::pool_for_url;
 use tenant_config::store::PgTenantStore;
 use tenant_config::{HostRules, TenantStatus};
@@ -26,7 +27,21 @@ async fn resolver(db: &testkit::TestDb) -> Resolver {
         .unwrap();
     let pool = pool_for_url(&Secret::new(db.router_url()), 2, 5_000).unwrap();
     let rules = HostRules::new("platform.test", "admin.platform.test").unwrap();
-    Resolver::new(rules, Arc::new(PgTenantStore::new(pool)))
+    let cache = TenantCache::new(
+        Arc::new(PgTenantStore::new(pool)),
+        &TenantCacheConfig::default(),
+    );
+    Resolver::new(rules, cache)
+}
+
+fn tenant(d: Decision) -> Arc<tenant_config::ResolvedTenant> {
+    match d {
+        Decision::Forward {
+            route: RouteKind::Tenant,
+            tenant: Some(t),
+        } => t,
+        other => panic!("expected a tenant route, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -34,25 +49,20 @@ async fn resolves_subdomains_custom_domains_and_refusals() {
     let db = testkit::database().await;
     let r = resolver(&db).await;
 
-    let Route::Tenant { tenant } = r.resolve("Grace.platform.test:8000").await.unwrap() else {
-        panic!("grace should resolve");
-    };
-    assert_eq!(tenant.slug, "grace");
+    let grace = tenant(r.resolve("Grace.platform.test:8000").await.0);
+    assert_eq!(grace.slug, "grace");
     assert_eq!(
-        tenant.rate_limit.requests_per_second, 30,
+        grace.rate_limit.requests_per_second, 30,
         "growth plan limits"
     );
 
-    let Route::Tenant { tenant: by_domain } = r.resolve("give.gracechurch.org").await.unwrap()
-    else {
-        panic!("verified custom domain should resolve");
-    };
-    assert_eq!(by_domain.id, tenant.id);
+    let by_domain = tenant(r.resolve("give.gracechurch.org").await.0);
+    assert_eq!(by_domain.id, grace.id);
 
-    let Route::Suspended { tenant } = r.resolve("hope.platform.test").await.unwrap() else {
+    let Decision::Suspended(hope) = r.resolve("hope.platform.test").await.0 else {
         panic!("suspended tenant");
     };
-    assert_eq!(tenant.status, TenantStatus::Suspended);
+    assert_eq!(hope.status, TenantStatus::Suspended);
 
     for host in [
         "unverified.example.org",
@@ -61,14 +71,26 @@ async fn resolves_subdomains_custom_domains_and_refusals() {
         "a..b",
         "",
     ] {
-        assert!(
-            matches!(r.resolve(host).await.unwrap(), Route::RedirectToApex { .. }),
+        assert_eq!(
+            r.resolve(host).await.0,
+            Decision::RedirectToApex,
             "{host:?} must redirect to the apex"
         );
     }
+    let admin = r.resolve("admin.platform.test").await.0;
     assert_eq!(
-        r.resolve("admin.platform.test").await.unwrap(),
-        Route::Admin
+        admin,
+        Decision::Forward {
+            route: RouteKind::Admin,
+            tenant: None
+        }
     );
-    assert_eq!(r.resolve("www.platform.test").await.unwrap(), Route::Apex);
+    let apex = r.resolve("www.platform.test").await.0;
+    assert_eq!(
+        apex,
+        Decision::Forward {
+            route: RouteKind::Apex,
+            tenant: None
+        }
+    );
 }

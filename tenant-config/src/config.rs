@@ -19,7 +19,10 @@ use serde::Deserialize;
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use platform::{EdgeVerifyConfig, PlatformConfig, StripeConfig};
-pub use router::{EdgeSignConfig, RouterConfig, RouterListen, Upstreams};
+pub use router::{
+    CacheRule, Cidr, CompressionConfig, EdgeSignConfig, Lifecycle, RouterConfig, RouterListen,
+    SecurityHeaders, TenantCacheConfig, Upstreams,
+};
 pub use workers::{SmtpConfig, WorkersConfig};
 
 use crate::domain::DomainPolicy;

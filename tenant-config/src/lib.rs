@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`host`]: normalise and classify a `Host` header (pure, fuzzed).
 //! - [`slug`], [`domain`]: the rules for tenant slugs and custom domains.
+//! - [`edge`]: signing and verifying the tenant context the router sends upstream.
 //! - [`model`]: tenants, domains and their lifecycles, plans and rate-limit policies.
 //! - [`config`]: TOML + environment configuration for each binary, validated up front.
 //! - [`store`]: the [`store::TenantStore`] trait, with PostgreSQL and static-file implementations.
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod edge;
 pub mod host;
 pub mod model;
 pub mod runtime;

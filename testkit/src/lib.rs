@@ -8,18 +8,27 @@
 //! Every test gets its own database cloned from a template that the real migration runner built,
 //! so tests run in parallel without seeing each other's rows.
 //!
+//! Also: an in-process HTTP/WebSocket [`origin`] for proxy tests, and [`Spawned`] child
+//! processes (the binaries under test) that are killed by PID when dropped.
+//!
 //! Login roles in the cluster (trust authentication on loopback; see `ops/dev/login-roles.sql`):
 //! `postgres` (superuser, owns the schema), `platform_web`, `platform_router`,
 //! `platform_workers`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod origin;
 mod postgres;
 mod process;
 mod redis;
+mod router;
+mod spawn;
 
+pub use origin::{origin, Origin, OriginBuilder};
 pub use postgres::{database, postgres, PgCluster, TestDb};
 pub use redis::{redis, RedisServer};
+pub use router::{router, RouterBuilder, RouterProcess, BASE_DOMAIN, EDGE_SECRET};
+pub use spawn::{wait_for_port, Spawned};
 
 /// A free TCP port on 127.0.0.1 (bound and released; callers retry if another process wins).
 pub fn free_port() -> u16 {

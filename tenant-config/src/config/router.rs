@@ -1,5 +1,6 @@
 //! The router's configuration.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -30,18 +31,48 @@ pub struct RouterConfig {
     pub upstreams: Upstreams,
     /// Signing of the tenant context sent upstream.
     pub edge: EdgeSignConfig,
+    /// Tenant cache.
+    #[serde(default)]
+    pub cache: TenantCacheConfig,
+    /// Peers whose `X-Forwarded-*` headers are believed (a load balancer in front of us), as
+    /// addresses or CIDR blocks (`ROUTER_TRUSTED_PROXIES`). Everyone else's are replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Response headers added to every answer.
+    #[serde(default)]
+    pub security_headers: SecurityHeaders,
+    /// `Cache-Control` set by path prefix (first match wins).
+    #[serde(default = "default_cache_rules")]
+    pub cache_control: Vec<CacheRule>,
+    /// gzip/brotli compression of text responses.
+    #[serde(default)]
+    pub compression: CompressionConfig,
+    /// Threads, shutdown and upgrade.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// One JSON access-log line per request.
+    #[serde(default = "yes")]
+    pub access_log: bool,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The router's listening sockets.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterListen {
-    /// Plain-HTTP listener (redirects and ACME HTTP-01 in production).
+    /// Plain-HTTP listener (`ROUTER_HTTP_LISTEN`).
     pub http: String,
-    /// Prometheus metrics, on its own socket so it is never exposed through the proxy.
+    /// Answer plain HTTP with a `308` to HTTPS (except ACME challenges and the health path).
+    /// Off until a TLS listener is configured; on in production.
+    pub redirect_http_to_https: bool,
+    /// Metrics, `/health` and `/ready`, on their own socket so they are never exposed through
+    /// the proxy (`ROUTER_METRICS_LISTEN`).
     pub metrics: String,
 }
 
@@ -49,19 +80,39 @@ impl Default for RouterListen {
     fn default() -> Self {
         Self {
             http: "127.0.0.1:8000".into(),
+            redirect_http_to_https: false,
             metrics: "127.0.0.1:9100".into(),
         }
     }
 }
 
-/// Upstream instances, as `host:port`.
+/// Upstream pools and how they are checked and used.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstreams {
-    /// Platform instances (`UPSTREAM_PLATFORM`, comma-separated).
+    /// Platform instances, `host:port` (`UPSTREAM_PLATFORM`, comma-separated).
     pub platform: Vec<String>,
-    /// Workers instances serving `/api/cron/*` (`UPSTREAM_WORKERS`).
+    /// Workers instances serving `/api/cron/*` on the apex and admin hosts (`UPSTREAM_WORKERS`).
     pub workers: Vec<String>,
+    /// Path probed on every instance.
+    pub health_path: String,
+    /// Milliseconds between active health checks.
+    pub health_interval_ms: u64,
+    /// Failed requests within `fail_timeout_secs` that take an instance out (nginx `max_fails`).
+    pub max_fails: u32,
+    /// Window for counting failures, and how long an instance then stays out (nginx
+    /// `fail_timeout`).
+    pub fail_timeout_secs: u64,
+    /// Connect timeout per attempt, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for upstream bytes on an ordinary request, in milliseconds.
+    pub read_timeout_ms: u64,
+    /// How long an idle upstream keep-alive connection is kept for reuse, in seconds.
+    pub keepalive_idle_secs: u64,
+    /// Idle timeout of an upgraded (WebSocket) connection, in seconds.
+    pub websocket_idle_secs: u64,
+    /// Further instances tried when connecting fails, for idempotent requests.
+    pub connect_retries: u32,
 }
 
 impl Default for Upstreams {
@@ -69,6 +120,15 @@ impl Default for Upstreams {
         Self {
             platform: vec!["127.0.0.1:8080".into()],
             workers: vec!["127.0.0.1:8090".into()],
+            health_path: "/health".into(),
+            health_interval_ms: 1_000,
+            max_fails: 3,
+            fail_timeout_secs: 30,
+            connect_timeout_ms: 1_000,
+            read_timeout_ms: 60_000,
+            keepalive_idle_secs: 60,
+            websocket_idle_secs: 3_600,
+            connect_retries: 2,
         }
     }
 }
@@ -81,6 +141,179 @@ pub struct EdgeSignConfig {
     pub signing_secret: Secret,
 }
 
+/// How long tenant lookups are trusted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantCacheConfig {
+    /// Seconds a found tenant is served without asking the database again. Changes arrive
+    /// sooner through `NOTIFY`; this bounds staleness if a notification is lost.
+    pub ttl_secs: u64,
+    /// Seconds an unknown name is remembered as unknown.
+    pub negative_ttl_secs: u64,
+    /// Seconds past expiry an entry may still be served while the database is unreachable.
+    pub stale_if_error_secs: u64,
+    /// Most names kept.
+    pub max_entries: u64,
+}
+
+impl Default for TenantCacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 300,
+            negative_ttl_secs: 30,
+            stale_if_error_secs: 86_400,
+            max_entries: 500_000,
+        }
+    }
+}
+
+/// Response security headers; an empty string disables one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityHeaders {
+    /// `Strict-Transport-Security`, sent on HTTPS only.
+    pub strict_transport_security: String,
+    /// `X-Content-Type-Options`.
+    pub x_content_type_options: String,
+    /// `X-Frame-Options`.
+    pub x_frame_options: String,
+    /// `Referrer-Policy`.
+    pub referrer_policy: String,
+    /// `Permissions-Policy`.
+    pub permissions_policy: String,
+}
+
+impl Default for SecurityHeaders {
+    fn default() -> Self {
+        Self {
+            strict_transport_security: "max-age=63072000; includeSubDomains".into(),
+            x_content_type_options: "nosniff".into(),
+            x_frame_options: "SAMEORIGIN".into(),
+            referrer_policy: "strict-origin-when-cross-origin".into(),
+            permissions_policy: "camera=(), microphone=(), geolocation=(), payment=(self)".into(),
+        }
+    }
+}
+
+/// One `Cache-Control` rule.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    /// Path prefix, starting with `/`.
+    pub prefix: String,
+    /// Header value to set (replacing the upstream's).
+    pub value: String,
+}
+
+fn default_cache_rules() -> Vec<CacheRule> {
+    let immutable = "public, max-age=31536000, immutable";
+    ["/_next/static/", "/static/", "/assets/"]
+        .into_iter()
+        .map(|p| CacheRule {
+            prefix: p.into(),
+            value: immutable.into(),
+        })
+        .collect()
+}
+
+/// Response compression.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionConfig {
+    /// Compress text responses the client accepts compressed.
+    pub enabled: bool,
+    /// Compression level (1–9 for gzip; brotli uses the same number).
+    pub level: u32,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            level: 5,
+        }
+    }
+}
+
+/// Process lifecycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifecycle {
+    /// Worker threads for the proxy (`ROUTER_THREADS`).
+    pub threads: usize,
+    /// Seconds to keep accepting after SIGTERM, so a load balancer notices the instance leaving.
+    pub grace_period_secs: u64,
+    /// Seconds in-flight requests get to finish before the process exits.
+    pub shutdown_timeout_secs: u64,
+    /// Unix socket for the graceful-upgrade hand-over (`router serve --upgrade`).
+    pub upgrade_sock: String,
+    /// PID file of the running instance.
+    pub pid_file: String,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            threads: 2,
+            grace_period_secs: 0,
+            shutdown_timeout_secs: 10,
+            upgrade_sock: "/tmp/platform-router-upgrade.sock".into(),
+            pid_file: "/tmp/platform-router.pid".into(),
+        }
+    }
+}
+
+/// An address block: `10.0.0.0/8`, `::1`, `192.0.2.7/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses an address or `address/prefix`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.trim().parse().ok()?
+        };
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// The trusted-proxy blocks, parsed (validated by `validate`).
+    pub fn trusted_proxy_blocks(&self) -> Vec<Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|s| Cidr::parse(s))
+            .collect()
+    }
+}
+
 impl ConfigFile for RouterConfig {
     const ENV: &'static [EnvVar] = &[
         DATABASE_ENV[0],
@@ -89,6 +322,14 @@ impl ConfigFile for RouterConfig {
         var("ROUTER_STATIC_TENANTS", "static_tenants", EnvKind::Str),
         var("ROUTER_HTTP_LISTEN", "listen.http", EnvKind::Str),
         var("ROUTER_METRICS_LISTEN", "listen.metrics", EnvKind::Str),
+        var("ROUTER_THREADS", "lifecycle.threads", EnvKind::Int),
+        var("ROUTER_TRUSTED_PROXIES", "trusted_proxies", EnvKind::List),
+        var(
+            "ROUTER_UPGRADE_SOCK",
+            "lifecycle.upgrade_sock",
+            EnvKind::Str,
+        ),
+        var("ROUTER_PID_FILE", "lifecycle.pid_file", EnvKind::Str),
         var("UPSTREAM_PLATFORM", "upstreams.platform", EnvKind::List),
         var("UPSTREAM_WORKERS", "upstreams.workers", EnvKind::List),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
@@ -107,18 +348,152 @@ impl ConfigFile for RouterConfig {
         }
         check_listen("listen.http", &self.listen.http)?;
         check_listen("listen.metrics", &self.listen.metrics)?;
-        if self.upstreams.platform.is_empty() {
+        let u = &self.upstreams;
+        if u.platform.is_empty() {
             return Err(ConfigError::invalid(
                 "upstreams.platform",
                 "at least one platform instance is required",
             ));
         }
-        for u in &self.upstreams.platform {
-            check_listen("upstreams.platform", u)?;
+        for p in &u.platform {
+            check_listen("upstreams.platform", p)?;
         }
-        for u in &self.upstreams.workers {
-            check_listen("upstreams.workers", u)?;
+        for w in &u.workers {
+            check_listen("upstreams.workers", w)?;
         }
-        check_secret("edge.signing_secret", &self.edge.signing_secret, 32)
+        if !u.health_path.starts_with('/') {
+            return Err(ConfigError::invalid(
+                "upstreams.health_path",
+                "must start with /",
+            ));
+        }
+        let ranges: [(&'static str, u64, u64, u64); 6] = [
+            (
+                "upstreams.health_interval_ms",
+                u.health_interval_ms,
+                100,
+                60_000,
+            ),
+            ("upstreams.fail_timeout_secs", u.fail_timeout_secs, 1, 3_600),
+            (
+                "upstreams.connect_timeout_ms",
+                u.connect_timeout_ms,
+                10,
+                60_000,
+            ),
+            (
+                "upstreams.read_timeout_ms",
+                u.read_timeout_ms,
+                100,
+                3_600_000,
+            ),
+            (
+                "upstreams.keepalive_idle_secs",
+                u.keepalive_idle_secs,
+                1,
+                3_600,
+            ),
+            (
+                "upstreams.websocket_idle_secs",
+                u.websocket_idle_secs,
+                1,
+                86_400,
+            ),
+        ];
+        for (field, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must be between {lo} and {hi}"),
+                ));
+            }
+        }
+        if !(1..=100).contains(&u.max_fails) {
+            return Err(ConfigError::invalid(
+                "upstreams.max_fails",
+                "must be between 1 and 100",
+            ));
+        }
+        if u.connect_retries > 10 {
+            return Err(ConfigError::invalid(
+                "upstreams.connect_retries",
+                "must be at most 10",
+            ));
+        }
+        check_secret("edge.signing_secret", &self.edge.signing_secret, 32)?;
+        if self.cache.ttl_secs == 0 || self.cache.max_entries == 0 {
+            return Err(ConfigError::invalid(
+                "cache",
+                "ttl_secs and max_entries must be positive",
+            ));
+        }
+        for p in &self.trusted_proxies {
+            if Cidr::parse(p).is_none() {
+                return Err(ConfigError::invalid(
+                    "trusted_proxies",
+                    format!("{p:?} is not an address or CIDR block"),
+                ));
+            }
+        }
+        for r in &self.cache_control {
+            if !r.prefix.starts_with('/') || r.value.is_empty() || !r.value.is_ascii() {
+                return Err(ConfigError::invalid(
+                    "cache_control",
+                    format!("rule for {:?} needs a /prefix and an ASCII value", r.prefix),
+                ));
+            }
+        }
+        let s = &self.security_headers;
+        for v in [
+            &s.strict_transport_security,
+            &s.x_content_type_options,
+            &s.x_frame_options,
+            &s.referrer_policy,
+            &s.permissions_policy,
+        ] {
+            if !v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                return Err(ConfigError::invalid(
+                    "security_headers",
+                    "values must be printable ASCII",
+                ));
+            }
+        }
+        if !(1..=9).contains(&self.compression.level) {
+            return Err(ConfigError::invalid(
+                "compression.level",
+                "must be between 1 and 9",
+            ));
+        }
+        if !(1..=256).contains(&self.lifecycle.threads) {
+            return Err(ConfigError::invalid(
+                "lifecycle.threads",
+                "must be between 1 and 256",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_blocks() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nope").is_none());
     }
 }

@@ -1,0 +1,235 @@
+//! The tenant cache in front of the [`TenantStore`]: positive and negative entries, freshness
+//! checked on read, and stale-if-error.
+//!
+//! Entries outlive their freshness on purpose: while the database is unreachable a name that was
+//! ever resolved keeps being served (for up to `stale_if_error_secs`), so a database outage does
+//! not take every tenant's site down with it. Invalidation (from `NOTIFY`) removes entries
+//! outright.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use tenant_config::config::TenantCacheConfig;
+use tenant_config::store::{StoreError, TenantStore};
+use tenant_config::{ResolvedTenant, TenantId};
+
+/// What is looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// `<slug>.<base>`.
+    Slug(Box<str>),
+    /// A custom domain.
+    Domain(Box<str>),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// `None` remembers that the name is unknown.
+    tenant: Option<Arc<ResolvedTenant>>,
+    fetched: Instant,
+}
+
+/// How a lookup was answered, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fresh cache entry.
+    Hit,
+    /// Asked the store.
+    Miss,
+    /// The store failed; an expired entry was served.
+    Stale,
+}
+
+impl Outcome {
+    /// Metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Stale => "stale",
+        }
+    }
+}
+
+/// Cached tenant lookups.
+#[derive(Clone)]
+pub struct TenantCache {
+    cache: Cache<Key, Entry>,
+    store: Arc<dyn TenantStore>,
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl TenantCache {
+    /// A cache over `store`.
+    pub fn new(store: Arc<dyn TenantStore>, config: &TenantCacheConfig) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(config.max_entries)
+            // Entries live past freshness for stale-if-error; this bounds how long.
+            .time_to_live(Duration::from_secs(
+                config.ttl_secs.max(config.negative_ttl_secs) + config.stale_if_error_secs,
+            ))
+            .support_invalidation_closures()
+            .build();
+        Self {
+            cache,
+            store,
+            ttl: Duration::from_secs(config.ttl_secs),
+            negative_ttl: Duration::from_secs(config.negative_ttl_secs),
+        }
+    }
+
+    /// Resolves `key`: a fresh entry, else the store, else (on store failure) a stale entry.
+    pub async fn get(
+        &self,
+        key: Key,
+    ) -> Result<(Option<Arc<ResolvedTenant>>, Outcome), StoreError> {
+        let cached = self.cache.get(&key).await;
+        if let Some(e) = &cached {
+            let ttl = if e.tenant.is_some() {
+                self.ttl
+            } else {
+                self.negative_ttl
+            };
+            if e.fetched.elapsed() < ttl {
+                return Ok((e.tenant.clone(), Outcome::Hit));
+            }
+        }
+        let looked_up = match &key {
+            Key::Slug(s) => self.store.by_slug(s).await,
+            Key::Domain(d) => self.store.by_domain(d).await,
+        };
+        match looked_up {
+            Ok(found) => {
+                let tenant = found.map(Arc::new);
+                self.cache
+                    .insert(
+                        key,
+                        Entry {
+                            tenant: tenant.clone(),
+                            fetched: Instant::now(),
+                        },
+                    )
+                    .await;
+                Ok((tenant, Outcome::Miss))
+            }
+            Err(e) => match cached {
+                Some(stale) => Ok((stale.tenant, Outcome::Stale)),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Drops the entry for one name (a tenant or domain row changed).
+    pub async fn invalidate(&self, key: &Key) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Drops every entry that resolved to `tenant` (its status or plan changed).
+    pub fn invalidate_tenant(&self, tenant: TenantId) {
+        // Only fails when closures are unsupported, which the builder enabled.
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, e| e.tenant.as_ref().is_some_and(|t| t.id == tenant));
+    }
+
+    /// Drops everything (after a missed-notification window).
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Entries currently held (approximate).
+    pub fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use tenant_config::model::RateLimitPolicy;
+    use tenant_config::TenantStatus;
+
+    use super::*;
+
+    /// A store whose answers and failures the test controls.
+    #[derive(Default)]
+    struct Scripted {
+        calls: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl TenantStore for Scripted {
+        async fn by_slug(&self, slug: &str) -> Result<Option<ResolvedTenant>, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            Ok((slug == "grace").then(|| ResolvedTenant {
+                id: TenantId(uuid::Uuid::nil()),
+                slug: slug.into(),
+                name: "Grace".into(),
+                status: TenantStatus::Active,
+                plan_id: "starter".into(),
+                rate_limit: RateLimitPolicy::default(),
+            }))
+        }
+        async fn by_domain(&self, _: &str) -> Result<Option<ResolvedTenant>, StoreError> {
+            Ok(None)
+        }
+    }
+
+    fn config(ttl: u64) -> TenantCacheConfig {
+        TenantCacheConfig {
+            ttl_secs: ttl,
+            negative_ttl_secs: ttl,
+            stale_if_error_secs: 3600,
+            max_entries: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn hits_misses_negative_and_invalidation() {
+        let store = Arc::new(Scripted::default());
+        let c = TenantCache::new(store.clone(), &config(60));
+        let k = Key::Slug("grace".into());
+        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Miss);
+        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Hit);
+        let (none, o) = c.get(Key::Slug("nobody".into())).await.unwrap();
+        assert!(none.is_none() && o == Outcome::Miss);
+        assert_eq!(
+            c.get(Key::Slug("nobody".into())).await.unwrap().1,
+            Outcome::Hit
+        );
+        assert_eq!(store.calls.load(Ordering::SeqCst), 2);
+        c.invalidate_tenant(TenantId(uuid::Uuid::nil()));
+        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Miss);
+        c.invalidate(&k).await;
+        assert_eq!(c.get(k).await.unwrap().1, Outcome::Miss);
+    }
+
+    #[tokio::test]
+    async fn serves_stale_when_the_store_fails() {
+        let store = Arc::new(Scripted::default());
+        let c = TenantCache::new(store.clone(), &config(0));
+        let k = Key::Slug("grace".into());
+        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Miss);
+        store.down.store(true, Ordering::SeqCst);
+        let (t, o) = c.get(k).await.unwrap();
+        assert_eq!(o, Outcome::Stale);
+        assert_eq!(t.unwrap().slug, "grace");
+        assert!(
+            c.get(Key::Slug("other".into())).await.is_err(),
+            "uncached names fail"
+        );
+    }
+}

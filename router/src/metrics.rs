@@ -1,0 +1,234 @@
+//! Prometheus metrics and the router's own admin endpoints (`/metrics`, `/health`, `/ready`),
+//! served on a separate listener so they are never reachable through the proxy.
+//!
+//! Per-request series use handles registered once at start: recording is an atomic add, with
+//! no label hashing on the request path.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::cache::{Outcome, TenantCache};
+use crate::resolve::RouteKind;
+use crate::upstream::Pool;
+
+/// The `route` label: the four proxied routes plus what the router answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteLabel {
+    /// A proxied route.
+    Proxied(RouteKind),
+    /// `308` for an unknown or invalid host, or plain HTTP to HTTPS.
+    Redirect,
+    /// `403` for a suspended tenant.
+    Suspended,
+    /// `503` because the tenant store failed with nothing cached.
+    Unavailable,
+    /// The router's own health endpoints on the proxy listener.
+    Router,
+}
+
+const LABELS: [&str; 8] = [
+    "admin",
+    "apex",
+    "tenant",
+    "webhook",
+    "redirect",
+    "suspended",
+    "unavailable",
+    "router",
+];
+
+impl RouteLabel {
+    fn index(self) -> usize {
+        match self {
+            RouteLabel::Proxied(k) => k.index(),
+            RouteLabel::Redirect => 4,
+            RouteLabel::Suspended => 5,
+            RouteLabel::Unavailable => 6,
+            RouteLabel::Router => 7,
+        }
+    }
+
+    /// Label text.
+    pub fn as_str(self) -> &'static str {
+        LABELS[self.index()]
+    }
+}
+
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// Registered metric handles.
+pub struct Metrics {
+    handle: PrometheusHandle,
+    requests: Vec<[Counter; 6]>,
+    duration: Vec<Histogram>,
+    upstream_duration: Vec<Histogram>,
+    cache: [Counter; 3],
+    inflight: Gauge,
+    upstream_failures: Counter,
+}
+
+impl Metrics {
+    /// Installs the global Prometheus recorder and registers every per-request series.
+    pub fn install() -> Result<Arc<Self>, String> {
+        let buckets = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .and_then(|b| b.install_recorder())
+            .map_err(|e| format!("metrics: {e}"))?;
+        let requests = LABELS
+            .iter()
+            .map(|route| {
+                STATUS_CLASSES.map(|class| {
+                    metrics::counter!("router_requests_total", "route" => *route, "status_class" => class)
+                })
+            })
+            .collect();
+        let duration = LABELS
+            .iter()
+            .map(|route| metrics::histogram!("router_request_duration_seconds", "route" => *route))
+            .collect();
+        let upstream_duration = LABELS
+            .iter()
+            .map(|route| {
+                metrics::histogram!("router_upstream_header_duration_seconds", "route" => *route)
+            })
+            .collect();
+        let cache = [Outcome::Hit, Outcome::Miss, Outcome::Stale].map(
+            |o| metrics::counter!("router_tenant_cache_lookups_total", "result" => o.as_str()),
+        );
+        Ok(Arc::new(Self {
+            handle,
+            requests,
+            duration,
+            upstream_duration,
+            cache,
+            inflight: metrics::gauge!("router_requests_in_flight"),
+            upstream_failures: metrics::counter!("router_upstream_failures_total"),
+        }))
+    }
+
+    /// Counts a finished request.
+    pub fn request(&self, route: RouteLabel, status: u16, seconds: f64, upstream: Option<f64>) {
+        let class = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        let i = route.index();
+        self.requests[i][class].increment(1);
+        self.duration[i].record(seconds);
+        if let Some(u) = upstream {
+            self.upstream_duration[i].record(u);
+        }
+    }
+
+    /// Counts a tenant lookup.
+    pub fn cache(&self, outcome: Outcome) {
+        let i = match outcome {
+            Outcome::Hit => 0,
+            Outcome::Miss => 1,
+            Outcome::Stale => 2,
+        };
+        self.cache[i].increment(1);
+    }
+
+    /// Counts a failed upstream attempt.
+    pub fn upstream_failure(&self) {
+        self.upstream_failures.increment(1);
+    }
+
+    /// Requests in flight went up (+1) or down (-1).
+    pub fn inflight(&self, delta: f64) {
+        self.inflight.increment(delta);
+    }
+
+    /// Drains histogram buffers; call every few seconds.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+/// Serves `/metrics`, `/health` and `/ready` on the metrics listener.
+pub struct AdminApp {
+    /// Registered metrics.
+    pub metrics: Arc<Metrics>,
+    /// Pools, for health gauges and readiness.
+    pub pools: Vec<Arc<Pool>>,
+    /// Tenant cache, for its size.
+    pub cache: TenantCache,
+}
+
+impl AdminApp {
+    fn refresh_gauges(&self) {
+        for pool in &self.pools {
+            for m in pool.members() {
+                let upstream = m.addr.to_string();
+                metrics::gauge!("router_upstream_healthy", "pool" => pool.name(), "upstream" => upstream.clone())
+                    .set(if pool.is_healthy(m) { 1.0 } else { 0.0 });
+                metrics::gauge!("router_upstream_in_flight", "pool" => pool.name(), "upstream" => upstream)
+                    .set(m.inflight() as f64);
+            }
+        }
+        metrics::gauge!("router_tenant_cache_entries").set(self.cache.len() as f64);
+    }
+
+    /// Ready when the platform pool has a usable instance.
+    pub fn ready(&self) -> bool {
+        self.pools
+            .iter()
+            .find(|p| p.name() == "platform")
+            .is_some_and(|p| p.usable_count() > 0)
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        match session.req_header().uri.path() {
+            "/metrics" => {
+                self.refresh_gauges();
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.metrics.handle.render().into_bytes(),
+                )
+            }
+            "/health" => respond(
+                StatusCode::OK,
+                "application/json",
+                br#"{"status":"healthy"}"#.to_vec(),
+            ),
+            "/ready" if self.ready() => respond(
+                StatusCode::OK,
+                "application/json",
+                br#"{"status":"ready"}"#.to_vec(),
+            ),
+            "/ready" => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                br#"{"status":"no healthy platform instance"}"#.to_vec(),
+            ),
+            _ => respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}

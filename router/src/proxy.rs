@@ -1,0 +1,538 @@
+//! The one `ProxyHttp` implementation: a hook per concern.
+//!
+//! - `request_filter`: request id, client address, HTTPS redirect, the router's health paths,
+//!   tenant resolution and the answers the router gives itself (redirect, 403, 503).
+//! - `upstream_peer`: pool choice (`/api/cron/*` on apex/admin → workers) and least-connections
+//!   selection.
+//! - `upstream_request_filter`: header hygiene and the signed tenant context.
+//! - `fail_to_connect` / `error_while_proxy`: passive failure marking and retries.
+//! - `response_filter`: security headers, `Cache-Control` rules.
+//! - `fail_to_proxy`: branded error pages.
+//! - `logging`: metrics and one JSON access-log line.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::compression::ResponseCompressionBuilder;
+use pingora::modules::http::HttpModules;
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
+use tenant_config::edge::{EdgeContext, EdgeSigner};
+use tenant_config::host::normalize_host;
+use tenant_config::ResolvedTenant;
+
+use crate::headers::{client_ip, is_well_formed_request_id, HeaderPolicy};
+use crate::metrics::{Metrics, RouteLabel};
+use crate::pages;
+use crate::resolve::{Decision, Resolver, RouteKind};
+use crate::upstream::{InFlight, Pool};
+
+/// Settings the proxy reads on every request, fixed at start.
+pub struct ProxySettings {
+    /// Plain HTTP answers with a redirect to HTTPS.
+    pub redirect_http_to_https: bool,
+    /// Connect timeout per attempt.
+    pub connect_timeout: Duration,
+    /// Read timeout for ordinary requests.
+    pub read_timeout: Duration,
+    /// Idle time before a pooled upstream connection is closed.
+    pub keepalive_idle: Duration,
+    /// Idle timeout of upgraded connections.
+    pub websocket_idle: Duration,
+    /// Extra instances tried on connect failure (idempotent requests).
+    pub connect_retries: usize,
+    /// Compression level, or `None` when disabled.
+    pub compression_level: Option<u32>,
+    /// Emit one access-log line per request.
+    pub access_log: bool,
+}
+
+/// The edge proxy.
+pub struct EdgeProxy {
+    resolver: Resolver,
+    platform: Arc<Pool>,
+    workers: Arc<Pool>,
+    headers: HeaderPolicy,
+    signer: EdgeSigner,
+    metrics: Arc<Metrics>,
+    settings: ProxySettings,
+    id_prefix: String,
+    id_counter: AtomicU64,
+}
+
+/// Which pool a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolChoice {
+    Platform,
+    Workers,
+}
+
+/// Per-request state, shared across the hooks.
+pub struct RequestCtx {
+    start: Instant,
+    request_id: String,
+    /// Host as the client sent it, normalised when valid.
+    host: String,
+    route: RouteLabel,
+    tenant: Option<Arc<ResolvedTenant>>,
+    pool: PoolChoice,
+    client_ip: Option<IpAddr>,
+    trusted_peer: bool,
+    tls: bool,
+    websocket: bool,
+    upstream: Option<InFlight>,
+    failed: Vec<SocketAddr>,
+    upstream_start: Option<Instant>,
+    upstream_header: Option<Duration>,
+    /// Status of a response the router wrote itself.
+    status: u16,
+}
+
+impl EdgeProxy {
+    /// Assembles the proxy.
+    pub fn new(
+        resolver: Resolver,
+        platform: Arc<Pool>,
+        workers: Arc<Pool>,
+        headers: HeaderPolicy,
+        signer: EdgeSigner,
+        metrics: Arc<Metrics>,
+        settings: ProxySettings,
+    ) -> Self {
+        // A random per-process prefix plus a counter: unique ids without a syscall per request.
+        let id_prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        Self {
+            resolver,
+            platform,
+            workers,
+            headers,
+            signer,
+            metrics,
+            settings,
+            id_prefix,
+            id_counter: AtomicU64::new(0),
+        }
+    }
+
+    fn new_request_id(&self) -> String {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.id_prefix)
+    }
+
+    fn pool(&self, choice: PoolChoice) -> &Pool {
+        match choice {
+            PoolChoice::Platform => &self.platform,
+            PoolChoice::Workers => &self.workers,
+        }
+    }
+
+    /// Handles the request without proxying when the router answers it itself. Returns the
+    /// status written, or `None` to proxy.
+    async fn answer_locally(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<u16>> {
+        let path = session.req_header().uri.path();
+        let is_health = path == "/health" || path == "/ready";
+        // The router's own health path, for load balancers that probe by IP address.
+        if is_health && normalize_host(&ctx.host).is_err() {
+            ctx.route = RouteLabel::Router;
+            let ready = self.platform.usable_count() > 0;
+            let (status, body) = if path == "/ready" && !ready {
+                (503, r#"{"status":"no healthy platform instance"}"#)
+            } else {
+                (200, r#"{"status":"healthy"}"#)
+            };
+            pages::json(session, status, body.into(), &self.headers, &ctx.request_id).await?;
+            return Ok(Some(status));
+        }
+        if self.settings.redirect_http_to_https && !ctx.tls {
+            if path.starts_with("/.well-known/acme-challenge/") {
+                // HTTP-01 answers are served here once ACME issuance is enabled.
+                ctx.route = RouteLabel::Router;
+                pages::error_page(session, 404, &self.headers, false, &ctx.request_id).await?;
+                return Ok(Some(404));
+            }
+            ctx.route = RouteLabel::Redirect;
+            let target = match normalize_host(&ctx.host) {
+                Ok(h) => {
+                    let pq = session
+                        .req_header()
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str());
+                    format!("https://{h}{pq}")
+                }
+                Err(_) => format!("https://{}/", self.resolver.rules().base()),
+            };
+            pages::redirect(session, &target, &self.headers, false, &ctx.request_id).await?;
+            return Ok(Some(308));
+        }
+        if path.starts_with("/api/webhooks/") {
+            // Stripe calls webhooks on the apex host; the platform authenticates them itself.
+            ctx.route = RouteLabel::Proxied(RouteKind::Webhook);
+            return Ok(None);
+        }
+        let (decision, outcome) = self.resolver.resolve(&ctx.host).await;
+        if let Some(o) = outcome {
+            self.metrics.cache(o);
+        }
+        match decision {
+            Decision::Forward { route, tenant } => {
+                ctx.route = RouteLabel::Proxied(route);
+                ctx.tenant = tenant;
+                if matches!(route, RouteKind::Apex | RouteKind::Admin)
+                    && path.starts_with("/api/cron/")
+                {
+                    ctx.pool = PoolChoice::Workers;
+                }
+                Ok(None)
+            }
+            Decision::Suspended(t) => {
+                ctx.route = RouteLabel::Suspended;
+                pages::suspended(session, &t.name, &self.headers, ctx.tls, &ctx.request_id).await?;
+                Ok(Some(403))
+            }
+            Decision::RedirectToApex => {
+                ctx.route = RouteLabel::Redirect;
+                let target = format!("https://{}/", self.resolver.rules().base());
+                pages::redirect(session, &target, &self.headers, ctx.tls, &ctx.request_id).await?;
+                Ok(Some(308))
+            }
+            Decision::Unavailable => {
+                ctx.route = RouteLabel::Unavailable;
+                pages::error_page(session, 503, &self.headers, ctx.tls, &ctx.request_id).await?;
+                Ok(Some(503))
+            }
+        }
+    }
+
+    fn access_log(&self, session: &Session, ctx: &RequestCtx, status: u16, error: Option<&Error>) {
+        let req = session.req_header();
+        let total_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
+        let upstream_ms = ctx.upstream_header.map(|d| d.as_secs_f64() * 1000.0);
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            method = %req.method,
+            host = %ctx.host,
+            path = req.uri.path(),
+            route = ctx.route.as_str(),
+            tenant = ctx.tenant.as_deref().map(|t| t.slug.as_str()),
+            client = ctx.client_ip.map(|ip| ip.to_string()),
+            status,
+            bytes = session.body_bytes_sent(),
+            total_ms,
+            upstream_ms,
+            upstream = ctx.upstream.as_ref().map(|u| u.addr().to_string()),
+            error = error.map(|e| e.etype().as_str()),
+        );
+    }
+}
+
+fn is_idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        // Paired with the decrement in `logging`, which pingora runs for every request.
+        self.metrics.inflight(1.0);
+        RequestCtx {
+            start: Instant::now(),
+            request_id: String::new(),
+            host: String::new(),
+            route: RouteLabel::Router,
+            tenant: None,
+            pool: PoolChoice::Platform,
+            client_ip: None,
+            trusted_peer: false,
+            tls: false,
+            websocket: false,
+            upstream: None,
+            failed: Vec::new(),
+            upstream_start: None,
+            upstream_header: None,
+            status: 0,
+        }
+    }
+
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        modules.add_module(ResponseCompressionBuilder::enable(
+            self.settings.compression_level.unwrap_or(0),
+        ));
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.start = Instant::now();
+        let req = session.req_header();
+        ctx.request_id = match req.headers.get("x-request-id") {
+            Some(v) if is_well_formed_request_id(v.as_bytes()) => {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }
+            _ => self.new_request_id(),
+        };
+        ctx.host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.host())
+            .unwrap_or_default()
+            .to_owned();
+        ctx.websocket = session.is_upgrade_req();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(peer) = peer {
+            ctx.trusted_peer = self.headers.is_trusted(peer);
+            let xff = session
+                .req_header()
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            ctx.client_ip = Some(client_ip(peer, xff, &self.headers));
+        }
+        match self.answer_locally(session, ctx).await? {
+            Some(status) => {
+                ctx.status = status;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let pool = self.pool(ctx.pool);
+        // Replacing a previous attempt's guard releases its in-flight count.
+        ctx.upstream = None;
+        let Some(picked) = pool.select(&ctx.failed) else {
+            return Error::e_explain(HTTPStatus(503), "no usable upstream instance");
+        };
+        let addr = picked.addr();
+        ctx.upstream = Some(picked);
+        ctx.upstream_start = Some(Instant::now());
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let o = &mut peer.options;
+        o.connection_timeout = Some(self.settings.connect_timeout);
+        o.read_timeout = Some(if ctx.websocket {
+            self.settings.websocket_idle
+        } else {
+            self.settings.read_timeout
+        });
+        o.idle_timeout = Some(self.settings.keepalive_idle);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.headers.strip_client_headers(req, ctx.trusted_peer);
+        let route = match ctx.route {
+            RouteLabel::Proxied(k) => k.as_str(),
+            other => other.as_str(),
+        };
+        let host = normalize_host(&ctx.host).unwrap_or_default();
+        let tenant_id = ctx.tenant.as_ref().map(|t| t.id.to_string());
+        if let Some(ip) = ctx.client_ip {
+            let ip = ip.to_string();
+            let xff = match req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                // Only a trusted peer's header survived stripping: append the hop we saw.
+                Some(prev) if ctx.trusted_peer => {
+                    let peer = session
+                        .client_addr()
+                        .and_then(|a| a.as_inet())
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default();
+                    format!("{prev}, {peer}")
+                }
+                _ => ip.clone(),
+            };
+            req.insert_header("x-forwarded-for", xff)?;
+            req.insert_header("x-real-ip", ip)?;
+        }
+        if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-proto")) {
+            req.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
+        }
+        if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-host")) {
+            req.insert_header("x-forwarded-host", ctx.host.as_str())?;
+        }
+        req.insert_header("x-request-id", ctx.request_id.as_str())?;
+        req.insert_header("x-original-host", host.as_str())?;
+        req.insert_header("x-route", route)?;
+        if let (Some(t), Some(id)) = (ctx.tenant.as_deref(), tenant_id.as_deref()) {
+            req.insert_header("x-tenant-id", id)?;
+            req.insert_header("x-tenant-slug", t.slug.as_str())?;
+        }
+        let signature = self.signer.sign(
+            &EdgeContext {
+                request_id: &ctx.request_id,
+                route,
+                tenant_id: tenant_id.as_deref(),
+                host: &host,
+            },
+            unix_now(),
+        );
+        req.insert_header("x-edge-signature", signature)?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(s) = ctx.upstream_start {
+            ctx.upstream_header = Some(s.elapsed());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let path = session.req_header().uri.path();
+        self.headers
+            .decorate_response(resp, path, ctx.tls, &ctx.request_id);
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.metrics.upstream_failure();
+        if let Some(u) = &ctx.upstream {
+            let addr = u.addr();
+            self.pool(ctx.pool).record_failure(addr);
+            ctx.failed.push(addr);
+        }
+        // Nothing reached the upstream, but only idempotent requests are retried (a policy a
+        // reader of the access log can rely on).
+        if is_idempotent(&session.req_header().method)
+            && ctx.failed.len() <= self.settings.connect_retries
+        {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if matches!(e.esource(), ErrorSource::Upstream) {
+            self.metrics.upstream_failure();
+            if let Some(u) = &ctx.upstream {
+                self.pool(ctx.pool).record_failure(u.addr());
+            }
+        }
+        if !is_idempotent(&session.req_header().method) || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if matches!(e.esource(), ErrorSource::Upstream) =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 {
+            if let Err(write_err) =
+                pages::error_page(session, code, &self.headers, ctx.tls, &ctx.request_id).await
+            {
+                tracing::debug!(error = %write_err, "could not write the error page");
+            }
+        }
+        ctx.status = code;
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.metrics.inflight(-1.0);
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
+        let upstream = ctx.upstream_header.map(|d| d.as_secs_f64());
+        self.metrics.request(
+            ctx.route,
+            status,
+            ctx.start.elapsed().as_secs_f64(),
+            upstream,
+        );
+        if self.settings.access_log {
+            self.access_log(session, ctx, status, e);
+        }
+        ctx.upstream = None;
+    }
+}

@@ -1,0 +1,120 @@
+//! Assembles the Pingora server from configuration: the proxy service, the admin (metrics)
+//! service, health-check services, and the helper runtime for database work.
+
+use std::time::Duration;
+
+use pingora::proxy::http_proxy_service;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
+use tenant_config::config::RouterConfig;
+use tenant_config::edge::EdgeSigner;
+
+use crate::cache::TenantCache;
+use crate::headers::HeaderPolicy;
+use crate::metrics::{AdminApp, Metrics};
+use crate::proxy::{EdgeProxy, ProxySettings};
+use crate::resolve::Resolver;
+use crate::upstream::Pool;
+
+/// How `serve` was asked to start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartMode {
+    /// Take the listening sockets over from a running instance (graceful upgrade).
+    pub upgrade: bool,
+}
+
+/// Builds everything and runs until shutdown. Returns the process exit code.
+pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
+    // Database pool, LISTEN task and metrics upkeep live on a small runtime of their own:
+    // Pingora gives each service its own runtime, and the pool needs one from the start.
+    let helper = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("router-helper")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("helper runtime: {e}"))?;
+    let guard = helper.enter();
+
+    let rules = config.domain.rules().map_err(|e| e.to_string())?;
+    let store = Resolver::store_from_config(&config)?;
+    let cache = TenantCache::new(store, &config.cache);
+    if let Some(db) = &config.database {
+        helper.spawn(crate::notify::listen(db.url.clone(), cache.clone()));
+    }
+    let metrics = Metrics::install()?;
+    {
+        let m = metrics.clone();
+        helper.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                m.upkeep();
+            }
+        });
+    }
+
+    let mut conf = ServerConf::default();
+    let life = &config.lifecycle;
+    conf.threads = life.threads;
+    conf.grace_period_seconds = Some(life.grace_period_secs);
+    conf.graceful_shutdown_timeout_seconds = Some(life.shutdown_timeout_secs);
+    conf.upgrade_sock = life.upgrade_sock.clone();
+    conf.pid_file = life.pid_file.clone();
+    conf.max_retries = config.upstreams.connect_retries as usize + 1;
+    let opt = Opt {
+        upgrade: mode.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let u = &config.upstreams;
+    let (platform, platform_hc) = Pool::new("platform", &u.platform, u)?;
+    let (workers, workers_hc) = Pool::new("workers", &u.workers, u)?;
+    let settings = ProxySettings {
+        redirect_http_to_https: config.listen.redirect_http_to_https,
+        connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+        read_timeout: Duration::from_millis(u.read_timeout_ms),
+        keepalive_idle: Duration::from_secs(u.keepalive_idle_secs),
+        websocket_idle: Duration::from_secs(u.websocket_idle_secs),
+        connect_retries: u.connect_retries as usize,
+        compression_level: config
+            .compression
+            .enabled
+            .then_some(config.compression.level),
+        access_log: config.access_log,
+    };
+    let proxy = EdgeProxy::new(
+        Resolver::new(rules, cache.clone()),
+        platform.clone(),
+        workers.clone(),
+        HeaderPolicy::from_config(&config)?,
+        EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
+        metrics.clone(),
+        settings,
+    );
+    let mut proxy_service = http_proxy_service(&server.configuration, proxy);
+    proxy_service.add_tcp(&config.listen.http);
+
+    let mut admin = Service::new(
+        "router admin".into(),
+        AdminApp {
+            metrics,
+            pools: vec![platform, workers],
+            cache,
+        },
+    );
+    admin.add_tcp(&config.listen.metrics);
+
+    server.add_service(proxy_service);
+    server.add_service(admin);
+    server.add_service(platform_hc);
+    server.add_service(workers_hc);
+    tracing::info!(listen = %config.listen.http, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
+    drop(guard);
+    server.run(RunArgs::default());
+    // Keep the helper runtime (pool, listener) alive until the server has drained.
+    drop(helper);
+    Ok(())
+}
