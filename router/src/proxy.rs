@@ -11,7 +11,7 @@
 //! - `logging`: metrics and one JSON access-log line.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -64,6 +64,7 @@ pub struct EdgeProxy {
     settings: ProxySettings,
     id_prefix: String,
     id_counter: AtomicU64,
+    inflight: Arc<AtomicI64>,
 }
 
 /// Which pool a request goes to.
@@ -117,7 +118,13 @@ impl EdgeProxy {
             settings,
             id_prefix,
             id_counter: AtomicU64::new(0),
+            inflight: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    /// Requests currently being handled; shutdown waits for this to reach zero.
+    pub fn inflight_handle(&self) -> Arc<AtomicI64> {
+        self.inflight.clone()
     }
 
     fn new_request_id(&self) -> String {
@@ -261,6 +268,7 @@ impl ProxyHttp for EdgeProxy {
     fn new_ctx(&self) -> RequestCtx {
         // Paired with the decrement in `logging`, which pingora runs for every request.
         self.metrics.inflight(1.0);
+        self.inflight.fetch_add(1, Ordering::Relaxed);
         RequestCtx {
             start: Instant::now(),
             request_id: String::new(),
@@ -520,6 +528,7 @@ impl ProxyHttp for EdgeProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         self.metrics.inflight(-1.0);
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
         let status = session
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::listening::Service;
 use tenant_config::config::RouterConfig;
 use tenant_config::edge::EdgeSigner;
@@ -57,8 +57,10 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
     let mut conf = ServerConf::default();
     let life = &config.lifecycle;
     conf.threads = life.threads;
-    conf.grace_period_seconds = Some(life.grace_period_secs);
-    conf.graceful_shutdown_timeout_seconds = Some(life.shutdown_timeout_secs);
+    // Pingora keeps serving in-flight requests for the grace period, then drops whatever is
+    // left; `drain_then_exit` ends the wait as soon as nothing is in flight.
+    conf.grace_period_seconds = Some(life.shutdown_timeout_secs);
+    conf.graceful_shutdown_timeout_seconds = Some(1);
     conf.upgrade_sock = life.upgrade_sock.clone();
     conf.pid_file = life.pid_file.clone();
     conf.max_retries = config.upstreams.connect_retries as usize + 1;
@@ -94,6 +96,7 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
         metrics.clone(),
         settings,
     );
+    let inflight = proxy.inflight_handle();
     let mut proxy_service = http_proxy_service(&server.configuration, proxy);
     proxy_service.add_tcp(&config.listen.http);
 
@@ -111,10 +114,41 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
     server.add_service(admin);
     server.add_service(platform_hc);
     server.add_service(workers_hc);
+    helper.spawn(drain_then_exit(
+        server.watch_execution_phase(),
+        inflight,
+        Duration::from_secs(life.shutdown_timeout_secs),
+    ));
     tracing::info!(listen = %config.listen.http, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
     drop(guard);
     server.run(RunArgs::default());
     // Keep the helper runtime (pool, listener) alive until the server has drained.
     drop(helper);
     Ok(())
+}
+
+/// Once Pingora enters its shutdown grace period (after SIGTERM, or after handing the sockets to
+/// a new instance on SIGQUIT), waits until no request is in flight, at most `limit`, then exits.
+/// Without this the process would always sit out the whole grace period.
+async fn drain_then_exit(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    inflight: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    limit: Duration,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match phases.recv().await {
+            Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        }
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut left = inflight.load(std::sync::atomic::Ordering::Relaxed);
+    while left > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = inflight.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    tracing::info!(abandoned = left.max(0), "drained, exiting");
+    std::process::exit(0);
 }

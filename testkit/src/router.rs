@@ -26,7 +26,7 @@ pub struct RouterBuilder {
     static_tenants: Option<String>,
     platform: Vec<String>,
     workers: Vec<String>,
-    extra: String,
+    settings: Vec<(String, String)>,
 }
 
 /// Starts building a router from the binary at `bin` (`env!("CARGO_BIN_EXE_router")`).
@@ -37,7 +37,7 @@ pub fn router(bin: &str) -> RouterBuilder {
         static_tenants: None,
         platform: Vec::new(),
         workers: Vec::new(),
-        extra: String::new(),
+        settings: Vec::new(),
     }
 }
 
@@ -80,11 +80,18 @@ impl RouterBuilder {
         self
     }
 
-    /// Extra TOML tables appended to the generated file (e.g. `[cache]\nttl_secs = 1`).
-    pub fn extra(mut self, toml: &str) -> Self {
-        self.extra.push_str(toml);
-        self.extra.push('\n');
+    /// Sets `key = value` (TOML) in `table`, e.g. `.set("cache", "ttl_secs = 1")`.
+    pub fn set(mut self, table: &str, line: &str) -> Self {
+        self.settings.push((table.into(), line.into()));
         self
+    }
+
+    fn lines_for(&self, table: &str) -> String {
+        self.settings
+            .iter()
+            .filter(|(t, _)| t == table)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect()
     }
 
     /// Writes the configuration, starts the process and waits for its port.
@@ -107,30 +114,50 @@ impl RouterBuilder {
                 path.display().to_string()
             ));
         }
-        toml.push_str(&format!(
-            "[domain]\nbase_domain = {BASE_DOMAIN:?}\nallow_special_use_domains = true\n\
-             [listen]\nhttp = \"127.0.0.1:{port}\"\nmetrics = \"127.0.0.1:{metrics_port}\"\n\
-             [edge]\nsigning_secret = {EDGE_SECRET:?}\n\
-             [lifecycle]\nthreads = 2\nshutdown_timeout_secs = 5\nupgrade_sock = {:?}\npid_file = {:?}\n\
-             [log]\nformat = \"json\"\nlevel = \"info\"\n",
-            dir.path().join("upgrade.sock").display().to_string(),
-            dir.path().join("router.pid").display().to_string(),
-        ));
-        if let Some(url) = &self.database {
-            toml.push_str(&format!(
-                "[database]\nurl = {url:?}\nconnect_timeout_ms = 500\nmax_connections = 4\n"
-            ));
+        let generated = [
+            ("domain", format!("base_domain = {BASE_DOMAIN:?}\nallow_special_use_domains = true\n")),
+            ("listen", format!("http = \"127.0.0.1:{port}\"\nmetrics = \"127.0.0.1:{metrics_port}\"\n")),
+            ("edge", format!("signing_secret = {EDGE_SECRET:?}\n")),
+            (
+                "lifecycle",
+                format!(
+                    "threads = 2\nshutdown_timeout_secs = 5\nupgrade_sock = {:?}\npid_file = {:?}\n",
+                    dir.path().join("upgrade.sock").display().to_string(),
+                    dir.path().join("router.pid").display().to_string(),
+                ),
+            ),
+            ("log", "format = \"json\"\nlevel = \"info\"\n".to_owned()),
+            (
+                "database",
+                self.database.as_ref().map_or_else(String::new, |url| {
+                    format!("url = {url:?}\nconnect_timeout_ms = 500\nmax_connections = 4\n")
+                }),
+            ),
+            (
+                "upstreams",
+                format!(
+                    "platform = [{}]\nworkers = [{}]\nhealth_interval_ms = 200\n",
+                    list(&self.platform),
+                    list(&self.workers)
+                ),
+            ),
+        ];
+        let mut tables: Vec<&str> = generated.iter().map(|(t, _)| *t).collect();
+        for (t, _) in &self.settings {
+            if !tables.contains(&t.as_str()) {
+                tables.push(t);
+            }
         }
-        // Upstream settings may be extended by `extra`, so they come last among the tables
-        // unless the caller supplies its own [upstreams].
-        if !self.extra.contains("[upstreams]") {
-            toml.push_str(&format!(
-                "[upstreams]\nplatform = [{}]\nworkers = [{}]\nhealth_interval_ms = 200\n",
-                list(&self.platform),
-                list(&self.workers)
-            ));
+        for table in tables {
+            let base = generated
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map_or("", |(_, b)| b.as_str());
+            let body = format!("{base}{}", self.lines_for(table));
+            if !body.is_empty() {
+                toml.push_str(&format!("[{table}]\n{body}"));
+            }
         }
-        toml.push_str(&self.extra);
         let config = dir.path().join("router.toml");
         std::fs::write(&config, toml).expect("write router config");
         let process = spawn(&self.bin, &config, dir.path(), false);

@@ -241,9 +241,8 @@ impl Default for CompressionConfig {
 pub struct Lifecycle {
     /// Worker threads for the proxy (`ROUTER_THREADS`).
     pub threads: usize,
-    /// Seconds to keep accepting after SIGTERM, so a load balancer notices the instance leaving.
-    pub grace_period_secs: u64,
-    /// Seconds in-flight requests get to finish before the process exits.
+    /// Seconds in-flight requests get to finish after SIGTERM (or after a graceful-upgrade
+    /// hand-over) before the process exits; it exits sooner once nothing is in flight.
     pub shutdown_timeout_secs: u64,
     /// Unix socket for the graceful-upgrade hand-over (`router serve --upgrade`).
     pub upgrade_sock: String,
@@ -255,8 +254,7 @@ impl Default for Lifecycle {
     fn default() -> Self {
         Self {
             threads: 2,
-            grace_period_secs: 0,
-            shutdown_timeout_secs: 10,
+            shutdown_timeout_secs: 30,
             upgrade_sock: "/tmp/platform-router-upgrade.sock".into(),
             pid_file: "/tmp/platform-router.pid".into(),
         }
@@ -462,6 +460,12 @@ impl ConfigFile for RouterConfig {
             return Err(ConfigError::invalid(
                 "compression.level",
                 "must be between 1 and 9",
+            ));
+        }
+        if !(1..=3_600).contains(&self.lifecycle.shutdown_timeout_secs) {
+            return Err(ConfigError::invalid(
+                "lifecycle.shutdown_timeout_secs",
+                "must be between 1 and 3600",
             ));
         }
         if !(1..=256).contains(&self.lifecycle.threads) {
