@@ -13,6 +13,7 @@ repo=$(pwd)
 ROUTER_PORT=${ROUTER_PORT:-8000}
 PLATFORM_PORT=${PLATFORM_PORT:-8080}
 WORKERS_PORT=${WORKERS_PORT:-8090}
+ROUTER_METRICS_PORT=${ROUTER_METRICS_PORT:-9100}
 PG_PORT=${PG_PORT:-54329}
 REDIS_PORT=${REDIS_PORT:-63799}
 state=${DEV_STATE:-$repo/.dev}
@@ -111,7 +112,8 @@ DATABASE_URL=$(db_url platform_workers "$PG_WORKERS_PASSWORD") WORKERS_LISTEN=12
   start workers "$bin/workers" run
 DATABASE_URL=$(db_url platform_router "$PG_ROUTER_PASSWORD") ROUTER_HTTP_LISTEN=127.0.0.1:$ROUTER_PORT \
   UPSTREAM_PLATFORM=127.0.0.1:$PLATFORM_PORT UPSTREAM_WORKERS=127.0.0.1:$WORKERS_PORT \
-  ROUTER_METRICS_LISTEN=127.0.0.1:$((ROUTER_PORT + 1100)) \
+  ROUTER_METRICS_LISTEN=127.0.0.1:$ROUTER_METRICS_PORT \
+  ROUTER_PID_FILE="$state/pids/router-pingora.pid" ROUTER_UPGRADE_SOCK="$state/router-upgrade.sock" \
   start router "$bin/router" serve
 
 wait_for() {
@@ -121,7 +123,7 @@ wait_for() {
 }
 wait_for "http://127.0.0.1:$PLATFORM_PORT/ready"
 wait_for "http://127.0.0.1:$WORKERS_PORT/health"
-wait_for "http://127.0.0.1:$ROUTER_PORT/health"
+wait_for "http://127.0.0.1:$ROUTER_METRICS_PORT/ready"
 
 cat <<DONE
 
@@ -134,6 +136,7 @@ The local system is up.
 
   Platform health / ready    http://127.0.0.1:$PLATFORM_PORT/health  http://127.0.0.1:$PLATFORM_PORT/ready
   Workers health             http://127.0.0.1:$WORKERS_PORT/health
+  Router metrics / ready     http://127.0.0.1:$ROUTER_METRICS_PORT/metrics  http://127.0.0.1:$ROUTER_METRICS_PORT/ready
   PostgreSQL                 PGPASSWORD=\$(grep SUPERUSER $secrets | cut -d= -f2) psql -h 127.0.0.1 -p $PG_PORT -U postgres platform
   Redis                      redis-cli -p $REDIS_PORT
   Logs                       $state/logs/

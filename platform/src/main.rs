@@ -3,5 +3,7 @@
 use clap::Parser;
 
 fn main() {
-    std::process::exit(platform::cli::main(platform::cli::Cli::parse()));
+    let code = platform::cli::main(platform::cli::Cli::parse());
+    tenant_config::runtime::flush_logs();
+    std::process::exit(code);
 }

@@ -78,8 +78,10 @@ enum PoolChoice {
 pub struct RequestCtx {
     start: Instant,
     request_id: String,
-    /// Host as the client sent it, normalised when valid.
+    /// Host as the client sent it.
     host: String,
+    /// The host normalised once per request; `None` when it is not a valid name.
+    host_norm: Option<String>,
     route: RouteLabel,
     tenant: Option<Arc<ResolvedTenant>>,
     pool: PoolChoice,
@@ -149,7 +151,7 @@ impl EdgeProxy {
         let path = session.req_header().uri.path();
         let is_health = path == "/health" || path == "/ready";
         // The router's own health path, for load balancers that probe by IP address.
-        if is_health && normalize_host(&ctx.host).is_err() {
+        if is_health && ctx.host_norm.is_none() {
             ctx.route = RouteLabel::Router;
             let ready = self.platform.usable_count() > 0;
             let (status, body) = if path == "/ready" && !ready {
@@ -168,8 +170,8 @@ impl EdgeProxy {
                 return Ok(Some(404));
             }
             ctx.route = RouteLabel::Redirect;
-            let target = match normalize_host(&ctx.host) {
-                Ok(h) => {
+            let target = match &ctx.host_norm {
+                Some(h) => {
                     let pq = session
                         .req_header()
                         .uri
@@ -177,7 +179,7 @@ impl EdgeProxy {
                         .map_or("/", |p| p.as_str());
                     format!("https://{h}{pq}")
                 }
-                Err(_) => format!("https://{}/", self.resolver.rules().base()),
+                None => format!("https://{}/", self.resolver.rules().base()),
             };
             pages::redirect(session, &target, &self.headers, false, &ctx.request_id).await?;
             return Ok(Some(308));
@@ -187,7 +189,10 @@ impl EdgeProxy {
             ctx.route = RouteLabel::Proxied(RouteKind::Webhook);
             return Ok(None);
         }
-        let (decision, outcome) = self.resolver.resolve(&ctx.host).await;
+        let (decision, outcome) = self
+            .resolver
+            .resolve_normalized(ctx.host_norm.clone())
+            .await;
         if let Some(o) = outcome {
             self.metrics.cache(o);
         }
@@ -273,6 +278,7 @@ impl ProxyHttp for EdgeProxy {
             start: Instant::now(),
             request_id: String::new(),
             host: String::new(),
+            host_norm: None,
             route: RouteLabel::Router,
             tenant: None,
             pool: PoolChoice::Platform,
@@ -310,6 +316,7 @@ impl ProxyHttp for EdgeProxy {
             .or_else(|| req.uri.host())
             .unwrap_or_default()
             .to_owned();
+        ctx.host_norm = normalize_host(&ctx.host).ok();
         ctx.websocket = session.is_upgrade_req();
         let peer = session
             .client_addr()
@@ -370,7 +377,7 @@ impl ProxyHttp for EdgeProxy {
             RouteLabel::Proxied(k) => k.as_str(),
             other => other.as_str(),
         };
-        let host = normalize_host(&ctx.host).unwrap_or_default();
+        let host = ctx.host_norm.as_deref().unwrap_or_default();
         let tenant_id = ctx.tenant.as_ref().map(|t| t.id.to_string());
         if let Some(ip) = ctx.client_ip {
             let ip = ip.to_string();
@@ -400,7 +407,7 @@ impl ProxyHttp for EdgeProxy {
             req.insert_header("x-forwarded-host", ctx.host.as_str())?;
         }
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
-        req.insert_header("x-original-host", host.as_str())?;
+        req.insert_header("x-original-host", host)?;
         req.insert_header("x-route", route)?;
         if let (Some(t), Some(id)) = (ctx.tenant.as_deref(), tenant_id.as_deref()) {
             req.insert_header("x-tenant-id", id)?;
@@ -411,7 +418,7 @@ impl ProxyHttp for EdgeProxy {
                 request_id: &ctx.request_id,
                 route,
                 tenant_id: tenant_id.as_deref(),
-                host: &host,
+                host,
             },
             unix_now(),
         );

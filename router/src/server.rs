@@ -150,5 +150,6 @@ async fn drain_then_exit(
         left = inflight.load(std::sync::atomic::Ordering::Relaxed);
     }
     tracing::info!(abandoned = left.max(0), "drained, exiting");
+    tenant_config::runtime::flush_logs();
     std::process::exit(0);
 }

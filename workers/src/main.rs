@@ -3,5 +3,7 @@
 use clap::Parser;
 
 fn main() {
-    std::process::exit(workers::cli::main(workers::cli::Cli::parse()));
+    let code = workers::cli::main(workers::cli::Cli::parse());
+    tenant_config::runtime::flush_logs();
+    std::process::exit(code);
 }

@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Router benchmark: our router against a bare Pingora proxy and nginx doing the same job,
+with the upstream served directly as the ceiling. Loopback only; every process started here is
+stopped by PID at the end.
+
+Each target runs with one worker thread, pinned to CPU 1; wrk (one thread) and the upstream run
+on CPU 0. Rounds alternate between targets so drift affects all of them alike.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BODY = "x" * 1024
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, limit=30):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def tree(pid):
+    """pid and its children (nginx master + workers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid] + [int(p) for p in out]
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def peak_rss_mib(pids):
+    total = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def nginx_conf(work, name, body):
+    path = os.path.join(work, f"{name}.conf")
+    with open(path, "w") as f:
+        f.write(
+            "daemon off; worker_processes 1; pid %s/%s.pid; error_log %s/%s.error.log warn;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n  access_log off;\n  client_body_temp_path %s; proxy_temp_path %s;\n"
+            "  fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;\n%s\n}\n"
+            % (work, name, work, name, work, work, work, work, work, body)
+        )
+    return path
+
+
+class Target:
+    def __init__(self, name, port, proc):
+        self.name, self.port, self.proc = name, port, proc
+        self.runs = []
+
+
+def start(cmd, log, cpu, env=None):
+    return subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=log, stderr=log, env=env,
+                            start_new_session=True)
+
+
+def wrk(port, seconds, conns, script):
+    out = subprocess.run(
+        ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script,
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock_err = re.search(r"Socket errors: (.*)", out)
+
+    def lat(pct):
+        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    return {"rps": rps, "requests": total, "p50": lat(50), "p99": lat(99),
+            "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": sock_err.group(1) if sock_err else ""}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target-dir", required=True)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--tenants", type=int, default=1000)
+    args = ap.parse_args()
+    rel = os.path.join(args.target_dir, "release")
+    work = tempfile.mkdtemp(prefix="bench-router-")
+    procs = []
+    try:
+        log = open(os.path.join(work, "processes.log"), "w")
+        hosts = [f"t{i:04d}.platform.test" for i in range(args.tenants)]
+        ids = {h: str(uuid.uuid5(uuid.NAMESPACE_DNS, h)) for h in hosts}
+        script = os.path.join(work, "hosts.lua")
+        with open(script, "w") as f:
+            f.write("local hosts = {%s}\nlocal n = 0\nrequest = function()\n  n = n + 1\n"
+                    "  return wrk.format('GET', '/', {['Host'] = hosts[(n %% #hosts) + 1]})\nend\n"
+                    % ",".join(f'"{h}"' for h in hosts))
+
+        # Upstream: nginx answering 1 KiB from memory.
+        up_port = free_port()
+        conf = nginx_conf(work, "upstream",
+                          "  server { listen 127.0.0.1:%d; keepalive_requests 100000;\n"
+                          "    location / { default_type text/plain; return 200 '%s'; } }" % (up_port, BODY))
+        procs.append(start(["nginx", "-c", conf, "-p", work], log, 0))
+        wait_port(up_port)
+
+        targets = []
+        # Ceiling: the upstream on its own core, no proxy.
+        d_port = free_port()
+        conf = nginx_conf(work, "direct",
+                          "  server { listen 127.0.0.1:%d; keepalive_requests 100000;\n"
+                          "    location / { default_type text/plain; return 200 '%s'; } }" % (d_port, BODY))
+        p = start(["nginx", "-c", conf, "-p", work], log, 1)
+        procs.append(p)
+        targets.append(Target("upstream direct", d_port, p))
+
+        # Floor: bare Pingora.
+        b_port = free_port()
+        p = start([os.path.join(rel, "bare-proxy"), f"127.0.0.1:{b_port}", f"127.0.0.1:{up_port}", "1"], log, 1)
+        procs.append(p)
+        targets.append(Target("bare pingora", b_port, p))
+
+        # Our router: static tenant file, one thread, access log on (to a file).
+        r_port, m_port = free_port(), free_port()
+        tenants = os.path.join(work, "tenants.toml")
+        with open(tenants, "w") as f:
+            for h in hosts:
+                slug = h.split(".")[0]
+                f.write(f'[[tenant]]\nid = "{ids[h]}"\nslug = "{slug}"\nname = "Tenant {slug}"\n')
+        rconf = os.path.join(work, "router.toml")
+        with open(rconf, "w") as f:
+            f.write(f'static_tenants = "{tenants}"\n[domain]\nbase_domain = "platform.test"\n'
+                    f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
+                    f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
+                    f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
+                    f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
+                    f'upgrade_sock = "{work}/up.sock"\npid_file = "{work}/router.pid"\n'
+                    f'[log]\nformat = "json"\nlevel = "info"\n')
+        rlog = open(os.path.join(work, "router-access.log"), "w")
+        env = {"PATH": os.environ.get("PATH", "")}
+        p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], rlog, 1, env)
+        procs.append(p)
+        targets.append(Target("our router", r_port, p))
+
+        # nginx doing the router's job: host → tenant map, owned headers replaced, the same
+        # forwarding headers, security headers, least_conn + keepalive upstream, access log on.
+        n_port = free_port()
+        maps = "\n".join(f"    {h} {ids[h]};" for h in hosts)
+        slugs = "\n".join(f"    {h} {h.split('.')[0]};" for h in hosts)
+        body = (
+            "  log_format j escape=json '{\"request_id\":\"$request_id\",\"host\":\"$host\",\"status\":$status,"
+            "\"bytes\":$body_bytes_sent,\"total\":$request_time,\"upstream\":\"$upstream_response_time\"}';\n"
+            "  access_log %s/nginx-access.log j;\n"
+            "  map $host $tenant_id { hostnames; default \"\";\n%s\n  }\n"
+            "  map $host $tenant_slug { hostnames; default \"\";\n%s\n  }\n"
+            "  upstream platform { least_conn; server 127.0.0.1:%d max_fails=3 fail_timeout=30s; keepalive 64; }\n"
+            "  server { listen 127.0.0.1:%d; keepalive_requests 100000;\n"
+            "    if ($tenant_id = \"\") { return 308 https://platform.test/; }\n"
+            "    location / {\n"
+            "      proxy_pass http://platform; proxy_http_version 1.1; proxy_set_header Connection \"\";\n"
+            "      proxy_set_header Host $host;\n"
+            "      proxy_set_header X-Request-Id $request_id; proxy_set_header X-Real-IP $remote_addr;\n"
+            "      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme;\n"
+            "      proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Original-Host $host;\n"
+            "      proxy_set_header X-Route tenant; proxy_set_header X-Tenant-Id $tenant_id;\n"
+            "      proxy_set_header X-Tenant-Slug $tenant_slug; proxy_set_header X-Edge-Signature \"\";\n"
+            "      proxy_hide_header Server; proxy_hide_header X-Powered-By;\n"
+            "      add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options SAMEORIGIN always;\n"
+            "      add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
+            "      add_header Permissions-Policy \"camera=(), microphone=(), geolocation=(), payment=(self)\" always;\n"
+            "      add_header X-Request-Id $request_id always;\n"
+            "    } }" % (work, maps, slugs, up_port, n_port))
+        conf = nginx_conf(work, "proxy", body)
+        p = start(["nginx", "-c", conf, "-p", work], log, 1)
+        procs.append(p)
+        targets.append(Target("nginx", n_port, p))
+
+        for t in targets:
+            wait_port(t.port)
+        time.sleep(1.5)  # first health checks
+        for t in targets:  # warm-up, not recorded
+            wrk(t.port, 2, args.connections, script)
+        for rnd in range(args.rounds):
+            order = targets if rnd % 2 == 0 else list(reversed(targets))
+            for t in order:
+                pids = tree(t.proc.pid)
+                c0 = cpu_seconds(pids)
+                r = wrk(t.port, args.seconds, args.connections, script)
+                r["cpu_us_per_req"] = (cpu_seconds(pids) - c0) / r["requests"] * 1e6
+                t.runs.append(r)
+                print(f"round {rnd + 1}: {t.name:16} {r['rps']:>9.0f} req/s  p50 {r['p50']:.2f} ms  "
+                      f"p99 {r['p99']:.2f} ms  {r['cpu_us_per_req']:.1f} us CPU/req"
+                      + (f"  non-2xx {r['non2xx']}" if r["non2xx"] else "")
+                      + (f"  socket errors {r['socket_errors']}" if r["socket_errors"] else ""),
+                      flush=True)
+
+        def med(t, k):
+            return statistics.median(r[k] for r in t.runs)
+        print()
+        print(f"Median of {args.rounds} rounds, {args.seconds}s each, {args.connections} connections, "
+              f"1 KiB responses, {args.tenants} tenants, one worker thread per proxy")
+        print(f"{'target':18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}{'peak RSS MiB':>14}")
+        res = {}
+        for t in targets:
+            res[t.name] = {k: med(t, k) for k in ("rps", "p50", "p99", "cpu_us_per_req")}
+            res[t.name]["rss"] = peak_rss_mib(tree(t.proc.pid))
+            v = res[t.name]
+            print(f"{t.name:18}{v['rps']:>10.0f}{v['p50']:>9.2f}{v['p99']:>9.2f}"
+                  f"{v['cpu_us_per_req']:>12.1f}{v['rss']:>14.1f}")
+        ours, bare, ngx = res["our router"], res["bare pingora"], res["nginx"]
+        print()
+        print(f"our router / nginx:        {ours['rps'] / ngx['rps']:.2f}x throughput, "
+              f"p99 {ours['p99'] / ngx['p99']:.2f}x, CPU/req {ours['cpu_us_per_req'] / ngx['cpu_us_per_req']:.2f}x")
+        print(f"our router / bare pingora: {ours['rps'] / bare['rps']:.2f}x throughput, "
+              f"tenant logic costs {(ours['cpu_us_per_req'] / bare['cpu_us_per_req'] - 1) * 100:.0f}% CPU/req over the floor")
+        print(f"nginx / upstream direct:   {ngx['rps'] / res['upstream direct']['rps']:.2f}x")
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump(res, f, indent=1)
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        if os.environ.get("KEEP_BENCH_DIR"):
+            print(f"kept {work}")
+        else:
+            subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

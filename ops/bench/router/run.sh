@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Router benchmark (not a test): builds release binaries, then runs bench.py, which prints
+# req/s, p50, p99, CPU per request and peak RSS for the upstream direct, a bare Pingora proxy,
+# our router and nginx, side by side, then the tenant-resolution figures with 100,000 tenants.
+# Options are passed to bench.py (--seconds, --rounds, --connections, --tenants).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+ops/scripts/install-deps.sh cmake pkg-config nginx wrk util-linux
+cargo build -q --release -p router -p bench-tools
+target=${CARGO_TARGET_DIR:-$PWD/target}
+python3 ops/bench/router/bench.py --target-dir "$target" "$@"
+echo
+echo "== tenant resolution with 100,000 tenants (release build)"
+"$target/release/resolve-bench" 100000 1000000
