@@ -4,15 +4,27 @@
 //! - [`cli`]: command line (`serve`, `check-config`, `migrate`), called by `main.rs`.
 //! - [`state`]: shared handles (database pool, Redis) built from configuration.
 //! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness).
+//! - [`edge`]: extractors that verify the router's signed tenant context.
+//! - [`error`]: RFC 9457 problem responses.
+//! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
+//! - [`cache`]: tenant profile cache (moka in front of Redis).
 //!
 //! [`app`] builds the whole HTTP router so tests drive it in-process.
 
+pub mod cache;
 pub mod cli;
+pub mod edge;
+pub mod error;
 pub mod health;
 pub mod state;
+pub mod tenant;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+
+/// Largest request body accepted anywhere (JSON forms and webhooks are far smaller).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub use state::AppState;
 
@@ -21,6 +33,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/", get(tenant::profile::landing))
+        .route("/api/tenant", get(tenant::profile::get_profile))
+        .route("/api/donations/{id}", get(tenant::donations::status))
+        .fallback(|| async { error::AppError::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

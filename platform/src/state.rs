@@ -6,7 +6,10 @@ use std::time::Instant;
 use redis::aio::ConnectionManager;
 use tenant_config::config::PlatformConfig;
 use tenant_config::db::{self, Pool};
+use tenant_config::edge::EdgeSigner;
 use tokio::sync::OnceCell;
+
+use crate::cache::ProfileCache;
 
 /// Cheap to clone: everything inside is reference-counted.
 #[derive(Clone)]
@@ -17,15 +20,25 @@ pub struct AppState {
     pub redis: Arc<LazyRedis>,
     /// When the process started, for `uptime_seconds`.
     pub started: Instant,
+    /// Verifies the router's `x-edge-signature`.
+    pub signer: EdgeSigner,
+    /// Accepted clock difference for edge signatures.
+    pub max_skew_secs: u64,
+    /// Tenant profiles (moka + Redis).
+    pub profiles: ProfileCache,
 }
 
 impl AppState {
     /// Builds the handles; connects to nothing yet.
     pub fn from_config(config: &PlatformConfig) -> anyhow::Result<Self> {
+        let redis = Arc::new(LazyRedis::new(config.redis.url.expose())?);
         Ok(Self {
             db: db::pool(&config.database)?,
-            redis: Arc::new(LazyRedis::new(config.redis.url.expose())?),
+            profiles: ProfileCache::new(redis.clone()),
+            redis,
             started: Instant::now(),
+            signer: EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
+            max_skew_secs: config.edge.max_skew_secs,
         })
     }
 }

@@ -1,13 +1,21 @@
 //! Process plumbing every binary shares: logging set-up and the shutdown signal.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 
 use crate::config::{LogConfig, LogFormat};
 
 /// Keeps the log writer thread alive; dropping it flushes what is buffered.
 static LOG_GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+/// The same writer, for hot paths that format their own lines (the router's access log).
+static LOG_WRITER: OnceLock<NonBlocking> = OnceLock::new();
+
+/// The log writer installed by [`init_logging`], for code that writes pre-formatted JSON lines
+/// (one `write` per line, ordered with the `tracing` events). `None` before `init_logging`.
+pub fn log_writer() -> Option<NonBlocking> {
+    LOG_WRITER.get().cloned()
+}
 
 /// Installs the global `tracing` subscriber: JSON lines (one event per line) or pretty text.
 ///
@@ -26,6 +34,7 @@ pub fn init_logging(cfg: &LogConfig) {
         .lossy(false)
         .finish(std::io::stderr());
     *LOG_GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    let _ = LOG_WRITER.set(writer.clone());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

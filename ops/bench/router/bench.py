@@ -159,27 +159,30 @@ def main():
         procs.append(p)
         targets.append(Target("bare pingora", b_port, p))
 
-        # Our router: static tenant file, one thread, access log on (to a file).
-        r_port, m_port = free_port(), free_port()
+        # Our router: static tenant file, one thread; once with the access log on (to a file),
+        # once without, to show what the log line costs.
         tenants = os.path.join(work, "tenants.toml")
         with open(tenants, "w") as f:
             for h in hosts:
                 slug = h.split(".")[0]
                 f.write(f'[[tenant]]\nid = "{ids[h]}"\nslug = "{slug}"\nname = "Tenant {slug}"\n')
-        rconf = os.path.join(work, "router.toml")
-        with open(rconf, "w") as f:
-            f.write(f'static_tenants = "{tenants}"\n[domain]\nbase_domain = "platform.test"\n'
-                    f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
-                    f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
-                    f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
-                    f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
-                    f'upgrade_sock = "{work}/up.sock"\npid_file = "{work}/router.pid"\n'
-                    f'[log]\nformat = "json"\nlevel = "info"\n')
-        rlog = open(os.path.join(work, "router-access.log"), "w")
-        env = {"PATH": os.environ.get("PATH", "")}
-        p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], rlog, 1, env)
-        procs.append(p)
-        targets.append(Target("our router", r_port, p))
+        for label, access_log in (("our router", "true"), ("our router, no log", "false")):
+            r_port, m_port = free_port(), free_port()
+            rconf = os.path.join(work, f"router-{access_log}.toml")
+            with open(rconf, "w") as f:
+                f.write(f'static_tenants = "{tenants}"\naccess_log = {access_log}\n'
+                        f'[domain]\nbase_domain = "platform.test"\n'
+                        f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
+                        f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
+                        f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
+                        f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
+                        f'upgrade_sock = "{work}/up-{access_log}.sock"\npid_file = "{work}/router-{access_log}.pid"\n'
+                        f'[log]\nformat = "json"\nlevel = "info"\n')
+            rlog = open(os.path.join(work, f"router-{access_log}.log"), "w")
+            env = {"PATH": os.environ.get("PATH", "")}
+            p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], rlog, 1, env)
+            procs.append(p)
+            targets.append(Target(label, r_port, p))
 
         # nginx doing the router's job: host → tenant map, owned headers replaced, the same
         # forwarding headers, security headers, least_conn + keepalive upstream, access log on.
@@ -208,6 +211,7 @@ def main():
             "      add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
             "      add_header Permissions-Policy \"camera=(), microphone=(), geolocation=(), payment=(self)\" always;\n"
             "      add_header X-Request-Id $request_id always;\n"
+            "      gzip on; gzip_types text/plain text/css application/json application/javascript;\n"
             "    } }" % (work, maps, slugs, up_port, n_port))
         conf = nginx_conf(work, "proxy", body)
         p = start(["nginx", "-c", conf, "-p", work], log, 1)
@@ -247,11 +251,14 @@ def main():
             print(f"{t.name:18}{v['rps']:>10.0f}{v['p50']:>9.2f}{v['p99']:>9.2f}"
                   f"{v['cpu_us_per_req']:>12.1f}{v['rss']:>14.1f}")
         ours, bare, ngx = res["our router"], res["bare pingora"], res["nginx"]
+        quiet = res["our router, no log"]
         print()
         print(f"our router / nginx:        {ours['rps'] / ngx['rps']:.2f}x throughput, "
               f"p99 {ours['p99'] / ngx['p99']:.2f}x, CPU/req {ours['cpu_us_per_req'] / ngx['cpu_us_per_req']:.2f}x")
         print(f"our router / bare pingora: {ours['rps'] / bare['rps']:.2f}x throughput, "
               f"tenant logic costs {(ours['cpu_us_per_req'] / bare['cpu_us_per_req'] - 1) * 100:.0f}% CPU/req over the floor")
+        print(f"access log line:           {ours['cpu_us_per_req'] - quiet['cpu_us_per_req']:.1f} us CPU/req "
+              f"(no-log router / bare pingora: {quiet['cpu_us_per_req'] / bare['cpu_us_per_req']:.2f}x CPU/req)")
         print(f"nginx / upstream direct:   {ngx['rps'] / res['upstream direct']['rps']:.2f}x")
         with open(os.path.join(work, "results.json"), "w") as f:
             json.dump(res, f, indent=1)

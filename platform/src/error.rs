@@ -1,0 +1,125 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`).
+//!
+//! Users see a stable type, a title and, for input errors, which field is wrong. Internal causes
+//! (SQL errors, pool timeouts) are logged with the request id and never returned.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Every error a handler can return.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Missing or invalid edge signature, or no session.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Authenticated but not allowed (wrong route for the endpoint).
+    #[error("forbidden")]
+    Forbidden,
+    /// Nothing here (including other tenants' rows, which RLS makes invisible).
+    #[error("not found")]
+    NotFound,
+    /// A field failed validation.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A dependency is down (database, Redis).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the cause is logged, not shown.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<FieldError<'a>>>,
+}
+
+#[derive(Serialize)]
+struct FieldError<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+impl AppError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            AppError::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Temporarily unavailable",
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Something went wrong",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        match &self {
+            AppError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            AppError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            _ => {}
+        }
+        let errors = match &self {
+            AppError::Invalid { field, message } => Some(vec![FieldError { field, message }]),
+            _ => None,
+        };
+        let detail = match &self {
+            AppError::Invalid { field, message } => Some(format!("{field}: {message}")),
+            _ => None,
+        };
+        let type_uri = format!("https://docs.platform.example/problems/{kind}");
+        let body = Problem {
+            kind: &type_uri,
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            json,
+        )
+            .into_response()
+    }
+}
+
+impl From<tokio_postgres::Error> for AppError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        AppError::Internal(format!("database: {e}"))
+    }
+}
+
+impl<E: std::error::Error + 'static> From<bb8::RunError<E>> for AppError {
+    fn from(e: bb8::RunError<E>) -> Self {
+        AppError::Unavailable(format!("database pool: {e}"))
+    }
+}

@@ -1,0 +1,29 @@
+//! The tenant side (requests on `<slug>.<base>` and custom domains): the public profile and
+//! landing page, and the donation status a donor's browser polls after paying.
+//!
+//! Every query runs in a transaction scoped to the request's tenant (`db::scope`), so row-level
+//! security hides other tenants' rows even from a query that forgets a `WHERE tenant_id`.
+
+pub mod donations;
+pub mod profile;
+
+use bb8::PooledConnection;
+use bb8_postgres::PostgresConnectionManager;
+use tenant_config::db::{scope, DbRole};
+use tenant_config::TenantId;
+use tokio_postgres::{NoTls, Transaction};
+
+use crate::error::AppError;
+
+/// A pooled database connection.
+pub type Conn<'p> = PooledConnection<'p, PostgresConnectionManager<NoTls>>;
+
+/// Begins a transaction scoped to `tenant`; commit it when the request's work is done.
+pub async fn begin<'c>(
+    conn: &'c mut Conn<'_>,
+    tenant: TenantId,
+) -> Result<Transaction<'c>, AppError> {
+    let tx = conn.transaction().await?;
+    scope(&tx, DbRole::Tenant(tenant)).await?;
+    Ok(tx)
+}
