@@ -38,10 +38,12 @@ fn main() {
         eprintln!("bare-proxy: upstream must be host:port");
         std::process::exit(64);
     };
-    let mut conf = ServerConf::default();
-    conf.threads = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1);
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(0);
+    let conf = ServerConf {
+        threads: args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(0),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut svc = http_proxy_service(&server.configuration, Forward { upstream });
