@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::compression::ResponseCompressionBuilder;
 use pingora::modules::http::HttpModules;
@@ -25,8 +26,8 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use tenant_config::edge::{EdgeContext, EdgeSigner};
 use tenant_config::host::normalize_host;
-use tenant_config::ResolvedTenant;
 
+use crate::cache::TenantEntry;
 use crate::headers::{client_ip, is_well_formed_request_id, HeaderPolicy};
 use crate::metrics::{Metrics, RouteLabel};
 use crate::pages;
@@ -84,7 +85,7 @@ pub struct RequestCtx {
     /// The host normalised once per request; `None` when it is not a valid name.
     host_norm: Option<String>,
     route: RouteLabel,
-    tenant: Option<Arc<ResolvedTenant>>,
+    tenant: Option<Arc<TenantEntry>>,
     pool: PoolChoice,
     client_ip: Option<IpAddr>,
     trusted_peer: bool,
@@ -441,7 +442,7 @@ impl ProxyHttp for EdgeProxy {
             other => other.as_str(),
         };
         let host = ctx.host_norm.as_deref().unwrap_or_default();
-        let tenant_id = ctx.tenant.as_ref().map(|t| t.id.to_string());
+        let tenant = ctx.tenant.as_deref();
         if let Some(ip) = ctx.client_ip {
             let ip = ip.to_string();
             let xff = match req
@@ -464,23 +465,24 @@ impl ProxyHttp for EdgeProxy {
             req.insert_header("x-real-ip", ip)?;
         }
         if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-proto")) {
-            req.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
+            let proto = if ctx.tls { "https" } else { "http" };
+            req.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
         }
         if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-host")) {
             req.insert_header("x-forwarded-host", ctx.host.as_str())?;
         }
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         req.insert_header("x-original-host", host)?;
-        req.insert_header("x-route", route)?;
-        if let (Some(t), Some(id)) = (ctx.tenant.as_deref(), tenant_id.as_deref()) {
-            req.insert_header("x-tenant-id", id)?;
-            req.insert_header("x-tenant-slug", t.slug.as_str())?;
+        req.insert_header("x-route", HeaderValue::from_static(route))?;
+        if let Some(t) = tenant {
+            req.insert_header("x-tenant-id", t.id_value.clone())?;
+            req.insert_header("x-tenant-slug", t.slug_value.clone())?;
         }
         let signature = self.signer.sign(
             &EdgeContext {
                 request_id: &ctx.request_id,
                 route,
-                tenant_id: tenant_id.as_deref(),
+                tenant_id: tenant.map(|t| t.id_text.as_str()),
                 host,
             },
             unix_now(),

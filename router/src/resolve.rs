@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tenant_config::config::RouterConfig;
 use tenant_config::store::{PgTenantStore, StaticTenantStore, TenantStore};
-use tenant_config::{normalize_host, HostClass, HostRules, ResolvedTenant};
+use tenant_config::{normalize_host, HostClass, HostRules};
 
-use crate::cache::{Key, Outcome, TenantCache};
+use crate::cache::{Key, Outcome, TenantCache, TenantEntry};
 
 /// Which side of the platform a forwarded request is for (the `x-route` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,10 +54,10 @@ pub enum Decision {
         /// Route.
         route: RouteKind,
         /// The tenant, on tenant routes.
-        tenant: Option<Arc<ResolvedTenant>>,
+        tenant: Option<Arc<TenantEntry>>,
     },
     /// The tenant exists but is suspended or cancelled: a 403 page.
-    Suspended(Arc<ResolvedTenant>),
+    Suspended(Arc<TenantEntry>),
     /// Unknown or invalid host: `308` to the apex.
     RedirectToApex,
     /// The tenant store failed and nothing was cached: a 503 page.
@@ -136,6 +136,6 @@ impl Resolver {
     }
 }
 
-fn forward(route: RouteKind, tenant: Option<Arc<ResolvedTenant>>) -> Decision {
+fn forward(route: RouteKind, tenant: Option<Arc<TenantEntry>>) -> Decision {
     Decision::Forward { route, tenant }
 }

@@ -34,7 +34,7 @@ async fn resolver(db: &testkit::TestDb) -> Resolver {
     Resolver::new(rules, cache)
 }
 
-fn tenant(d: Decision) -> Arc<tenant_config::ResolvedTenant> {
+fn tenant(d: Decision) -> Arc<router::cache::TenantEntry> {
     match d {
         Decision::Forward {
             route: RouteKind::Tenant,

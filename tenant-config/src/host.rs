@@ -73,7 +73,11 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
         return Err(HostError::EmptyLabel);
     }
     // Pure-ASCII names without punycode labels skip IDNA: it would only lower-case them.
-    let ascii = if name.is_ascii() && !name.to_ascii_lowercase().contains("xn--") {
+    let has_punycode = name
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"xn--"));
+    let ascii = if name.is_ascii() && !has_punycode {
         name.to_ascii_lowercase()
     } else {
         idna::domain_to_ascii_cow(name.as_bytes(), idna::AsciiDenyList::STD3)
