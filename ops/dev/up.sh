@@ -57,6 +57,7 @@ if ! as_pg "$(pg_bin)/pg_ctl" -D "$state/pg" status >/dev/null 2>&1; then
   pg_start "$state/pg" "$PG_PORT"
 fi
 export PGPASSWORD=$PG_SUPERUSER_PASSWORD
+export PGOPTIONS='-c client_min_messages=warning'
 psql_owner() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 psql_owner -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'platform'" | grep -q 1 \
   || psql_owner -d postgres -c "CREATE DATABASE platform"
