@@ -13,9 +13,10 @@ alt=/var/tmp/platform-dev-$(printf '%s' "$repo" | sha1sum | cut -c1-8)
 
 for name in router workers platform redis; do
   f="$state/pids/$name.pid"
-  if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
-    kill "$(cat "$f")"
-    for _ in $(seq 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+  pid=$(cat "$f" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     echo "stopped $name"
   fi
   rm -f "$f"
