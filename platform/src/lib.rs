@@ -8,6 +8,7 @@
 //! - [`error`]: RFC 9457 problem responses.
 //! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
+//! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
 //!
 //! [`app`] builds the whole HTTP router so tests drive it in-process.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod edge;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod state;
 pub mod tenant;
 
@@ -30,14 +32,17 @@ pub use state::AppState;
 
 /// Every route the service answers, with its shared state.
 pub fn app(state: AppState) -> Router {
+    metrics::handle();
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
         .route("/", get(tenant::profile::landing))
         .route("/api/tenant", get(tenant::profile::get_profile))
         .route("/api/donations/{id}", get(tenant::donations::status))
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }
 

@@ -80,3 +80,38 @@ async fn not_ready_when_redis_is_unreachable() {
         "no connection strings in the report: {text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let db = testkit::database().await;
+    let state = platform::AppState::from_config(&config(&db)).unwrap();
+    let _ = get(&state, "/health").await;
+    let resp = platform::app(state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            "platform_http_requests_total{route=\"/health\",method=\"GET\",status_class=\"2xx\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("platform_db_pool_connections{state=\"idle\"}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("route=\"/api/donations/"),
+        "templates, never raw paths"
+    );
+}

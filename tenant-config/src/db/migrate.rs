@@ -103,6 +103,13 @@ pub enum MigrationState {
     Unknown,
 }
 
+/// Which script of a migration runs.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Up,
+    Down,
+}
+
 /// How far `down` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownTo {
@@ -261,28 +268,7 @@ impl Migrator {
             if applied.iter().any(|(v, _)| *v == m.version) {
                 continue;
             }
-            let start = Instant::now();
-            let tx = self
-                .client
-                .transaction()
-                .await
-                .map_err(sql(format!("beginning {}", m.label())))?;
-            tx.batch_execute(m.up)
-                .await
-                .map_err(sql(format!("applying {}", m.label())))?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                &[&m.version, &m.name, &m.checksum()],
-            )
-            .await
-            .map_err(sql(format!("recording {}", m.label())))?;
-            tx.commit()
-                .await
-                .map_err(sql(format!("committing {}", m.label())))?;
-            steps.push(Step {
-                label: m.label(),
-                elapsed: start.elapsed(),
-            });
+            steps.push(self.step(m, Direction::Up).await?);
         }
         Ok(steps)
     }
@@ -308,27 +294,46 @@ impl Migrator {
             let Some(m) = self.migrations.iter().find(|m| m.version == *v) else {
                 continue;
             };
-            let start = Instant::now();
-            let tx = self
-                .client
-                .transaction()
-                .await
-                .map_err(sql(format!("beginning revert of {}", m.label())))?;
-            tx.batch_execute(m.down)
-                .await
-                .map_err(sql(format!("reverting {}", m.label())))?;
-            tx.execute("DELETE FROM schema_migrations WHERE version = $1", &[v])
-                .await
-                .map_err(sql(format!("recording revert of {}", m.label())))?;
-            tx.commit()
-                .await
-                .map_err(sql(format!("committing revert of {}", m.label())))?;
-            steps.push(Step {
-                label: m.label(),
-                elapsed: start.elapsed(),
-            });
+            steps.push(self.step(m, Direction::Down).await?);
         }
         Ok(steps)
+    }
+
+    /// Applies or reverts one migration together with its bookkeeping row, in one transaction.
+    async fn step(&mut self, m: &Migration, dir: Direction) -> Result<Step, MigrateError> {
+        let start = Instant::now();
+        let (verb, script) = match dir {
+            Direction::Up => ("applying", m.up),
+            Direction::Down => ("reverting", m.down),
+        };
+        let what = |doing: &str| format!("{doing} {} ({verb})", m.label());
+        let checksum = m.checksum();
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(sql(what("beginning")))?;
+        tx.batch_execute(script)
+            .await
+            .map_err(sql(what("running")))?;
+        let (record, params): (&str, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match dir {
+            Direction::Up => (
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                vec![&m.version, &m.name, &checksum],
+            ),
+            Direction::Down => (
+                "DELETE FROM schema_migrations WHERE version = $1",
+                vec![&m.version],
+            ),
+        };
+        tx.execute(record, &params)
+            .await
+            .map_err(sql(what("recording")))?;
+        tx.commit().await.map_err(sql(what("committing")))?;
+        Ok(Step {
+            label: m.label(),
+            elapsed: start.elapsed(),
+        })
     }
 
     async fn unlock(&self) {
