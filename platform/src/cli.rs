@@ -36,6 +36,27 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Platform-admin accounts.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+/// `admin` actions.
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create a platform admin. The password is read from ADMIN_PASSWORD (or ADMIN_PASSWORD_FILE),
+    /// never from the command line, where other users could see it.
+    CreateUser {
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// owner, admin or viewer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
 }
 
 /// `migrate` actions.
@@ -67,6 +88,7 @@ pub fn main(cli: Cli) -> i32 {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate { action } => migrate(&config, action).await,
+            Command::Admin { action } => admin(&config, action).await,
             Command::CheckConfig => 0,
         }
     })
@@ -156,6 +178,39 @@ async fn migrate(config: &PlatformConfig, action: MigrateAction) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("platform: migrate: {e}");
+            1
+        }
+    }
+}
+
+async fn admin(config: &PlatformConfig, action: AdminAction) -> i32 {
+    use tenant_config::config::Env as _;
+    let AdminAction::CreateUser { email, role } = action;
+    let password = match tenant_config::config::ProcessEnv.lookup("ADMIN_PASSWORD") {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            eprintln!("platform: admin create-user: set ADMIN_PASSWORD or ADMIN_PASSWORD_FILE");
+            return EXIT_BAD_CONFIG;
+        }
+        Err(e) => {
+            eprintln!("platform: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let pool = match tenant_config::db::pool(&config.database) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("platform: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    match crate::admin::auth::create_admin(&pool, &email, &password, &role).await {
+        Ok(id) => {
+            println!("created admin {id} ({email}, {role})");
+            0
+        }
+        Err(e) => {
+            eprintln!("platform: admin create-user: {e}");
             1
         }
     }

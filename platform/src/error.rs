@@ -27,6 +27,9 @@ pub enum AppError {
         /// What is wrong.
         message: String,
     },
+    /// The request conflicts with existing data (duplicate slug, email).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A dependency is down (database, Redis).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -64,6 +67,7 @@ impl AppError {
                 "validation",
                 "Invalid request",
             ),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -92,6 +96,7 @@ impl IntoResponse for AppError {
         };
         let detail = match &self {
             AppError::Invalid { field, message } => Some(format!("{field}: {message}")),
+            AppError::Conflict(what) => Some(what.clone()),
             _ => None,
         };
         let type_uri = format!("https://docs.platform.example/problems/{kind}");
@@ -121,5 +126,27 @@ impl From<tokio_postgres::Error> for AppError {
 impl<E: std::error::Error + 'static> From<bb8::RunError<E>> for AppError {
     fn from(e: bb8::RunError<E>) -> Self {
         AppError::Unavailable(format!("database pool: {e}"))
+    }
+}
+
+/// `Json<T>` whose rejections (malformed JSON, wrong content type, missing or unknown fields)
+/// are problem responses naming what is wrong, like every other error.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| ApiJson(v))
+            .map_err(|e| AppError::Invalid {
+                field: "body",
+                message: e.body_text(),
+            })
     }
 }

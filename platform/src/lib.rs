@@ -6,12 +6,14 @@
 //! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness).
 //! - [`edge`]: extractors that verify the router's signed tenant context.
 //! - [`error`]: RFC 9457 problem responses.
+//! - [`admin`]: admin host: login, sessions, CSRF, lockout; tenant management with audit log.
 //! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
 //!
 //! [`app`] builds the whole HTTP router so tests drive it in-process.
 
+pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod edge;
@@ -22,7 +24,7 @@ pub mod state;
 pub mod tenant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 /// Largest request body accepted anywhere (JSON forms and webhooks are far smaller).
@@ -40,6 +42,20 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(tenant::profile::landing))
         .route("/api/tenant", get(tenant::profile::get_profile))
         .route("/api/donations/{id}", get(tenant::donations::status))
+        .route("/api/admin/login", post(admin::auth::login))
+        .route("/api/admin/logout", post(admin::auth::logout))
+        .route(
+            "/api/admin/tenants",
+            get(admin::tenants::list).post(admin::tenants::create),
+        )
+        .route(
+            "/api/admin/tenants/{id}/suspend",
+            post(admin::tenants::suspend),
+        )
+        .route(
+            "/api/admin/tenants/{id}/resume",
+            post(admin::tenants::resume),
+        )
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

@@ -1,0 +1,64 @@
+//! The admin side (requests the router marks `x-route: admin`): platform-admin login and
+//! sessions, and tenant management. Admin work is cross-tenant, so its transactions run as
+//! `platform_service`; every change writes an `audit_log` row in the same transaction.
+
+pub mod auth;
+pub mod tenants;
+
+use bb8_postgres::PostgresConnectionManager;
+use tenant_config::db::{scope, DbRole};
+use tokio_postgres::{NoTls, Transaction};
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+/// A pooled database connection.
+pub type Conn<'p> = bb8::PooledConnection<'p, PostgresConnectionManager<NoTls>>;
+
+/// Begins a cross-tenant (`platform_service`) transaction.
+pub async fn begin<'c>(conn: &'c mut Conn<'_>) -> Result<Transaction<'c>, AppError> {
+    let tx = conn.transaction().await?;
+    scope(&tx, DbRole::Service).await?;
+    Ok(tx)
+}
+
+/// Who did something, and from where, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// Admin user id.
+    pub admin_id: Uuid,
+    /// Client address as the router saw it (`x-real-ip`).
+    pub ip: Option<std::net::IpAddr>,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+    /// Request id, to join with the access log.
+    pub request_id: String,
+}
+
+/// Appends an audit entry inside the caller's transaction.
+pub async fn audit(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    action: &str,
+    tenant: Option<Uuid>,
+    target: (&str, &str),
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    tx.execute(
+        "INSERT INTO audit_log (actor_type, actor_id, tenant_id, action, target_type, target_id, ip, user_agent, request_id, details)
+         VALUES ('admin', $1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &actor.admin_id.to_string(),
+            &tenant,
+            &action,
+            &target.0,
+            &target.1,
+            &actor.ip,
+            &actor.user_agent,
+            &actor.request_id,
+            &details,
+        ],
+    )
+    .await?;
+    Ok(())
+}

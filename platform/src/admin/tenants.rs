@@ -1,0 +1,245 @@
+//! Tenant management on the admin host: list, create, suspend, resume. Each change is audited
+//! in the same transaction, fires the `tenant_changed` notification (a trigger) that routers
+//! use to drop their cache, and drops this service's cached profile.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tenant_config::slug::validate_slug;
+use tenant_config::TenantId;
+use uuid::Uuid;
+
+use super::auth::AdminSession;
+use super::{audit, begin};
+use crate::error::{ApiJson, AppError};
+use crate::state::AppState;
+
+/// A tenant as admins see it.
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    /// Id.
+    pub id: Uuid,
+    /// Subdomain label.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// `trial`, `active`, `suspended`, `cancelled`.
+    pub status: String,
+    /// Plan.
+    pub plan_id: String,
+    /// Why it was suspended, if it is.
+    pub suspended_reason: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, slug, name, status, plan_id, suspended_reason, created_at";
+
+fn view(r: &tokio_postgres::Row) -> TenantView {
+    TenantView {
+        id: r.get(0),
+        slug: r.get(1),
+        name: r.get(2),
+        status: r.get(3),
+        plan_id: r.get(4),
+        suspended_reason: r.get(5),
+        created_at: r.get(6),
+    }
+}
+
+/// List filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only tenants in this status.
+    pub status: Option<String>,
+    /// Page size (1–200, default 50).
+    pub limit: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+}
+
+/// `GET /api/admin/tenants`.
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<TenantView>>, AppError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::Invalid {
+            field: "limit",
+            message: "must be between 1 and 200".into(),
+        });
+    }
+    let offset = q.offset.unwrap_or(0).max(0);
+    if let Some(s) = &q.status {
+        s.parse::<tenant_config::TenantStatus>()
+            .map_err(|_| AppError::Invalid {
+                field: "status",
+                message: "unknown status".into(),
+            })?;
+    }
+    let mut conn = state.db.get().await?;
+    let tx = begin(&mut conn).await?;
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM tenants WHERE ($1::text IS NULL OR status = $1)
+                 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+            ),
+            &[&q.status, &limit, &offset],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(Json(rows.iter().map(view).collect()))
+}
+
+/// New tenant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Subdomain label (tenant-config slug rules).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Plan id (default `starter`).
+    pub plan_id: Option<String>,
+}
+
+/// `POST /api/admin/tenants`.
+pub async fn create(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    ApiJson(t): ApiJson<NewTenant>,
+) -> Result<(StatusCode, Json<TenantView>), AppError> {
+    validate_slug(&t.slug).map_err(|e| AppError::Invalid {
+        field: "slug",
+        message: e.to_string(),
+    })?;
+    let name = t.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::Invalid {
+            field: "name",
+            message: "must be 1 to 200 characters".into(),
+        });
+    }
+    let plan = t.plan_id.as_deref().unwrap_or("starter");
+    let mut conn = state.db.get().await?;
+    let tx = begin(&mut conn).await?;
+    let plan_ok = tx
+        .query_opt("SELECT 1 FROM plans WHERE id = $1 AND active", &[&plan])
+        .await?
+        .is_some();
+    if !plan_ok {
+        return Err(AppError::Invalid {
+            field: "plan_id",
+            message: "unknown plan".into(),
+        });
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO tenants (slug, name, plan_id) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+            ),
+            &[&t.slug, &name, &plan],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                AppError::Conflict("a tenant with this slug exists".into())
+            }
+            _ => e.into(),
+        })?;
+    let v = view(&row);
+    audit(
+        &tx,
+        &admin.actor,
+        "tenant.create",
+        Some(v.id),
+        ("tenant", &v.id.to_string()),
+        serde_json::json!({ "slug": v.slug, "plan_id": v.plan_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Suspension reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suspend {
+    /// Shown to admins, kept in the audit log.
+    pub reason: String,
+}
+
+async fn set_status(
+    state: &AppState,
+    admin: &AdminSession,
+    id: &str,
+    to: &str,
+    reason: Option<&str>,
+) -> Result<Json<TenantView>, AppError> {
+    let id: Uuid = id.parse().map_err(|_| AppError::Invalid {
+        field: "id",
+        message: "must be a UUID".into(),
+    })?;
+    let mut conn = state.db.get().await?;
+    let tx = begin(&mut conn).await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE tenants SET status = $2, suspended_reason = $3, status_changed_at = now(), updated_at = now()
+                 WHERE id = $1 AND status <> 'cancelled' RETURNING {COLUMNS}"
+            ),
+            &[&id, &to, &reason],
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let v = view(&row);
+    let action = if to == "suspended" {
+        "tenant.suspend"
+    } else {
+        "tenant.resume"
+    };
+    audit(
+        &tx,
+        &admin.actor,
+        action,
+        Some(id),
+        ("tenant", &id.to_string()),
+        serde_json::json!({ "reason": reason }),
+    )
+    .await?;
+    tx.commit().await?;
+    state.profiles.invalidate(TenantId(id)).await;
+    Ok(Json(v))
+}
+
+/// `POST /api/admin/tenants/{id}/suspend`.
+pub async fn suspend(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    Path(id): Path<String>,
+    ApiJson(s): ApiJson<Suspend>,
+) -> Result<Json<TenantView>, AppError> {
+    let reason = s.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(AppError::Invalid {
+            field: "reason",
+            message: "must be 1 to 500 characters".into(),
+        });
+    }
+    set_status(&state, &admin, &id, "suspended", Some(reason)).await
+}
+
+/// `POST /api/admin/tenants/{id}/resume`.
+pub async fn resume(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, AppError> {
+    set_status(&state, &admin, &id, "active", None).await
+}

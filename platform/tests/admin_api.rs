@@ -1,0 +1,413 @@
+//! Admin host: login, session cookie, CSRF, lockout, session expiry, tenant management with
+//! audit log — against real PostgreSQL and Redis, through the signed router contract.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tenant_config::config::{MapEnv, PlatformConfig};
+use tenant_config::edge::{EdgeContext, EdgeSigner};
+use tower::ServiceExt;
+
+const SECRET: &str = "platform-test-edge-secret-0123456789ab";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Admin {
+    _db: testkit::TestDb,
+    owner: tokio_postgres::Client,
+    state: platform::AppState,
+}
+
+async fn setup() -> Admin {
+    let db = testkit::database().await;
+    let env = MapEnv::from_pairs([
+        ("DATABASE_URL", db.web_url().as_str()),
+        ("REDIS_URL", testkit::redis().url().as_str()),
+        ("EDGE_SIGNING_SECRET", SECRET),
+    ]);
+    let config: PlatformConfig = tenant_config::config::load(None, &env).unwrap();
+    let state = platform::AppState::from_config(&config).unwrap();
+    platform::admin::auth::create_admin(&state.db, "Ops@Example.org", PASSWORD, "admin")
+        .await
+        .unwrap();
+    Admin {
+        owner: db.connect_as("postgres").await,
+        _db: db,
+        state,
+    }
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    route: &str,
+    body: Option<Value>,
+) -> axum::http::request::Builder {
+    let host = "admin.platform.test";
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = EdgeSigner::new(SECRET.as_bytes()).sign(
+        &EdgeContext {
+            request_id: "req-admin-0001",
+            route,
+            tenant_id: None,
+            host,
+        },
+        ts,
+    );
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-request-id", "req-admin-0001")
+        .header("x-route", route)
+        .header("x-original-host", host)
+        .header("x-edge-signature", sig)
+        .header("x-real-ip", "198.51.100.23")
+        .header("user-agent", "admin-test");
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b
+}
+
+struct Resp {
+    status: StatusCode,
+    cookie: Option<String>,
+    body: Value,
+}
+
+async fn call(
+    state: &platform::AppState,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    auth: Option<(&str, Option<&str>)>,
+) -> Resp {
+    let mut b = request(method, path, "admin", body.clone());
+    if let Some((cookie, csrf)) = auth {
+        b = b.header("cookie", format!("theme=dark; {cookie}"));
+        if let Some(c) = csrf {
+            b = b.header("x-csrf-token", c);
+        }
+    }
+    let req = b
+        .body(body.map_or_else(Body::empty, |v| Body::from(v.to_string())))
+        .unwrap();
+    let resp = platform::app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        cookie,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+async fn login(state: &platform::AppState, password: &str) -> Resp {
+    call(
+        state,
+        "POST",
+        "/api/admin/login",
+        Some(json!({"email": "ops@example.org", "password": password})),
+        None,
+    )
+    .await
+}
+
+/// Logs in and returns (cookie pair, csrf token).
+async fn session(state: &platform::AppState) -> (String, String) {
+    let r = login(state, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let cookie = r.cookie.unwrap();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    (pair, r.body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn login_sets_a_hardened_cookie_and_csrf_guards_changes() {
+    let a = setup().await;
+    let r = login(&a.state, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = r.cookie.unwrap();
+    for flag in [
+        "__Host-admin_session=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(flag), "{flag} missing in {cookie}");
+    }
+    let (pair, csrf) = session(&a.state).await;
+
+    // Reads need the session but not the CSRF token.
+    let list = call(
+        &a.state,
+        "GET",
+        "/api/admin/tenants",
+        None,
+        Some((&pair, None)),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    let none = call(&a.state, "GET", "/api/admin/tenants", None, None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+
+    let new = json!({"slug": "grace", "name": "Grace Church", "plan_id": "growth"});
+    let no_csrf = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(new.clone()),
+        Some((&pair, None)),
+    )
+    .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let bad_csrf = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(new.clone()),
+        Some((&pair, Some("00".repeat(32).as_str()))),
+    )
+    .await;
+    assert_eq!(bad_csrf.status, StatusCode::FORBIDDEN);
+    let n: i64 = a
+        .owner
+        .query_one("SELECT count(*) FROM tenants", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "refused requests wrote nothing");
+
+    let ok = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(new.clone()),
+        Some((&pair, Some(&csrf))),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert_eq!(ok.body["slug"], "grace");
+
+    // The same session on a tenant route signature is not an admin request.
+    let mut b = request("GET", "/api/admin/tenants", "tenant", None);
+    b = b.header("cookie", pair.clone());
+    let resp = platform::app(a.state.clone())
+        .oneshot(b.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), StatusCode::OK);
+
+    let out = call(
+        &a.state,
+        "POST",
+        "/api/admin/logout",
+        None,
+        Some((&pair, Some(&csrf))),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = call(
+        &a.state,
+        "GET",
+        "/api/admin/tenants",
+        None,
+        Some((&pair, None)),
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "logged out");
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_and_unknown_emails_look_the_same() {
+    let a = setup().await;
+    for _ in 0..5 {
+        assert_eq!(
+            login(&a.state, "wrong password!").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = login(&a.state, PASSWORD).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::UNAUTHORIZED,
+        "locked: even the right password is refused"
+    );
+    let row = a
+        .owner
+        .query_one(
+            "SELECT failed_attempts, locked_until > now() FROM admin_users",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 5);
+    assert!(row.get::<_, bool>(1));
+
+    let unknown = call(
+        &a.state,
+        "POST",
+        "/api/admin/login",
+        Some(json!({"email": "nobody@example.org", "password": "x"})),
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, locked.status);
+    assert_eq!(
+        unknown.body, locked.body,
+        "same answer for unknown and locked accounts"
+    );
+
+    a.owner
+        .execute(
+            "UPDATE admin_users SET locked_until = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        login(&a.state, PASSWORD).await.status,
+        StatusCode::OK,
+        "unlocked after the lockout"
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_or_too_old() {
+    let a = setup().await;
+    let (pair, _) = session(&a.state).await;
+    assert_eq!(
+        call(
+            &a.state,
+            "GET",
+            "/api/admin/tenants",
+            None,
+            Some((&pair, None))
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    a.owner
+        .execute(
+            "UPDATE sessions SET idle_expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        call(
+            &a.state,
+            "GET",
+            "/api/admin/tenants",
+            None,
+            Some((&pair, None))
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (pair, _) = session(&a.state).await;
+    a.owner
+        .execute("UPDATE sessions SET absolute_expires_at = now() - interval '1 second', idle_expires_at = now() - interval '2 seconds' WHERE idle_expires_at > now()", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        call(
+            &a.state,
+            "GET",
+            "/api/admin/tenants",
+            None,
+            Some((&pair, None))
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn tenant_lifecycle_is_validated_and_audited() {
+    let a = setup().await;
+    let (pair, csrf) = session(&a.state).await;
+    let post = |path: &'static str, body: Value| {
+        let (state, pair, csrf) = (a.state.clone(), pair.clone(), csrf.clone());
+        async move { call(&state, "POST", path, Some(body), Some((&pair, Some(&csrf)))).await }
+    };
+    for (body, field) in [
+        (json!({"slug": "www", "name": "X"}), "slug"),
+        (json!({"slug": "Bad_Slug", "name": "X"}), "slug"),
+        (json!({"slug": "fine", "name": ""}), "name"),
+        (
+            json!({"slug": "fine", "name": "X", "plan_id": "gold"}),
+            "plan_id",
+        ),
+        (json!({"name": "X"}), "body"),
+        (
+            json!({"slug": "fine", "name": "X", "colour": "red"}),
+            "body",
+        ),
+    ] {
+        let r = post("/api/admin/tenants", body.clone()).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(r.body["errors"][0]["field"], field, "{body} → {}", r.body);
+    }
+    let created = post(
+        "/api/admin/tenants",
+        json!({"slug": "hope", "name": "Hope"}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let dup = post(
+        "/api/admin/tenants",
+        json!({"slug": "hope", "name": "Hope again"}),
+    )
+    .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path: &'static str = Box::leak(format!("/api/admin/tenants/{id}/suspend").into_boxed_str());
+    let s = post(path, json!({"reason": "unpaid invoice"})).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    assert_eq!(s.body["status"], "suspended");
+    let path: &'static str = Box::leak(format!("/api/admin/tenants/{id}/resume").into_boxed_str());
+    assert_eq!(post(path, json!(null)).await.body["status"], "active");
+
+    let audit: Vec<(String, Option<String>, String)> = a
+        .owner
+        .query(
+            "SELECT action, host(ip), request_id FROM audit_log ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let actions: Vec<&str> = audit.iter().map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "admin.login",
+            "tenant.create",
+            "tenant.suspend",
+            "tenant.resume"
+        ]
+    );
+    assert!(audit
+        .iter()
+        .all(|(_, ip, rid)| ip.as_deref() == Some("198.51.100.23") && rid == "req-admin-0001"));
+}
