@@ -4,6 +4,6 @@
 # the real `platform migrate` command. Installs missing packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server curl
+ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server curl pebble
 cargo test --workspace --no-fail-fast
 ops/scripts/migration-roundtrip.sh

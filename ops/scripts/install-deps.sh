@@ -5,7 +5,7 @@ set -euo pipefail
 
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(cmake pkg-config postgresql redis-server curl)
+  want=(cmake pkg-config postgresql redis-server curl pebble)
 fi
 
 missing=()

@@ -3,6 +3,7 @@
 //! `platform_service`; every change writes an `audit_log` row in the same transaction.
 
 pub mod auth;
+pub mod domains;
 pub mod tenants;
 
 use bb8_postgres::PostgresConnectionManager;

@@ -56,6 +56,18 @@ pub fn app(state: AppState) -> Router {
             "/api/admin/tenants/{id}/resume",
             post(admin::tenants::resume),
         )
+        .route(
+            "/api/admin/tenants/{id}/domains",
+            get(admin::domains::list).post(admin::domains::add),
+        )
+        .route(
+            "/api/admin/domains/{id}/verify",
+            post(admin::domains::verify),
+        )
+        .route(
+            "/api/admin/domains/{id}",
+            axum::routing::delete(admin::domains::remove),
+        )
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

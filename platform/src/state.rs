@@ -26,6 +26,14 @@ pub struct AppState {
     pub max_skew_secs: u64,
     /// Tenant profiles (moka + Redis).
     pub profiles: ProfileCache,
+    /// Base domain and admin host, for custom-domain validation.
+    pub rules: tenant_config::HostRules,
+    /// Custom-domain validation policy.
+    pub domain_policy: tenant_config::domain::DomainPolicy,
+    /// `ENABLE_CUSTOM_DOMAINS`.
+    pub custom_domains_enabled: bool,
+    /// DNS resolver for domain verification.
+    pub resolver: Arc<hickory_resolver::TokioResolver>,
 }
 
 impl AppState {
@@ -39,6 +47,11 @@ impl AppState {
             started: Instant::now(),
             signer: EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
             max_skew_secs: config.edge.max_skew_secs,
+            rules: config.domain.rules()?,
+            domain_policy: config.domain.policy(),
+            custom_domains_enabled: config.domain.enable_custom_domains,
+            resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
+                .map_err(anyhow::Error::msg)?,
         })
     }
 }

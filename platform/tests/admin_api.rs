@@ -24,10 +24,12 @@ struct Admin {
 
 async fn setup() -> Admin {
     let db = testkit::database().await;
+    let dns_addr = format!("127.0.0.1:{}", testkit::dns().port);
     let env = MapEnv::from_pairs([
         ("DATABASE_URL", db.web_url().as_str()),
         ("REDIS_URL", testkit::redis().url().as_str()),
         ("EDGE_SIGNING_SECRET", SECRET),
+        ("DNS_RESOLVER", dns_addr.as_str()),
     ]);
     let config: PlatformConfig = tenant_config::config::load(None, &env).unwrap();
     let state = platform::AppState::from_config(&config).unwrap();
@@ -410,4 +412,186 @@ async fn tenant_lifecycle_is_validated_and_audited() {
     assert!(audit
         .iter()
         .all(|(_, ip, rid)| ip.as_deref() == Some("198.51.100.23") && rid == "req-admin-0001"));
+}
+
+#[tokio::test]
+async fn custom_domains_are_verified_through_dns() {
+    let a = setup().await;
+    let (pair, csrf) = session(&a.state).await;
+    let auth = Some((pair.as_str(), Some(csrf.as_str())));
+    let t = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(json!({"slug": "grace", "name": "Grace", "plan_id": "growth"})),
+        auth,
+    )
+    .await;
+    let tenant = t.body["id"].as_str().unwrap().to_owned();
+    let other = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(json!({"slug": "hope", "name": "Hope", "plan_id": "growth"})),
+        auth,
+    )
+    .await;
+    let other = other.body["id"].as_str().unwrap().to_owned();
+    let domains = format!("/api/admin/tenants/{tenant}/domains");
+
+    let added = call(
+        &a.state,
+        "POST",
+        &domains,
+        Some(json!({"domain": "Give.GraceChurch.org."})),
+        auth,
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_eq!(added.body["domain"], "give.gracechurch.org");
+    assert_eq!(added.body["status"], "pending_verification");
+    let name = added.body["txt_record"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let value = added.body["txt_record"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(name, "_platform-verify.give.gracechurch.org");
+    let id = added.body["id"].as_str().unwrap().to_owned();
+    let verify = format!("/api/admin/domains/{id}/verify");
+
+    let early = call(&a.state, "POST", &verify, None, auth).await;
+    assert_eq!(early.status, StatusCode::OK, "{}", early.body);
+    assert_eq!(
+        early.body["status"], "pending_verification",
+        "nothing published yet"
+    );
+    assert!(early.body["failure_reason"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
+
+    testkit::dns().set_txt(&name, "platform-verify=somebody-elses-token");
+    let wrong = call(&a.state, "POST", &verify, None, auth).await;
+    assert_eq!(
+        wrong.body["status"], "pending_verification",
+        "a different token proves nothing"
+    );
+
+    testkit::dns().set_txt(&name, &value);
+    let ok = call(&a.state, "POST", &verify, None, auth).await;
+    assert_eq!(ok.body["status"], "verified", "{}", ok.body);
+    assert!(ok.body["verified_at"].is_string());
+    testkit::dns().clear_txt(&name);
+
+    // The router's own login role now resolves the name to the tenant.
+    let routed: i64 = a
+        .owner
+        .query_one("SELECT count(*) FROM tenant_domains WHERE domain = 'give.gracechurch.org' AND status IN ('verified','active')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(routed, 1);
+
+    for (body, code) in [
+        (
+            json!({"domain": "shop.platform.test"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"domain": "10.0.0.1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"domain": "give..org"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let r = call(&a.state, "POST", &domains, Some(body.clone()), auth).await;
+        assert_eq!(r.status, code, "{body}");
+        assert_eq!(r.body["errors"][0]["field"], "domain");
+    }
+    let taken = call(
+        &a.state,
+        "POST",
+        &format!("/api/admin/tenants/{other}/domains"),
+        Some(json!({"domain": "give.gracechurch.org"})),
+        auth,
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "one tenant per name");
+
+    let second = call(
+        &a.state,
+        "POST",
+        &domains,
+        Some(json!({"domain": "gracechurch.org"})),
+        auth,
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    let third = call(
+        &a.state,
+        "POST",
+        &domains,
+        Some(json!({"domain": "grace.church"})),
+        auth,
+    )
+    .await;
+    assert_eq!(
+        third.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "growth plan allows two"
+    );
+
+    let removed = call(
+        &a.state,
+        "DELETE",
+        &format!("/api/admin/domains/{id}"),
+        None,
+        auth,
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let listed = call(&a.state, "GET", &domains, None, auth).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let again = call(
+        &a.state,
+        "POST",
+        &format!("/api/admin/tenants/{other}/domains"),
+        Some(json!({"domain": "give.gracechurch.org"})),
+        auth,
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "a removed name can be attached again"
+    );
+
+    let actions: Vec<String> = a
+        .owner
+        .query(
+            "SELECT action FROM audit_log WHERE action LIKE 'domain.%' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "domain.add",
+            "domain.verify",
+            "domain.verify",
+            "domain.verify",
+            "domain.add",
+            "domain.remove",
+            "domain.add"
+        ]
+    );
 }

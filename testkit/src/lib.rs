@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dns;
 mod origin;
 mod postgres;
 mod process;
@@ -24,6 +25,7 @@ mod redis;
 mod router;
 mod spawn;
 
+pub use dns::{dns, DnsServer};
 pub use origin::{origin, Origin, OriginBuilder};
 pub use postgres::{database, postgres, PgCluster, TestDb};
 pub use redis::{redis, RedisServer};

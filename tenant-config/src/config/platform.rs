@@ -26,6 +26,9 @@ pub struct PlatformConfig {
     /// Stripe Connect.
     #[serde(default)]
     pub stripe: StripeConfig,
+    /// DNS used to verify custom domains.
+    #[serde(default)]
+    pub dns: DnsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -33,6 +36,14 @@ pub struct PlatformConfig {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+/// DNS settings for custom-domain verification.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// `ip:port` of the resolver to ask (`DNS_RESOLVER`); the system resolver when unset.
+    pub resolver: Option<String>,
 }
 
 /// How the platform checks `x-edge-signature`.
@@ -125,6 +136,7 @@ impl ConfigFile for PlatformConfig {
             EnvKind::Float,
         ),
         var("STRIPE_API_BASE", "stripe.api_base", EnvKind::Str),
+        var("DNS_RESOLVER", "dns.resolver", EnvKind::Str),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -140,6 +152,9 @@ impl ConfigFile for PlatformConfig {
             ));
         }
         self.stripe.fee_basis_points()?;
+        if let Some(r) = &self.dns.resolver {
+            check_listen("dns.resolver", r)?;
+        }
         if let Some(k) = &self.stripe.secret_key {
             if !k.expose().starts_with("sk_") && !k.expose().starts_with("rk_") {
                 return Err(ConfigError::invalid(
