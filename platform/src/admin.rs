@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod domains;
+pub mod overview;
 pub mod tenants;
 
 use bb8_postgres::PostgresConnectionManager;

@@ -68,6 +68,9 @@ pub fn app(state: AppState) -> Router {
             "/api/admin/domains/{id}",
             axum::routing::delete(admin::domains::remove),
         )
+        .route("/api/admin/metrics", get(admin::overview::platform_metrics))
+        .route("/api/admin/jobs", get(admin::overview::jobs))
+        .route("/api/admin/audit", get(admin::overview::audit_log))
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

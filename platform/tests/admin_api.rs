@@ -595,3 +595,77 @@ async fn custom_domains_are_verified_through_dns() {
         ]
     );
 }
+
+#[tokio::test]
+async fn platform_metrics_jobs_and_audit_views() {
+    let a = setup().await;
+    a.owner
+        .batch_execute(
+            "INSERT INTO tenants (slug, name, status, plan_id) VALUES
+                 ('alpha', 'A', 'active', 'growth'), ('bravo', 'B', 'trial', 'starter'),
+                 ('carol', 'C', 'cancelled', 'starter');
+             INSERT INTO tenant_subscriptions (tenant_id, plan_id, status, amount_minor, currency, billing_interval)
+                 SELECT id, 'growth', 'active', 4900, 'usd', 'month' FROM tenants WHERE slug = 'alpha';
+             INSERT INTO tenant_subscriptions (tenant_id, plan_id, status, amount_minor, currency, billing_interval)
+                 SELECT id, 'starter', 'active', 12000, 'usd', 'year' FROM tenants WHERE slug = 'bravo';
+             INSERT INTO donors (tenant_id, email) SELECT id, 'd@a.example' FROM tenants WHERE slug = 'alpha';
+             INSERT INTO recurring_donations (tenant_id, donor_id, amount_minor, currency, fee_basis_points, billing_interval, status)
+                 SELECT tenant_id, id, 2500, 'usd', 200, 'month', 'active' FROM donors;
+             INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor, status, succeeded_at)
+                 SELECT tenant_id, id, 'one_time', 1000, 'usd', 20, 980, 'succeeded', now() FROM donors;
+             INSERT INTO donations (tenant_id, donor_id, kind, recurring_donation_id, amount_minor, currency, fee_minor, net_minor, status, succeeded_at)
+                 SELECT r.tenant_id, r.donor_id, 'recurring', r.id, 2500, 'usd', 50, 2450, 'succeeded', now() FROM recurring_donations r;
+             INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor, status)
+                 SELECT tenant_id, id, 'one_time', 9999, 'usd', 199, 9800, 'pending' FROM donors;
+             INSERT INTO jobs (kind, state, run_at) VALUES ('email.send', 'available', now() - interval '90 seconds'),
+                 ('email.send', 'completed', now()), ('report.build', 'available', now() + interval '1 hour');",
+        )
+        .await
+        .unwrap();
+    let (pair, _) = session(&a.state).await;
+    let auth = Some((pair.as_str(), None));
+    let m = call(&a.state, "GET", "/api/admin/metrics", None, auth).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.body);
+    assert_eq!(
+        m.body["tenants"],
+        json!({"total": 3, "active": 1, "trial": 1, "suspended": 0, "churned": 1})
+    );
+    // 4900 monthly + 12000 yearly / 12 = 5900.
+    assert_eq!(
+        m.body["revenue"],
+        json!([{"currency": "usd", "mrr_minor": 5900, "arr_minor": 70800}])
+    );
+    let d = &m.body["donations_this_month"][0];
+    assert_eq!(
+        (
+            d["count"].as_i64(),
+            d["sum_minor"].as_i64(),
+            d["average_minor"].as_i64()
+        ),
+        (Some(2), Some(3500), Some(1750))
+    );
+    assert_eq!(d["recurring_share"], 0.5);
+
+    let j = call(&a.state, "GET", "/api/admin/jobs", None, auth).await;
+    assert_eq!(j.status, StatusCode::OK);
+    let age = j.body["oldest_runnable_age_seconds"].as_f64().unwrap();
+    assert!(
+        (89.0..200.0).contains(&age),
+        "future jobs are not overdue: {age}"
+    );
+
+    let audit = call(
+        &a.state,
+        "GET",
+        "/api/admin/audit?action=admin.login&limit=10",
+        None,
+        auth,
+    )
+    .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let entries = audit.body.as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["ip"], "198.51.100.23");
+    let bad = call(&a.state, "GET", "/api/admin/audit?limit=0", None, auth).await;
+    assert_eq!(bad.body["errors"][0]["field"], "limit");
+}
