@@ -36,11 +36,46 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Tenants and their staff.
+    Tenant {
+        /// What to do.
+        #[command(subcommand)]
+        action: TenantAction,
+    },
     /// Platform-admin accounts.
     Admin {
         /// What to do.
         #[command(subcommand)]
         action: AdminAction,
+    },
+}
+
+/// `tenant` actions.
+#[derive(Debug, Subcommand)]
+pub enum TenantAction {
+    /// Create a tenant (slug rules from tenant-config).
+    Create {
+        /// Subdomain label.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Plan id.
+        #[arg(long, default_value = "starter")]
+        plan: String,
+    },
+    /// Add a staff account to a tenant; the password comes from STAFF_PASSWORD (or _FILE).
+    AddStaff {
+        /// Tenant slug.
+        #[arg(long)]
+        slug: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// owner or staff.
+        #[arg(long, default_value = "staff")]
+        role: String,
     },
 }
 
@@ -89,6 +124,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Serve => serve(config).await,
             Command::Migrate { action } => migrate(&config, action).await,
             Command::Admin { action } => admin(&config, action).await,
+            Command::Tenant { action } => tenant(&config, action).await,
             Command::CheckConfig => 0,
         }
     })
@@ -211,6 +247,52 @@ async fn admin(config: &PlatformConfig, action: AdminAction) -> i32 {
         }
         Err(e) => {
             eprintln!("platform: admin create-user: {e}");
+            1
+        }
+    }
+}
+
+async fn tenant(config: &PlatformConfig, action: TenantAction) -> i32 {
+    use tenant_config::config::Env as _;
+    let pool = match tenant_config::db::pool(&config.database) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("platform: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let result = match action {
+        TenantAction::Create { slug, name, plan } => {
+            crate::admin::tenants::create_tenant(&pool, &slug, &name, &plan, None)
+                .await
+                .map(|v| format!("created tenant {} ({})", v.id, v.slug))
+        }
+        TenantAction::AddStaff { slug, email, role } => {
+            let password = match tenant_config::config::ProcessEnv.lookup("STAFF_PASSWORD") {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    eprintln!(
+                        "platform: tenant add-staff: set STAFF_PASSWORD or STAFF_PASSWORD_FILE"
+                    );
+                    return EXIT_BAD_CONFIG;
+                }
+                Err(e) => {
+                    eprintln!("platform: {e}");
+                    return EXIT_BAD_CONFIG;
+                }
+            };
+            crate::tenant::staff::create_staff(&pool, &slug, &email, &password, &role)
+                .await
+                .map(|id| format!("created staff {id} ({email}, {role}) for {slug}"))
+        }
+    };
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            0
+        }
+        Err(e) => {
+            eprintln!("platform: tenant: {e}");
             1
         }
     }

@@ -6,6 +6,7 @@
 //! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness).
 //! - [`edge`]: extractors that verify the router's signed tenant context.
 //! - [`error`]: RFC 9457 problem responses.
+//! - [`auth`]: passwords, tokens, cookies, CSRF and lockout policy shared by admins and staff.
 //! - [`admin`]: admin host: login, sessions, CSRF, lockout; tenant management with audit log.
 //! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
@@ -14,6 +15,7 @@
 //! [`app`] builds the whole HTTP router so tests drive it in-process.
 
 pub mod admin;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod edge;
@@ -71,6 +73,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/admin/metrics", get(admin::overview::platform_metrics))
         .route("/api/admin/jobs", get(admin::overview::jobs))
         .route("/api/admin/audit", get(admin::overview::audit_log))
+        .route("/api/staff/login", post(tenant::staff::login))
+        .route("/api/staff/logout", post(tenant::staff::logout))
+        .route("/api/staff/donations", get(tenant::donations::list))
+        .route("/api/staff/reports", get(tenant::reports::list))
+        .route("/api/staff/reports/{id}/csv", get(tenant::reports::csv))
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

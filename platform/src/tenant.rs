@@ -6,6 +6,8 @@
 
 pub mod donations;
 pub mod profile;
+pub mod reports;
+pub mod staff;
 
 use bb8::PooledConnection;
 use bb8_postgres::PostgresConnectionManager;

@@ -3,99 +3,25 @@
 //! a CSRF token required on every state-changing request, lockout after repeated failures,
 //! and idle plus absolute session timeouts.
 
-use std::time::Duration;
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{begin, Actor};
+use crate::auth::{
+    check_csrf, client, cookie, dummy_hash, hash_password, random_token, token_hash,
+    verify_password, Login, ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, LOCKOUT, MAX_FAILED_LOGINS,
+};
 use crate::edge::EdgeRequest;
 use crate::error::AppError;
 use crate::state::AppState;
 
 /// Session cookie. `__Host-` makes browsers refuse it unless Secure, Path=/ and host-only.
 pub const SESSION_COOKIE: &str = "__Host-admin_session";
-/// Header carrying the CSRF token on state-changing requests.
-pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Failed logins before the account locks.
-pub const MAX_FAILED_LOGINS: i32 = 5;
-/// How long a locked account stays locked.
-pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// Inactivity after which a session ends.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Longest a session lives, however active.
-pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
-
-/// Hashes a password with argon2id and a random salt (PHC string).
-pub fn hash_password(password: &str) -> Result<String, AppError> {
-    let mut salt = [0u8; 16];
-    getrandom::getrandom(&mut salt).map_err(|e| AppError::Internal(format!("rng: {e}")))?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|e| AppError::Internal(format!("salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::Internal(format!("argon2: {e}")))
-}
-
-fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// A PHC hash of a random password, verified against when the email is unknown so that
-/// unknown and known accounts take the same time to refuse.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("not-a-real-password-7f3a").unwrap_or_default())
-}
-
-fn random_token() -> Result<String, AppError> {
-    let mut b = [0u8; 32];
-    getrandom::getrandom(&mut b).map_err(|e| AppError::Internal(format!("rng: {e}")))?;
-    Ok(hex::encode(b))
-}
-
-fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
-fn client(headers: &HeaderMap) -> (Option<std::net::IpAddr>, Option<String>) {
-    let ip = headers
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(256).collect());
-    (ip, ua)
-}
-
-/// Login form.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    /// Account email.
-    pub email: String,
-    /// Password.
-    pub password: String,
-}
 
 /// Requires the router's admin route.
 fn require_admin_route(edge: &EdgeRequest) -> Result<(), AppError> {
@@ -241,24 +167,13 @@ impl AdminSession {
     }
 }
 
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_owned())
-}
-
 impl FromRequestParts<AppState> for AdminSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let edge = EdgeRequest::from_request_parts(parts, state).await?;
         require_admin_route(&edge)?;
-        let token = session_cookie(&parts.headers).ok_or(AppError::Unauthorized)?;
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(AppError::Unauthorized)?;
         if token.len() != 64 {
             return Err(AppError::Unauthorized);
         }
@@ -277,19 +192,7 @@ impl FromRequestParts<AppState> for AdminSession {
             .await?;
         tx.commit().await?;
         let row = row.ok_or(AppError::Unauthorized)?;
-        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(token_hash)
-                .unwrap_or_default();
-            let expected: Vec<u8> = row.get(1);
-            if sent.len() != expected.len() || !bool::from(sent.ct_eq(&expected)) {
-                return Err(AppError::Forbidden);
-            }
-        }
+        check_csrf(parts, &row.get::<_, Vec<u8>>(1))?;
         let (ip, user_agent) = client(&parts.headers);
         Ok(AdminSession {
             actor: Actor {

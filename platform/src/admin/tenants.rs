@@ -109,25 +109,27 @@ pub struct NewTenant {
     pub plan_id: Option<String>,
 }
 
-/// `POST /api/admin/tenants`.
-pub async fn create(
-    State(state): State<AppState>,
-    admin: AdminSession,
-    ApiJson(t): ApiJson<NewTenant>,
-) -> Result<(StatusCode, Json<TenantView>), AppError> {
-    validate_slug(&t.slug).map_err(|e| AppError::Invalid {
+/// Creates a tenant after validating slug, name and plan; audited when an admin did it.
+/// Shared by the admin API and the `platform tenant create` command.
+pub async fn create_tenant(
+    db: &tenant_config::db::Pool,
+    slug: &str,
+    name: &str,
+    plan: &str,
+    actor: Option<&super::Actor>,
+) -> Result<TenantView, AppError> {
+    validate_slug(slug).map_err(|e| AppError::Invalid {
         field: "slug",
         message: e.to_string(),
     })?;
-    let name = t.name.trim();
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(AppError::Invalid {
             field: "name",
             message: "must be 1 to 200 characters".into(),
         });
     }
-    let plan = t.plan_id.as_deref().unwrap_or("starter");
-    let mut conn = state.db.get().await?;
+    let mut conn = db.get().await?;
     let tx = begin(&mut conn).await?;
     let plan_ok = tx
         .query_opt("SELECT 1 FROM plans WHERE id = $1 AND active", &[&plan])
@@ -144,7 +146,7 @@ pub async fn create(
             &format!(
                 "INSERT INTO tenants (slug, name, plan_id) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
             ),
-            &[&t.slug, &name, &plan],
+            &[&slug, &name, &plan],
         )
         .await
         .map_err(|e| match e.code() {
@@ -154,16 +156,29 @@ pub async fn create(
             _ => e.into(),
         })?;
     let v = view(&row);
-    audit(
-        &tx,
-        &admin.actor,
-        "tenant.create",
-        Some(v.id),
-        ("tenant", &v.id.to_string()),
-        serde_json::json!({ "slug": v.slug, "plan_id": v.plan_id }),
-    )
-    .await?;
+    if let Some(actor) = actor {
+        audit(
+            &tx,
+            actor,
+            "tenant.create",
+            Some(v.id),
+            ("tenant", &v.id.to_string()),
+            serde_json::json!({ "slug": v.slug, "plan_id": v.plan_id }),
+        )
+        .await?;
+    }
     tx.commit().await?;
+    Ok(v)
+}
+
+/// `POST /api/admin/tenants`.
+pub async fn create(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    ApiJson(t): ApiJson<NewTenant>,
+) -> Result<(StatusCode, Json<TenantView>), AppError> {
+    let plan = t.plan_id.as_deref().unwrap_or("starter");
+    let v = create_tenant(&state.db, &t.slug, &t.name, plan, Some(&admin.actor)).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 

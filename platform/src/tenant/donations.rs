@@ -54,3 +54,135 @@ pub async fn status(
         status: r.get(4),
     }))
 }
+
+/// Staff list filters.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this fund.
+    pub fund: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before (RFC 3339).
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Page size (1–200, default 50).
+    pub limit: Option<i64>,
+    /// Keyset cursor: the `next` value of the previous page.
+    pub after: Option<String>,
+}
+
+/// A donation as the tenant's staff see it.
+#[derive(Debug, Serialize)]
+pub struct StaffDonation {
+    /// Id.
+    pub id: Uuid,
+    /// Created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Donor email.
+    pub donor_email: String,
+    /// Donor name.
+    pub donor_name: String,
+    /// `one_time` or `recurring`.
+    pub kind: String,
+    /// Gift in minor units.
+    pub amount_minor: i64,
+    /// Platform fee in minor units.
+    pub fee_minor: i64,
+    /// Net to the tenant.
+    pub net_minor: i64,
+    /// Currency.
+    pub currency: String,
+    /// Fund.
+    pub fund: String,
+    /// Status.
+    pub status: String,
+}
+
+/// One page of donations plus the cursor for the next.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    /// Rows, newest first.
+    pub items: Vec<StaffDonation>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// `GET /api/staff/donations`: newest first, keyset pagination.
+pub async fn list(
+    State(state): State<AppState>,
+    staff: crate::tenant::staff::StaffSession,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Result<Json<Page>, AppError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::Invalid {
+            field: "limit",
+            message: "must be between 1 and 200".into(),
+        });
+    }
+    let cursor: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = match &q.after {
+        None => None,
+        Some(c) => {
+            let (ts, id) = c.split_once('_').ok_or(AppError::Invalid {
+                field: "after",
+                message: "malformed cursor".into(),
+            })?;
+            let ts = ts
+                .parse::<i64>()
+                .ok()
+                .and_then(chrono::DateTime::from_timestamp_micros);
+            let id = id.parse::<Uuid>().ok();
+            match (ts, id) {
+                (Some(ts), Some(id)) => Some((ts, id)),
+                _ => {
+                    return Err(AppError::Invalid {
+                        field: "after",
+                        message: "malformed cursor".into(),
+                    })
+                }
+            }
+        }
+    };
+    let mut conn = state.db.get().await?;
+    let tx = crate::tenant::begin(&mut conn, staff.tenant).await?;
+    let rows = tx
+        .query(
+            "SELECT d.id, d.created_at, o.email, o.name, d.kind, d.amount_minor, d.fee_minor, d.net_minor,
+                    d.currency, d.fund, d.status
+             FROM donations d JOIN donors o ON o.id = d.donor_id
+             WHERE ($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.fund = $2)
+               AND ($3::timestamptz IS NULL OR d.created_at >= $3) AND ($4::timestamptz IS NULL OR d.created_at < $4)
+               AND ($5::timestamptz IS NULL OR (d.created_at, d.id) < ($5, $6::uuid))
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $7",
+            &[&q.status, &q.fund, &q.from, &q.to, &cursor.map(|c| c.0), &cursor.map(|c| c.1), &(limit + 1)],
+        )
+        .await?;
+    tx.commit().await?;
+    let mut items: Vec<StaffDonation> = rows
+        .iter()
+        .map(|r| StaffDonation {
+            id: r.get(0),
+            created_at: r.get(1),
+            donor_email: r.get(2),
+            donor_name: r.get(3),
+            kind: r.get(4),
+            amount_minor: r.get(5),
+            fee_minor: r.get(6),
+            net_minor: r.get(7),
+            currency: r.get(8),
+            fund: r.get(9),
+            status: r.get(10),
+        })
+        .collect();
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|d| format!("{}_{}", d.created_at.timestamp_micros(), d.id))
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}

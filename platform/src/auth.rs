@@ -1,0 +1,122 @@
+//! Authentication primitives shared by platform admins and tenant staff: argon2id password
+//! hashes, random tokens stored only as SHA-256 hashes, cookie parsing, the CSRF check, and
+//! the lockout and timeout policy.
+
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::AppError;
+
+/// Header carrying the CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Failed logins before the account locks.
+pub const MAX_FAILED_LOGINS: i32 = 5;
+/// How long a locked account stays locked.
+pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// Inactivity after which a session ends.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Longest a session lives, however active.
+pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// Login form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Account email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, AppError> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| AppError::Internal(format!("rng: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| AppError::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("argon2: {e}")))
+}
+
+/// Whether `password` matches the PHC hash (false for a malformed hash).
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A PHC hash of a random password, verified against when the email is unknown so that
+/// unknown and known accounts take the same time to refuse.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not-a-real-password-7f3a").unwrap_or_default())
+}
+
+/// 32 random bytes as hex: session and CSRF tokens.
+pub fn random_token() -> Result<String, AppError> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b).map_err(|e| AppError::Internal(format!("rng: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+/// SHA-256 of a token, the only form in which tokens are stored.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Client address (`x-real-ip`, set by the router) and a truncated user agent.
+pub fn client(headers: &HeaderMap) -> (Option<std::net::IpAddr>, Option<String>) {
+    let ip = headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(256).collect());
+    (ip, ua)
+}
+
+/// The value of cookie `name`, if sent.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// For any method other than GET/HEAD/OPTIONS, requires the `x-csrf-token` header to hash to
+/// `expected` (constant-time comparison). 403 otherwise.
+pub fn check_csrf(parts: &Parts, expected: &[u8]) -> Result<(), AppError> {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let sent = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(token_hash)
+        .unwrap_or_default();
+    if sent.len() == expected.len() && bool::from(sent.ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}

@@ -1,0 +1,229 @@
+//! Tenant staff (owners and staff) on their tenant's host: login, sessions and logout. Same
+//! policy as platform admins (argon2id, hashed tokens, CSRF, lockout, idle and absolute
+//! timeouts), but every query runs scoped to the tenant, so row-level security confines a
+//! staff member — and any bug in this code — to their own tenant.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use tenant_config::TenantId;
+use uuid::Uuid;
+
+use crate::auth::{
+    check_csrf, client, cookie, dummy_hash, hash_password, random_token, token_hash,
+    verify_password, Login, ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, LOCKOUT, MAX_FAILED_LOGINS,
+};
+use crate::edge::TenantRequest;
+use crate::error::{ApiJson, AppError};
+use crate::state::AppState;
+
+/// Session cookie, host-only: a staff session on one tenant's host is never sent to another's.
+pub const STAFF_COOKIE: &str = "__Host-staff_session";
+
+/// An authenticated staff member of the request's tenant.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    /// The tenant (from the router's signed context).
+    pub tenant: TenantId,
+    /// Staff user id.
+    pub user_id: Uuid,
+    /// `owner` or `staff`.
+    pub role: String,
+    token_hash: Vec<u8>,
+}
+
+impl FromRequestParts<AppState> for StaffSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let req = TenantRequest::from_request_parts(parts, state).await?;
+        let token = cookie(&parts.headers, STAFF_COOKIE).ok_or(AppError::Unauthorized)?;
+        if token.len() != 64 {
+            return Err(AppError::Unauthorized);
+        }
+        let hash = token_hash(&token);
+        let mut conn = state.db.get().await?;
+        let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
+        let row = tx
+            .query_opt(
+                "UPDATE sessions s SET last_seen_at = now(),
+                     idle_expires_at = LEAST(now() + make_interval(secs => $2), s.absolute_expires_at)
+                 FROM tenant_users u
+                 WHERE s.token_hash = $1 AND s.kind = 'tenant_staff' AND u.id = s.staff_user_id
+                   AND u.disabled_at IS NULL
+                   AND s.idle_expires_at > now() AND s.absolute_expires_at > now()
+                 RETURNING s.staff_user_id, s.csrf_token_hash, u.role",
+                &[&hash, &(IDLE_TIMEOUT.as_secs() as f64)],
+            )
+            .await?;
+        tx.commit().await?;
+        let row = row.ok_or(AppError::Unauthorized)?;
+        check_csrf(parts, &row.get::<_, Vec<u8>>(1))?;
+        Ok(StaffSession {
+            tenant: req.tenant,
+            user_id: row.get(0),
+            role: row.get(2),
+            token_hash: hash,
+        })
+    }
+}
+
+/// `POST /api/staff/login` on a tenant host.
+pub async fn login(
+    State(state): State<AppState>,
+    req: TenantRequest,
+    headers: HeaderMap,
+    ApiJson(form): ApiJson<Login>,
+) -> Result<Response, AppError> {
+    let email = form.email.trim().to_lowercase();
+    if email.len() > 254 || form.password.len() > 1024 {
+        return Err(AppError::Unauthorized);
+    }
+    let mut conn = state.db.get().await?;
+    let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
+    // Row-level security: only this tenant's staff are visible here.
+    let row = tx
+        .query_opt(
+            "SELECT id, password_hash, locked_until, disabled_at IS NOT NULL
+             FROM tenant_users WHERE email = $1 FOR UPDATE",
+            &[&email],
+        )
+        .await?;
+    let Some(row) = row else {
+        let _ = verify_password(&form.password, dummy_hash());
+        return Err(AppError::Unauthorized);
+    };
+    let id: Uuid = row.get(0);
+    let locked = row
+        .get::<_, Option<DateTime<Utc>>>(2)
+        .is_some_and(|t| t > Utc::now());
+    let disabled: bool = row.get(3);
+    let password_ok = verify_password(&form.password, row.get::<_, &str>(1));
+    if !password_ok || locked || disabled {
+        if !password_ok && !locked {
+            tx.execute(
+                "UPDATE tenant_users SET failed_attempts = failed_attempts + 1,
+                     locked_until = CASE WHEN failed_attempts + 1 >= $2
+                                         THEN now() + make_interval(secs => $3) END,
+                     updated_at = now()
+                 WHERE id = $1",
+                &[&id, &MAX_FAILED_LOGINS, &(LOCKOUT.as_secs() as f64)],
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        return Err(AppError::Unauthorized);
+    }
+    let token = random_token()?;
+    let csrf = random_token()?;
+    let (ip, ua) = client(&headers);
+    tx.execute(
+        "UPDATE tenant_users SET failed_attempts = 0, locked_until = NULL, last_login_at = now(), updated_at = now()
+         WHERE id = $1",
+        &[&id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO sessions (token_hash, kind, tenant_id, staff_user_id, csrf_token_hash, ip, user_agent,
+                               idle_expires_at, absolute_expires_at)
+         VALUES ($1, 'tenant_staff', $2, $3, $4, $5, $6,
+                 now() + make_interval(secs => $7), now() + make_interval(secs => $8))",
+        &[
+            &token_hash(&token),
+            &req.tenant.0,
+            &id,
+            &token_hash(&csrf),
+            &ip,
+            &ua,
+            &(IDLE_TIMEOUT.as_secs() as f64),
+            &(ABSOLUTE_TIMEOUT.as_secs() as f64),
+        ],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO audit_log (actor_type, actor_id, tenant_id, action, target_type, target_id, ip, user_agent, request_id)
+         VALUES ('tenant_staff', $1, $2, 'staff.login', 'tenant_user', $1, $3, $4, $5)",
+        &[&id.to_string(), &req.tenant.0, &ip, &ua, &req.edge.request_id],
+    )
+    .await?;
+    tx.commit().await?;
+    let cookie = format!(
+        "{STAFF_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        ABSOLUTE_TIMEOUT.as_secs()
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::SET_COOKIE, cookie)],
+        Json(serde_json::json!({ "csrf_token": csrf })),
+    )
+        .into_response())
+}
+
+/// `POST /api/staff/logout`.
+pub async fn logout(State(state): State<AppState>, s: StaffSession) -> Result<Response, AppError> {
+    let mut conn = state.db.get().await?;
+    let tx = crate::tenant::begin(&mut conn, s.tenant).await?;
+    tx.execute(
+        "DELETE FROM sessions WHERE token_hash = $1",
+        &[&s.token_hash],
+    )
+    .await?;
+    tx.commit().await?;
+    let clear = format!("{STAFF_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
+}
+
+/// Creates a staff account for the tenant with `slug` (the `platform tenant add-staff`
+/// command). Runs as `platform_service`.
+pub async fn create_staff(
+    db: &tenant_config::db::Pool,
+    slug: &str,
+    email: &str,
+    password: &str,
+    role: &str,
+) -> Result<Uuid, AppError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(AppError::Invalid {
+            field: "email",
+            message: "must be an email address".into(),
+        });
+    }
+    if password.chars().count() < 12 {
+        return Err(AppError::Invalid {
+            field: "password",
+            message: "must be at least 12 characters".into(),
+        });
+    }
+    if !matches!(role, "owner" | "staff") {
+        return Err(AppError::Invalid {
+            field: "role",
+            message: "must be owner or staff".into(),
+        });
+    }
+    let hash = hash_password(password)?;
+    let mut conn = db.get().await?;
+    let tx = crate::admin::begin(&mut conn).await?;
+    let row = tx
+        .query_opt(
+            "INSERT INTO tenant_users (tenant_id, email, password_hash, role)
+             SELECT id, $2, $3, $4 FROM tenants WHERE slug = $1 RETURNING id",
+            &[&slug, &email, &hash, &role],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                AppError::Conflict("this tenant already has a staff member with this email".into())
+            }
+            _ => e.into(),
+        })?
+        .ok_or(AppError::Invalid {
+            field: "slug",
+            message: "no such tenant".into(),
+        })?;
+    tx.commit().await?;
+    Ok(row.get(0))
+}

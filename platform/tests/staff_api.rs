@@ -1,0 +1,412 @@
+//! Tenant staff: login on their tenant's host, donations list with filters and pagination,
+//! reports — and no way to reach another tenant's data, even with a valid session.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tenant_config::config::{MapEnv, PlatformConfig};
+use tenant_config::edge::{EdgeContext, EdgeSigner};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const SECRET: &str = "platform-test-edge-secret-0123456789ab";
+const PASSWORD: &str = "staff password, long enough";
+
+struct Env {
+    _db: testkit::TestDb,
+    state: platform::AppState,
+    a: Uuid,
+    b: Uuid,
+    a_report: Uuid,
+    b_report: Uuid,
+}
+
+async fn env() -> Env {
+    let db = testkit::database().await;
+    let owner = db.connect_as("postgres").await;
+    let env = MapEnv::from_pairs([
+        ("DATABASE_URL", db.web_url().as_str()),
+        ("REDIS_URL", testkit::redis().url().as_str()),
+        ("EDGE_SIGNING_SECRET", SECRET),
+    ]);
+    let config: PlatformConfig = tenant_config::config::load(None, &env).unwrap();
+    let state = platform::AppState::from_config(&config).unwrap();
+    let a = platform::admin::tenants::create_tenant(&state.db, "alpha", "Alpha", "starter", None)
+        .await
+        .unwrap()
+        .id;
+    let b = platform::admin::tenants::create_tenant(&state.db, "bravo", "Bravo", "starter", None)
+        .await
+        .unwrap()
+        .id;
+    platform::tenant::staff::create_staff(
+        &state.db,
+        "alpha",
+        "Pat@Alpha.example",
+        PASSWORD,
+        "owner",
+    )
+    .await
+    .unwrap();
+    platform::tenant::staff::create_staff(
+        &state.db,
+        "bravo",
+        "sam@bravo.example",
+        PASSWORD,
+        "staff",
+    )
+    .await
+    .unwrap();
+    for (t, n) in [(a, 3), (b, 2)] {
+        owner
+            .execute(
+                "WITH d AS (INSERT INTO donors (tenant_id, email, name) VALUES ($1::uuid, 'donor@' || $1::uuid::text || '.example', 'Dana') RETURNING id)
+                 INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor, fund, status, created_at)
+                 SELECT $1::uuid, d.id, 'one_time', 1000 * g, 'usd', 20 * g, 980 * g,
+                        CASE WHEN g = 1 THEN 'roof' ELSE 'general' END, 'succeeded', now() - make_interval(mins => g)
+                 FROM d, generate_series(1, $2::int) g",
+                &[&t, &n],
+            )
+            .await
+            .unwrap();
+    }
+    let mut reports = Vec::new();
+    for t in [a, b] {
+        let id: Uuid = owner
+            .query_one(
+                "INSERT INTO reports (tenant_id, kind, period_start, period_end, csv, summary)
+                 VALUES ($1, 'weekly_tenant', '2026-11-09', '2026-11-16', 'fund,gross\ngeneral,5000\n', '{\"gross\": 5000}')
+                 RETURNING id",
+                &[&t],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        reports.push(id);
+    }
+    Env {
+        _db: db,
+        state,
+        a,
+        b,
+        a_report: reports[0],
+        b_report: reports[1],
+    }
+}
+
+fn req(
+    method: &str,
+    path: &str,
+    tenant: Uuid,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let host = "tenant.platform.test";
+    let t = tenant.to_string();
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = EdgeSigner::new(SECRET.as_bytes()).sign(
+        &EdgeContext {
+            request_id: "req-staff-0001",
+            route: "tenant",
+            tenant_id: Some(&t),
+            host,
+        },
+        ts,
+    );
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-request-id", "req-staff-0001")
+        .header("x-route", "tenant")
+        .header("x-original-host", host)
+        .header("x-tenant-id", t)
+        .header("x-edge-signature", sig);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    if let Some(c) = csrf {
+        b = b.header("x-csrf-token", c);
+    }
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+async fn send(
+    state: &platform::AppState,
+    r: Request<Body>,
+) -> (StatusCode, Option<String>, String, Vec<u8>) {
+    let resp = platform::app(state.clone()).oneshot(r).await.unwrap();
+    let status = resp.status();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        cookie,
+        ctype,
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+}
+
+async fn login(e: &Env, tenant: Uuid, email: &str) -> (StatusCode, Option<(String, String)>) {
+    let (code, cookie, _, body) = send(
+        &e.state,
+        req(
+            "POST",
+            "/api/staff/login",
+            tenant,
+            None,
+            None,
+            Some(json!({"email": email, "password": PASSWORD})),
+        ),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (
+        code,
+        cookie.map(|c| (c, v["csrf_token"].as_str().unwrap_or_default().to_owned())),
+    )
+}
+
+#[tokio::test]
+async fn staff_see_only_their_tenants_donations_with_pagination() {
+    let e = env().await;
+    let (code, session) = login(&e, e.a, "pat@alpha.example").await;
+    assert_eq!(code, StatusCode::OK);
+    let (cookie, _csrf) = session.unwrap();
+    assert!(cookie.starts_with("__Host-staff_session="));
+
+    let (code, _, _, body) = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/staff/donations",
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "alpha's three donations, none of bravo's");
+    assert!(items.iter().all(|d| d["donor_email"]
+        .as_str()
+        .unwrap()
+        .contains(&e.a.to_string())));
+    assert!(page["next"].is_null());
+
+    // Pagination: two pages of 2 and 1, newest first, no overlap.
+    let (_, _, _, p1) = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/staff/donations?limit=2",
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    let p1: Value = serde_json::from_slice(&p1).unwrap();
+    let next = p1["next"].as_str().unwrap();
+    let (_, _, _, p2) = send(
+        &e.state,
+        req(
+            "GET",
+            &format!("/api/staff/donations?limit=2&after={next}"),
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    let p2: Value = serde_json::from_slice(&p2).unwrap();
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert_ne!(p1["items"][1]["id"], p2["items"][0]["id"]);
+    assert_eq!(p1["items"][0]["amount_minor"], 1000, "newest first");
+
+    let (_, _, _, roof) = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/staff/donations?fund=roof",
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&roof).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (code, _, _, bad) = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/staff/donations?after=garbage",
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bad).unwrap()["errors"][0]["field"],
+        "after"
+    );
+}
+
+#[tokio::test]
+async fn a_session_or_account_of_one_tenant_opens_nothing_at_another() {
+    let e = env().await;
+    let (_, session) = login(&e, e.a, "pat@alpha.example").await;
+    let (cookie, csrf) = session.unwrap();
+    // Alpha's cookie presented on bravo's host (a request the router signed for bravo).
+    let (code, ..) = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/staff/donations",
+            e.b,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    // Alpha's staff cannot log in at bravo.
+    let (code, session) = login(&e, e.b, "pat@alpha.example").await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert!(session.is_none());
+    // Without a session nothing is listed.
+    let (code, ..) = send(
+        &e.state,
+        req("GET", "/api/staff/donations", e.a, None, None, None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    // Logout needs the CSRF token.
+    let (code, ..) = send(
+        &e.state,
+        req("POST", "/api/staff/logout", e.a, Some(&cookie), None, None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, ..) = send(
+        &e.state,
+        req(
+            "POST",
+            "/api/staff/logout",
+            e.a,
+            Some(&cookie),
+            Some(&csrf),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (code, ..) = send(
+        &e.state,
+        req(
+            "GET",
+            "/api/staff/donations",
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn reports_list_and_csv_download_stay_within_the_tenant() {
+    let e = env().await;
+    let (_, session) = login(&e, e.a, "pat@alpha.example").await;
+    let (cookie, _) = session.unwrap();
+    let (code, _, _, body) = send(
+        &e.state,
+        req("GET", "/api/staff/reports", e.a, Some(&cookie), None, None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], e.a_report.to_string());
+
+    let (code, _, ctype, csv) = send(
+        &e.state,
+        req(
+            "GET",
+            &format!("/api/staff/reports/{}/csv", e.a_report),
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(ctype.starts_with("text/csv"));
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "fund,gross\ngeneral,5000\n"
+    );
+    let (code, ..) = send(
+        &e.state,
+        req(
+            "GET",
+            &format!("/api/staff/reports/{}/csv", e.b_report),
+            e.a,
+            Some(&cookie),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::NOT_FOUND,
+        "bravo's report does not exist for alpha"
+    );
+}
