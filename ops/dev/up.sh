@@ -41,6 +41,8 @@ PG_ROUTER_PASSWORD=$(gen)
 PG_WORKERS_PASSWORD=$(gen)
 EDGE_SIGNING_SECRET=$(gen)$(gen)
 CRON_SECRET=$(gen)$(gen)
+ADMIN_PASSWORD=$(gen)
+STAFF_PASSWORD=$(gen)
 SECRETS
   umask 022
 fi
@@ -89,8 +91,22 @@ psql_owner -d platform \
   -c "ALTER ROLE platform_router PASSWORD '$PG_ROUTER_PASSWORD'" \
   -c "ALTER ROLE platform_workers PASSWORD '$PG_WORKERS_PASSWORD'"
 
-say "Seeding the demo tenants"
+say "Seeding the demo tenants and accounts"
 psql_owner -d platform -f ops/dev/seed.sql
+# Older state folders may predate these secrets.
+grep -q '^ADMIN_PASSWORD=' "$secrets" || echo "ADMIN_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$secrets"
+grep -q '^STAFF_PASSWORD=' "$secrets" || echo "STAFF_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$secrets"
+# shellcheck disable=SC1090
+. "$secrets"
+web_url=$(db_url platform_web "$PG_WEB_PASSWORD")
+if ! psql_owner -d platform -tAc "SELECT 1 FROM admin_users WHERE email = 'admin@platform.localhost'" | grep -q 1; then
+  DATABASE_URL=$web_url ADMIN_PASSWORD=$ADMIN_PASSWORD \
+    "$bin/platform" admin create-user --email admin@platform.localhost --role owner
+fi
+if ! psql_owner -d platform -tAc "SELECT 1 FROM tenant_users WHERE email = 'pastor@grace.localhost'" | grep -q 1; then
+  DATABASE_URL=$web_url STAFF_PASSWORD=$STAFF_PASSWORD \
+    "$bin/platform" tenant add-staff --slug grace --email pastor@grace.localhost --role owner
+fi
 
 stop_pid() {
   local f="$state/pids/$1.pid" pid
@@ -135,6 +151,11 @@ The local system is up.
   Demo tenant (custom domain) http://grace-church.localhost:$ROUTER_PORT/
   Admin host                 http://admin.platform.localhost:$ROUTER_PORT/
   Unknown host (redirects)   http://nobody.platform.localhost:$ROUTER_PORT/
+  Admin login                curl -i -H 'content-type: application/json' \\
+                               -d '{"email":"admin@platform.localhost","password":"'"\$(grep ^ADMIN_PASSWORD $secrets | cut -d= -f2)"'"}' \\
+                               http://admin.platform.localhost:$ROUTER_PORT/api/admin/login
+  Staff login (grace)        same with pastor@grace.localhost and STAFF_PASSWORD at
+                               http://grace.platform.localhost:$ROUTER_PORT/api/staff/login
 
   Platform health / ready    http://127.0.0.1:$PLATFORM_PORT/health  http://127.0.0.1:$PLATFORM_PORT/ready
   Workers health             http://127.0.0.1:$WORKERS_PORT/health

@@ -66,6 +66,9 @@ pub struct Checks {
     /// Migrations embedded in this binary but not applied (only known when the database is up).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_migrations: Option<usize>,
+    /// `configured` or `not_configured`; reported, never a reason to be unready (donations
+    /// are refused with a clear error while it is missing, everything else works).
+    pub stripe: &'static str,
 }
 
 async fn timed<F, T, E>(f: F) -> (Check, Option<T>)
@@ -155,6 +158,11 @@ pub async fn report(state: &AppState) -> Report {
             database,
             redis,
             pending_migrations: pending,
+            stripe: if state.stripe_configured {
+                "configured"
+            } else {
+                "not_configured"
+            },
         },
     }
 }

@@ -78,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/staff/donations", get(tenant::donations::list))
         .route("/api/staff/reports", get(tenant::reports::list))
         .route("/api/staff/reports/{id}/csv", get(tenant::reports::csv))
+        .route("/api/admin/tenants/{id}", get(admin::tenants::show))
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

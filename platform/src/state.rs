@@ -34,6 +34,8 @@ pub struct AppState {
     pub custom_domains_enabled: bool,
     /// DNS resolver for domain verification.
     pub resolver: Arc<hickory_resolver::TokioResolver>,
+    /// Whether a Stripe secret key is configured.
+    pub stripe_configured: bool,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             rules: config.domain.rules()?,
             domain_policy: config.domain.policy(),
             custom_domains_enabled: config.domain.enable_custom_domains,
+            stripe_configured: config.stripe.secret_key.is_some(),
             resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
                 .map_err(anyhow::Error::msg)?,
         })

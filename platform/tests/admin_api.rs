@@ -381,6 +381,24 @@ async fn tenant_lifecycle_is_validated_and_audited() {
     assert_eq!(dup.status, StatusCode::CONFLICT);
 
     let id = created.body["id"].as_str().unwrap().to_owned();
+    let shown = call(
+        &a.state,
+        "GET",
+        &format!("/api/admin/tenants/{id}"),
+        None,
+        Some((&pair, None)),
+    )
+    .await;
+    assert_eq!(shown.body["slug"], "hope");
+    let missing = call(
+        &a.state,
+        "GET",
+        &format!("/api/admin/tenants/{}", uuid::Uuid::new_v4()),
+        None,
+        Some((&pair, None)),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let path: &'static str = Box::leak(format!("/api/admin/tenants/{id}/suspend").into_boxed_str());
     let s = post(path, json!({"reason": "unpaid invoice"})).await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.body);

@@ -42,6 +42,10 @@ async fn healthy_and_ready_with_everything_up() {
     let (code, body) = get(&state, "/ready").await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["pending_migrations"], 0);
+    assert_eq!(
+        body["checks"]["stripe"], "not_configured",
+        "reported, not fatal"
+    );
 }
 
 #[tokio::test]

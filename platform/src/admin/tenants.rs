@@ -97,6 +97,29 @@ pub async fn list(
     Ok(Json(rows.iter().map(view).collect()))
 }
 
+/// `GET /api/admin/tenants/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Path(id): Path<String>,
+) -> Result<Json<TenantView>, AppError> {
+    let id: Uuid = id.parse().map_err(|_| AppError::Invalid {
+        field: "id",
+        message: "must be a UUID".into(),
+    })?;
+    let mut conn = state.db.get().await?;
+    let tx = begin(&mut conn).await?;
+    let row = tx
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(view(&row)))
+}
+
 /// New tenant.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
