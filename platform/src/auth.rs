@@ -120,3 +120,62 @@ pub fn check_csrf(parts: &Parts, expected: &[u8]) -> Result<(), AppError> {
         Err(AppError::Forbidden)
     }
 }
+
+/// Validates a new account's email, password and role, and returns the normalised email and
+/// the password hash. Shared by admin and staff account creation.
+pub fn new_account(
+    email: &str,
+    password: &str,
+    role: &str,
+    roles: &[&str],
+) -> Result<(String, String), AppError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(AppError::Invalid {
+            field: "email",
+            message: "must be an email address".into(),
+        });
+    }
+    if password.chars().count() < 12 {
+        return Err(AppError::Invalid {
+            field: "password",
+            message: "must be at least 12 characters".into(),
+        });
+    }
+    if !roles.contains(&role) {
+        return Err(AppError::Invalid {
+            field: "role",
+            message: format!("must be one of {}", roles.join(", ")),
+        });
+    }
+    Ok((email, hash_password(password)?))
+}
+
+/// Which account table a failed login is counted in (a closed set: table names are never
+/// taken from input).
+#[derive(Debug, Clone, Copy)]
+pub enum Accounts {
+    /// `admin_users`.
+    Admins,
+    /// `tenant_users`.
+    Staff,
+}
+
+/// Counts a failed login and locks the account once it reaches [`MAX_FAILED_LOGINS`].
+pub async fn record_failed_login(
+    tx: &tokio_postgres::Transaction<'_>,
+    accounts: Accounts,
+    id: uuid::Uuid,
+) -> Result<(), AppError> {
+    let sql = match accounts {
+        Accounts::Admins => "UPDATE admin_users SET failed_attempts = failed_attempts + 1,
+                 locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN now() + make_interval(secs => $3) END,
+                 updated_at = now() WHERE id = $1",
+        Accounts::Staff => "UPDATE tenant_users SET failed_attempts = failed_attempts + 1,
+                 locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN now() + make_interval(secs => $3) END,
+                 updated_at = now() WHERE id = $1",
+    };
+    tx.execute(sql, &[&id, &MAX_FAILED_LOGINS, &(LOCKOUT.as_secs() as f64)])
+        .await?;
+    Ok(())
+}

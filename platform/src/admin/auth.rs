@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{begin, Actor};
 use crate::auth::{
-    check_csrf, client, cookie, dummy_hash, hash_password, random_token, token_hash,
-    verify_password, Login, ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, LOCKOUT, MAX_FAILED_LOGINS,
+    check_csrf, client, cookie, dummy_hash, random_token, token_hash, verify_password, Login,
+    ABSOLUTE_TIMEOUT, IDLE_TIMEOUT,
 };
 use crate::edge::EdgeRequest;
 use crate::error::AppError;
@@ -67,15 +67,7 @@ pub async fn login(
         if !password_ok && !locked {
             // Count the failure; lock when the limit is reached. Committed even though the
             // request fails, so the count survives.
-            tx.execute(
-                "UPDATE admin_users SET failed_attempts = failed_attempts + 1,
-                     locked_until = CASE WHEN failed_attempts + 1 >= $2
-                                         THEN now() + make_interval(secs => $3) END,
-                     updated_at = now()
-                 WHERE id = $1",
-                &[&id, &MAX_FAILED_LOGINS, &(LOCKOUT.as_secs() as f64)],
-            )
-            .await?;
+            crate::auth::record_failed_login(&tx, crate::auth::Accounts::Admins, id).await?;
             tx.commit().await?;
         }
         tracing::info!(admin = %id, locked, disabled, "admin login refused");
@@ -223,26 +215,8 @@ pub async fn create_admin(
     password: &str,
     role: &str,
 ) -> Result<Uuid, AppError> {
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(AppError::Invalid {
-            field: "email",
-            message: "must be an email address".into(),
-        });
-    }
-    if password.chars().count() < 12 {
-        return Err(AppError::Invalid {
-            field: "password",
-            message: "must be at least 12 characters".into(),
-        });
-    }
-    if !matches!(role, "owner" | "admin" | "viewer") {
-        return Err(AppError::Invalid {
-            field: "role",
-            message: "must be owner, admin or viewer".into(),
-        });
-    }
-    let hash = hash_password(password)?;
+    let (email, hash) =
+        crate::auth::new_account(email, password, role, &["owner", "admin", "viewer"])?;
     let mut conn = db.get().await?;
     let tx = begin(&mut conn).await?;
     let id: Uuid = tx

@@ -13,8 +13,8 @@ use tenant_config::TenantId;
 use uuid::Uuid;
 
 use crate::auth::{
-    check_csrf, client, cookie, dummy_hash, hash_password, random_token, token_hash,
-    verify_password, Login, ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, LOCKOUT, MAX_FAILED_LOGINS,
+    check_csrf, client, cookie, dummy_hash, random_token, token_hash, verify_password, Login,
+    ABSOLUTE_TIMEOUT, IDLE_TIMEOUT,
 };
 use crate::edge::TenantRequest;
 use crate::error::{ApiJson, AppError};
@@ -104,15 +104,7 @@ pub async fn login(
     let password_ok = verify_password(&form.password, row.get::<_, &str>(1));
     if !password_ok || locked || disabled {
         if !password_ok && !locked {
-            tx.execute(
-                "UPDATE tenant_users SET failed_attempts = failed_attempts + 1,
-                     locked_until = CASE WHEN failed_attempts + 1 >= $2
-                                         THEN now() + make_interval(secs => $3) END,
-                     updated_at = now()
-                 WHERE id = $1",
-                &[&id, &MAX_FAILED_LOGINS, &(LOCKOUT.as_secs() as f64)],
-            )
-            .await?;
+            crate::auth::record_failed_login(&tx, crate::auth::Accounts::Staff, id).await?;
             tx.commit().await?;
         }
         return Err(AppError::Unauthorized);
@@ -185,26 +177,7 @@ pub async fn create_staff(
     password: &str,
     role: &str,
 ) -> Result<Uuid, AppError> {
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(AppError::Invalid {
-            field: "email",
-            message: "must be an email address".into(),
-        });
-    }
-    if password.chars().count() < 12 {
-        return Err(AppError::Invalid {
-            field: "password",
-            message: "must be at least 12 characters".into(),
-        });
-    }
-    if !matches!(role, "owner" | "staff") {
-        return Err(AppError::Invalid {
-            field: "role",
-            message: "must be owner or staff".into(),
-        });
-    }
-    let hash = hash_password(password)?;
+    let (email, hash) = crate::auth::new_account(email, password, role, &["owner", "staff"])?;
     let mut conn = db.get().await?;
     let tx = crate::admin::begin(&mut conn).await?;
     let row = tx
