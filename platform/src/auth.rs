@@ -179,3 +179,139 @@ pub async fn record_failed_login(
         .await?;
     Ok(())
 }
+
+impl Accounts {
+    fn select_sql(self) -> &'static str {
+        match self {
+            Accounts::Admins => {
+                "SELECT id, password_hash, locked_until, disabled_at IS NOT NULL
+                                 FROM admin_users WHERE email = $1 FOR UPDATE"
+            }
+            Accounts::Staff => {
+                "SELECT id, password_hash, locked_until, disabled_at IS NOT NULL
+                                FROM tenant_users WHERE email = $1 FOR UPDATE"
+            }
+        }
+    }
+
+    fn reset_sql(self) -> &'static str {
+        match self {
+            Accounts::Admins => {
+                "UPDATE admin_users SET failed_attempts = 0, locked_until = NULL,
+                                 last_login_at = now(), updated_at = now() WHERE id = $1"
+            }
+            Accounts::Staff => {
+                "UPDATE tenant_users SET failed_attempts = 0, locked_until = NULL,
+                                last_login_at = now(), updated_at = now() WHERE id = $1"
+            }
+        }
+    }
+}
+
+/// Checks a login form against the account table, inside the caller's transaction (scoped by
+/// the caller: service for admins, the tenant for staff). Returns the account id, or `None`
+/// when refused — unknown email (after a dummy hash check, so it takes as long), wrong
+/// password (counted, and the account locked at the limit), locked or disabled. The caller
+/// commits the transaction either way, so failure counts persist.
+pub async fn authenticate(
+    tx: &tokio_postgres::Transaction<'_>,
+    accounts: Accounts,
+    form: &Login,
+) -> Result<Option<uuid::Uuid>, AppError> {
+    let email = form.email.trim().to_lowercase();
+    if email.len() > 254 || form.password.len() > 1024 {
+        return Ok(None);
+    }
+    let Some(row) = tx.query_opt(accounts.select_sql(), &[&email]).await? else {
+        let _ = verify_password(&form.password, dummy_hash());
+        return Ok(None);
+    };
+    let id: uuid::Uuid = row.get(0);
+    let locked = row
+        .get::<_, Option<chrono::DateTime<chrono::Utc>>>(2)
+        .is_some_and(|t| t > chrono::Utc::now());
+    let disabled: bool = row.get(3);
+    let password_ok = verify_password(&form.password, row.get::<_, &str>(1));
+    if password_ok && !locked && !disabled {
+        tx.execute(accounts.reset_sql(), &[&id]).await?;
+        return Ok(Some(id));
+    }
+    if !password_ok && !locked {
+        record_failed_login(tx, accounts, id).await?;
+    }
+    Ok(None)
+}
+
+/// Whose session is being opened.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionOwner {
+    /// A platform admin.
+    Admin(uuid::Uuid),
+    /// A staff member of a tenant.
+    Staff {
+        /// The tenant.
+        tenant: uuid::Uuid,
+        /// The staff user.
+        user: uuid::Uuid,
+    },
+}
+
+/// A session just opened: the cookie token and the CSRF token, shown once and stored hashed.
+#[derive(Debug)]
+pub struct NewSession {
+    /// Goes into the session cookie.
+    pub token: String,
+    /// Returned to the client for the `x-csrf-token` header.
+    pub csrf: String,
+}
+
+/// Stores a new session (hashed tokens, idle and absolute expiry) in the caller's transaction.
+pub async fn open_session(
+    tx: &tokio_postgres::Transaction<'_>,
+    owner: SessionOwner,
+    ip: Option<std::net::IpAddr>,
+    user_agent: Option<&str>,
+) -> Result<NewSession, AppError> {
+    let token = random_token()?;
+    let csrf = random_token()?;
+    let (kind, admin, tenant, staff) = match owner {
+        SessionOwner::Admin(id) => ("admin", Some(id), None, None),
+        SessionOwner::Staff { tenant, user } => ("tenant_staff", None, Some(tenant), Some(user)),
+    };
+    tx.execute(
+        "INSERT INTO sessions (token_hash, kind, admin_user_id, tenant_id, staff_user_id, csrf_token_hash,
+                               ip, user_agent, idle_expires_at, absolute_expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                 now() + make_interval(secs => $9), now() + make_interval(secs => $10))",
+        &[
+            &token_hash(&token),
+            &kind,
+            &admin,
+            &tenant,
+            &staff,
+            &token_hash(&csrf),
+            &ip,
+            &user_agent,
+            &(IDLE_TIMEOUT.as_secs() as f64),
+            &(ABSOLUTE_TIMEOUT.as_secs() as f64),
+        ],
+    )
+    .await?;
+    Ok(NewSession { token, csrf })
+}
+
+/// The login response: the session cookie (`__Host-` prefixed name) and the CSRF token.
+pub fn login_response(cookie_name: &str, s: &NewSession) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let cookie = format!(
+        "{cookie_name}={}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        s.token,
+        ABSOLUTE_TIMEOUT.as_secs()
+    );
+    (
+        axum::http::StatusCode::OK,
+        [(header::SET_COOKIE, cookie)],
+        axum::Json(serde_json::json!({ "csrf_token": s.csrf })),
+    )
+        .into_response()
+}

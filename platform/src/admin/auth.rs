@@ -7,14 +7,12 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{begin, Actor};
 use crate::auth::{
-    check_csrf, client, cookie, dummy_hash, random_token, token_hash, verify_password, Login,
-    ABSOLUTE_TIMEOUT, IDLE_TIMEOUT,
+    authenticate, check_csrf, client, cookie, login_response, open_session, token_hash, Accounts,
+    Login, SessionOwner, IDLE_TIMEOUT,
 };
 use crate::edge::EdgeRequest;
 use crate::error::AppError;
@@ -40,63 +38,14 @@ pub async fn login(
     crate::error::ApiJson(form): crate::error::ApiJson<Login>,
 ) -> Result<Response, AppError> {
     require_admin_route(&edge)?;
-    let email = form.email.trim().to_lowercase();
-    if email.len() > 254 || form.password.len() > 1024 {
-        return Err(AppError::Unauthorized);
-    }
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
-    let row = tx
-        .query_opt(
-            "SELECT id, password_hash, failed_attempts, locked_until, disabled_at IS NOT NULL
-             FROM admin_users WHERE email = $1 FOR UPDATE",
-            &[&email],
-        )
-        .await?;
-    let Some(row) = row else {
-        // Same work as a real check, same answer.
-        let _ = verify_password(&form.password, dummy_hash());
+    let Some(id) = authenticate(&tx, Accounts::Admins, &form).await? else {
+        tx.commit().await?;
         return Err(AppError::Unauthorized);
     };
-    let id: Uuid = row.get(0);
-    let locked_until: Option<DateTime<Utc>> = row.get(3);
-    let disabled: bool = row.get(4);
-    let password_ok = verify_password(&form.password, row.get::<_, &str>(1));
-    let locked = locked_until.is_some_and(|t| t > Utc::now());
-    if !password_ok || locked || disabled {
-        if !password_ok && !locked {
-            // Count the failure; lock when the limit is reached. Committed even though the
-            // request fails, so the count survives.
-            crate::auth::record_failed_login(&tx, crate::auth::Accounts::Admins, id).await?;
-            tx.commit().await?;
-        }
-        tracing::info!(admin = %id, locked, disabled, "admin login refused");
-        return Err(AppError::Unauthorized);
-    }
-    let token = random_token()?;
-    let csrf = random_token()?;
     let (ip, ua) = client(&headers);
-    tx.execute(
-        "UPDATE admin_users SET failed_attempts = 0, locked_until = NULL, last_login_at = now(), updated_at = now()
-         WHERE id = $1",
-        &[&id],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO sessions (token_hash, kind, admin_user_id, csrf_token_hash, ip, user_agent,
-                               idle_expires_at, absolute_expires_at)
-         VALUES ($1, 'admin', $2, $3, $4, $5, now() + make_interval(secs => $6), now() + make_interval(secs => $7))",
-        &[
-            &token_hash(&token),
-            &id,
-            &token_hash(&csrf),
-            &ip,
-            &ua,
-            &(IDLE_TIMEOUT.as_secs() as f64),
-            &(ABSOLUTE_TIMEOUT.as_secs() as f64),
-        ],
-    )
-    .await?;
+    let session = open_session(&tx, SessionOwner::Admin(id), ip, ua.as_deref()).await?;
     let actor = Actor {
         admin_id: id,
         ip,
@@ -113,16 +62,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
-        ABSOLUTE_TIMEOUT.as_secs()
-    );
-    Ok((
-        StatusCode::OK,
-        [(header::SET_COOKIE, cookie)],
-        Json(serde_json::json!({ "csrf_token": csrf })),
-    )
-        .into_response())
+    Ok(login_response(SESSION_COOKIE, &session))
 }
 
 /// An authenticated admin. Extracting it checks the router's signature, the admin route, the

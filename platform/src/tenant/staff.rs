@@ -7,14 +7,12 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use chrono::{DateTime, Utc};
 use tenant_config::TenantId;
 use uuid::Uuid;
 
 use crate::auth::{
-    check_csrf, client, cookie, dummy_hash, random_token, token_hash, verify_password, Login,
-    ABSOLUTE_TIMEOUT, IDLE_TIMEOUT,
+    authenticate, check_csrf, client, cookie, login_response, open_session, token_hash, Accounts,
+    Login, SessionOwner, IDLE_TIMEOUT,
 };
 use crate::edge::TenantRequest;
 use crate::error::{ApiJson, AppError};
@@ -78,61 +76,22 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(form): ApiJson<Login>,
 ) -> Result<Response, AppError> {
-    let email = form.email.trim().to_lowercase();
-    if email.len() > 254 || form.password.len() > 1024 {
-        return Err(AppError::Unauthorized);
-    }
     let mut conn = state.db.get().await?;
     let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
     // Row-level security: only this tenant's staff are visible here.
-    let row = tx
-        .query_opt(
-            "SELECT id, password_hash, locked_until, disabled_at IS NOT NULL
-             FROM tenant_users WHERE email = $1 FOR UPDATE",
-            &[&email],
-        )
-        .await?;
-    let Some(row) = row else {
-        let _ = verify_password(&form.password, dummy_hash());
+    let Some(id) = authenticate(&tx, Accounts::Staff, &form).await? else {
+        tx.commit().await?;
         return Err(AppError::Unauthorized);
     };
-    let id: Uuid = row.get(0);
-    let locked = row
-        .get::<_, Option<DateTime<Utc>>>(2)
-        .is_some_and(|t| t > Utc::now());
-    let disabled: bool = row.get(3);
-    let password_ok = verify_password(&form.password, row.get::<_, &str>(1));
-    if !password_ok || locked || disabled {
-        if !password_ok && !locked {
-            crate::auth::record_failed_login(&tx, crate::auth::Accounts::Staff, id).await?;
-            tx.commit().await?;
-        }
-        return Err(AppError::Unauthorized);
-    }
-    let token = random_token()?;
-    let csrf = random_token()?;
     let (ip, ua) = client(&headers);
-    tx.execute(
-        "UPDATE tenant_users SET failed_attempts = 0, locked_until = NULL, last_login_at = now(), updated_at = now()
-         WHERE id = $1",
-        &[&id],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO sessions (token_hash, kind, tenant_id, staff_user_id, csrf_token_hash, ip, user_agent,
-                               idle_expires_at, absolute_expires_at)
-         VALUES ($1, 'tenant_staff', $2, $3, $4, $5, $6,
-                 now() + make_interval(secs => $7), now() + make_interval(secs => $8))",
-        &[
-            &token_hash(&token),
-            &req.tenant.0,
-            &id,
-            &token_hash(&csrf),
-            &ip,
-            &ua,
-            &(IDLE_TIMEOUT.as_secs() as f64),
-            &(ABSOLUTE_TIMEOUT.as_secs() as f64),
-        ],
+    let session = open_session(
+        &tx,
+        SessionOwner::Staff {
+            tenant: req.tenant.0,
+            user: id,
+        },
+        ip,
+        ua.as_deref(),
     )
     .await?;
     tx.execute(
@@ -142,16 +101,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
-    let cookie = format!(
-        "{STAFF_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
-        ABSOLUTE_TIMEOUT.as_secs()
-    );
-    Ok((
-        StatusCode::OK,
-        [(header::SET_COOKIE, cookie)],
-        Json(serde_json::json!({ "csrf_token": csrf })),
-    )
-        .into_response())
+    Ok(login_response(STAFF_COOKIE, &session))
 }
 
 /// `POST /api/staff/logout`.
