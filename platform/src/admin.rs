@@ -7,15 +7,12 @@ pub mod domains;
 pub mod overview;
 pub mod tenants;
 
-use bb8_postgres::PostgresConnectionManager;
 use tenant_config::db::{scope, DbRole};
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::error::AppError;
-
-/// A pooled database connection.
-pub type Conn<'p> = bb8::PooledConnection<'p, PostgresConnectionManager<NoTls>>;
+use crate::tenant::Conn;
 
 /// Begins a cross-tenant (`platform_service`) transaction.
 pub async fn begin<'c>(conn: &'c mut Conn<'_>) -> Result<Transaction<'c>, AppError> {

@@ -150,3 +150,11 @@ where
             })
     }
 }
+
+/// Parses an id from the URL path; a malformed one is a 422 naming `id`, never a 404 or 500.
+pub fn path_uuid(id: &str) -> Result<uuid::Uuid, AppError> {
+    id.parse().map_err(|_| AppError::Invalid {
+        field: "id",
+        message: "must be a UUID".into(),
+    })
+}

@@ -99,13 +99,6 @@ fn view(r: &tokio_postgres::Row) -> DomainView {
     }
 }
 
-fn parse_id(id: &str) -> Result<Uuid, AppError> {
-    id.parse().map_err(|_| AppError::Invalid {
-        field: "id",
-        message: "must be a UUID".into(),
-    })
-}
-
 /// New domain.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,7 +114,7 @@ pub async fn add(
     Path(tenant): Path<String>,
     ApiJson(d): ApiJson<NewDomain>,
 ) -> Result<(StatusCode, Json<DomainView>), AppError> {
-    let tenant = parse_id(&tenant)?;
+    let tenant = crate::error::path_uuid(&tenant)?;
     if !state.custom_domains_enabled {
         return Err(AppError::Invalid {
             field: "domain",
@@ -188,7 +181,7 @@ pub async fn list(
     _admin: AdminSession,
     Path(tenant): Path<String>,
 ) -> Result<Json<Vec<DomainView>>, AppError> {
-    let tenant = parse_id(&tenant)?;
+    let tenant = crate::error::path_uuid(&tenant)?;
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
     let rows = tx
@@ -224,7 +217,7 @@ pub async fn verify(
     admin: AdminSession,
     Path(id): Path<String>,
 ) -> Result<Json<DomainView>, AppError> {
-    let id = parse_id(&id)?;
+    let id = crate::error::path_uuid(&id)?;
     let mut conn = state.db.get().await?;
     let current = {
         let tx = begin(&mut conn).await?;
@@ -292,7 +285,7 @@ pub async fn remove(
     admin: AdminSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let id = parse_id(&id)?;
+    let id = crate::error::path_uuid(&id)?;
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
     let row = tx

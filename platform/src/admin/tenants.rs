@@ -103,10 +103,7 @@ pub async fn show(
     _admin: AdminSession,
     Path(id): Path<String>,
 ) -> Result<Json<TenantView>, AppError> {
-    let id: Uuid = id.parse().map_err(|_| AppError::Invalid {
-        field: "id",
-        message: "must be a UUID".into(),
-    })?;
+    let id = crate::error::path_uuid(&id)?;
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
     let row = tx
@@ -220,10 +217,7 @@ async fn set_status(
     to: &str,
     reason: Option<&str>,
 ) -> Result<Json<TenantView>, AppError> {
-    let id: Uuid = id.parse().map_err(|_| AppError::Invalid {
-        field: "id",
-        message: "must be a UUID".into(),
-    })?;
+    let id = crate::error::path_uuid(id)?;
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
     let row = tx

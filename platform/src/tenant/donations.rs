@@ -31,10 +31,7 @@ pub async fn status(
     req: TenantRequest,
     Path(id): Path<String>,
 ) -> Result<Json<DonationStatus>, AppError> {
-    let id: Uuid = id.parse().map_err(|_| AppError::Invalid {
-        field: "id",
-        message: "must be a UUID".into(),
-    })?;
+    let id = crate::error::path_uuid(&id)?;
     let mut conn = state.db.get().await?;
     let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
     // No tenant filter here on purpose: row-level security supplies it.

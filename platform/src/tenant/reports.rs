@@ -59,10 +59,7 @@ pub async fn csv(
     staff: StaffSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let id: Uuid = id.parse().map_err(|_| AppError::Invalid {
-        field: "id",
-        message: "must be a UUID".into(),
-    })?;
+    let id = crate::error::path_uuid(&id)?;
     let mut conn = state.db.get().await?;
     let tx = crate::tenant::begin(&mut conn, staff.tenant).await?;
     let row = tx
