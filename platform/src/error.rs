@@ -27,6 +27,9 @@ pub enum AppError {
         /// What is wrong.
         message: String,
     },
+    /// The request itself is unusable (bad signature, unparsable payload); `detail` says why.
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// The request conflicts with existing data (duplicate slug, email).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -68,6 +71,7 @@ impl AppError {
                 "Invalid request",
             ),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -96,7 +100,7 @@ impl IntoResponse for AppError {
         };
         let detail = match &self {
             AppError::Invalid { field, message } => Some(format!("{field}: {message}")),
-            AppError::Conflict(what) => Some(what.clone()),
+            AppError::Conflict(what) | AppError::BadRequest(what) => Some(what.clone()),
             _ => None,
         };
         let type_uri = format!("https://docs.platform.example/problems/{kind}");

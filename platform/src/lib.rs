@@ -9,6 +9,9 @@
 //! - [`auth`]: passwords, tokens, cookies, CSRF and lockout policy shared by admins and staff.
 //! - [`admin`]: admin host: login, sessions, CSRF, lockout; tenant management with audit log.
 //! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
+//! - [`giving`]: starting one-time and recurring gifts on the tenant's connected account, and
+//!   donor cancellation of recurring gifts.
+//! - [`webhooks`]: verified, deduplicated Stripe events applied once.
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
 //!
@@ -20,10 +23,12 @@ pub mod cache;
 pub mod cli;
 pub mod edge;
 pub mod error;
+pub mod giving;
 pub mod health;
 pub mod metrics;
 pub mod state;
 pub mod tenant;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -79,6 +84,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/staff/reports", get(tenant::reports::list))
         .route("/api/staff/reports/{id}/csv", get(tenant::reports::csv))
         .route("/api/admin/tenants/{id}", get(admin::tenants::show))
+        .route("/api/donations", post(giving::create::create))
+        .route("/api/recurring/{id}/cancel", post(giving::cancel::api))
+        .route(
+            "/give/cancel",
+            get(giving::cancel::page).post(giving::cancel::confirm),
+        )
+        .route("/api/webhooks/stripe", post(webhooks::receive))
+        .route("/api/webhooks/stripe/connect", post(webhooks::receive))
+        .route(
+            "/api/admin/tenants/{id}/stripe-account",
+            axum::routing::put(admin::tenants::set_stripe_account),
+        )
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

@@ -22,8 +22,27 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let buckets = [
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
+            // Gift sizes in minor units: 5 … 10 000 in the major unit.
+            let amounts = [
+                500.0,
+                1_000.0,
+                2_500.0,
+                5_000.0,
+                10_000.0,
+                25_000.0,
+                50_000.0,
+                100_000.0,
+                250_000.0,
+                1_000_000.0,
+            ];
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("platform_donation_amount_minor".into()),
+                        &amounts,
+                    )
+                })
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
                 .ok()
@@ -79,4 +98,49 @@ pub async fn render(State(state): State<AppState>) -> Response {
         h.render(),
     )
         .into_response()
+}
+
+/// Currency label: the three-letter code, or `other` for anything unexpected (labels are
+/// bounded so a bad payload cannot explode the series count).
+fn currency_label(c: &str) -> String {
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) {
+        c.to_owned()
+    } else {
+        "other".into()
+    }
+}
+
+/// A donation (or recurring gift) was started.
+pub fn donation_started(currency: &str, recurring: bool) {
+    let kind = if recurring { "recurring" } else { "one_time" };
+    metrics::counter!("platform_donations_started_total", "kind" => kind, "currency" => currency_label(currency))
+        .increment(1);
+}
+
+/// A donation moved to `status`.
+pub fn donation_status(status: &'static str, currency: &str) {
+    metrics::counter!("platform_donation_transitions_total", "status" => status, "currency" => currency_label(currency))
+        .increment(1);
+}
+
+/// A donation succeeded: counted and its amount recorded.
+pub fn donation_succeeded(currency: &str, amount_minor: i64) {
+    donation_status("succeeded", currency);
+    metrics::histogram!("platform_donation_amount_minor", "currency" => currency_label(currency))
+        .record(amount_minor as f64);
+}
+
+/// A webhook event was handled (`outcome`: applied, ignored, stale, duplicate, rejected).
+pub fn webhook_event(kind: &str, outcome: &'static str) {
+    let kind = crate::webhooks::HANDLED
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or(if outcome == "rejected" {
+            "unverified"
+        } else {
+            "other"
+        });
+    metrics::counter!("platform_stripe_webhook_events_total", "type" => kind, "outcome" => outcome)
+        .increment(1);
 }

@@ -36,6 +36,23 @@ pub struct AppState {
     pub resolver: Arc<hickory_resolver::TokioResolver>,
     /// Whether a Stripe secret key is configured.
     pub stripe_configured: bool,
+    /// Stripe: API client, keys and fee; `None` when no secret key is configured (donations
+    /// are then refused with 503, webhooks still verified if secrets are set).
+    pub stripe: Option<Arc<StripeState>>,
+    /// Key for donor links (recurring-gift cancel tokens), derived from the edge secret.
+    pub link_key: Arc<[u8; 32]>,
+    /// Webhook endpoint secrets (`STRIPE_WEBHOOK_SECRET`), all accepted during a roll.
+    pub webhook_secrets: Arc<Vec<Vec<u8>>>,
+}
+
+/// What donation handlers need from Stripe's configuration.
+pub struct StripeState {
+    /// API client.
+    pub client: payments::StripeClient,
+    /// Publishable key handed to Stripe.js with each client secret.
+    pub publishable_key: Option<String>,
+    /// Platform fee in basis points (2 % = 200).
+    pub fee_basis_points: u32,
 }
 
 impl AppState {
@@ -53,6 +70,29 @@ impl AppState {
             domain_policy: config.domain.policy(),
             custom_domains_enabled: config.domain.enable_custom_domains,
             stripe_configured: config.stripe.secret_key.is_some(),
+            stripe: match &config.stripe.secret_key {
+                Some(key) => Some(Arc::new(StripeState {
+                    client: payments::StripeClient::new(
+                        &config.stripe.api_base,
+                        key.expose(),
+                        std::time::Duration::from_secs(20),
+                    )?,
+                    publishable_key: config.stripe.publishable_key.clone(),
+                    fee_basis_points: config.stripe.fee_basis_points()?,
+                })),
+                None => None,
+            },
+            link_key: Arc::new(derive_link_key(
+                config.edge.signing_secret.expose().as_bytes(),
+            )),
+            webhook_secrets: Arc::new(
+                config
+                    .stripe
+                    .webhook_secrets
+                    .iter()
+                    .map(|s| s.expose().as_bytes().to_vec())
+                    .collect(),
+            ),
             resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
                 .map_err(anyhow::Error::msg)?,
         })
@@ -81,4 +121,14 @@ impl LazyRedis {
             .await
             .cloned()
     }
+}
+
+/// A separate key for donor links, so a token never doubles as an edge signature.
+fn derive_link_key(edge_secret: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length.
+    let mut m =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(edge_secret).unwrap_or_else(|_| unreachable!());
+    m.update(b"donor-links-v1");
+    m.finalize().into_bytes().into()
 }

@@ -33,9 +33,14 @@ pub struct TenantView {
     pub suspended_reason: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// Stripe connected account (`acct_…`), once set.
+    pub stripe_account_id: Option<String>,
+    /// `not_connected`, `pending`, `restricted`, `enabled`, `rejected` (kept current by
+    /// `account.updated` webhooks).
+    pub stripe_account_status: String,
 }
 
-const COLUMNS: &str = "id, slug, name, status, plan_id, suspended_reason, created_at";
+const COLUMNS: &str = "id, slug, name, status, plan_id, suspended_reason, created_at, stripe_account_id, stripe_account_status";
 
 fn view(r: &tokio_postgres::Row) -> TenantView {
     TenantView {
@@ -46,6 +51,8 @@ fn view(r: &tokio_postgres::Row) -> TenantView {
         plan_id: r.get(4),
         suspended_reason: r.get(5),
         created_at: r.get(6),
+        stripe_account_id: r.get(7),
+        stripe_account_status: r.get(8),
     }
 }
 
@@ -274,4 +281,76 @@ pub async fn resume(
     Path(id): Path<String>,
 ) -> Result<Json<TenantView>, AppError> {
     set_status(&state, &admin, &id, "active", None).await
+}
+
+/// Body of `PUT /api/admin/tenants/{id}/stripe-account`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeAccount {
+    /// The tenant's connected account id (`acct_…`), or `null` to disconnect.
+    pub account_id: Option<String>,
+}
+
+/// `PUT /api/admin/tenants/{id}/stripe-account`: links a connected account. Its status starts as
+/// `pending` and becomes `enabled` when Stripe's `account.updated` says charges are enabled;
+/// only then does the tenant take donations.
+pub async fn set_stripe_account(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StripeAccount>,
+) -> Result<Json<TenantView>, AppError> {
+    let id = crate::error::path_uuid(&id)?;
+    if let Some(a) = &body.account_id {
+        let ok = a.len() <= 255
+            && a.strip_prefix("acct_")
+                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !ok {
+            return Err(AppError::Invalid {
+                field: "account_id",
+                message: "must be a Stripe account id (acct_ followed by letters and digits)"
+                    .into(),
+            });
+        }
+    }
+    let mut conn = state.db.get().await?;
+    let tx = begin(&mut conn).await?;
+    let result = tx
+        .query_opt(
+            &format!(
+                "UPDATE tenants SET stripe_account_id = $2,
+                        stripe_account_status = CASE
+                            WHEN $2::text IS NULL THEN 'not_connected'
+                            WHEN stripe_account_id IS NOT DISTINCT FROM $2 THEN stripe_account_status
+                            ELSE 'pending' END,
+                        stripe_account_event_at = CASE
+                            WHEN stripe_account_id IS NOT DISTINCT FROM $2 THEN stripe_account_event_at
+                            ELSE NULL END,
+                        updated_at = now()
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&id, &body.account_id],
+        )
+        .await;
+    let row = match result {
+        Ok(r) => r.ok_or(AppError::NotFound)?,
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            return Err(AppError::Conflict(
+                "that Stripe account is linked to another tenant".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit(
+        &tx,
+        &admin.actor,
+        "tenant.stripe_account",
+        Some(id),
+        ("tenant", &id.to_string()),
+        serde_json::json!({ "account_id": body.account_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    state.profiles.invalidate(TenantId(id)).await;
+    Ok(Json(view(&row)))
 }

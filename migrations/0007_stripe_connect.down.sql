@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS donations_pending_no_intent_idx;
+ALTER TABLE tenants DROP COLUMN IF EXISTS stripe_account_event_at;

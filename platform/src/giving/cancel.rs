@@ -1,0 +1,156 @@
+//! Cancelling a recurring gift with the token from its link: `GET /give/cancel` shows a
+//! confirmation form, `POST /give/cancel` (that form) and `POST /api/recurring/{id}/cancel`
+//! (JSON) cancel it. The token is an HMAC of the gift id (see [`crate::giving::cancel_token`]),
+//! compared in constant time; a wrong token and an unknown gift answer the same 404.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use axum::{Form, Json};
+use payments::Opts;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::edge::TenantRequest;
+use crate::error::{path_uuid, ApiJson, AppError};
+use crate::giving::stripe_error;
+use crate::state::AppState;
+
+/// The secret half of the link.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Token from the cancel link.
+    pub token: String,
+}
+
+/// The link's query string (and the confirmation form's fields).
+#[derive(Debug, Deserialize)]
+pub struct CancelLink {
+    /// Recurring gift id.
+    pub gift: String,
+    /// Token.
+    pub token: String,
+}
+
+/// Result of a cancellation.
+#[derive(Debug, Serialize)]
+pub struct Cancelled {
+    /// Recurring gift id.
+    pub id: Uuid,
+    /// Always `canceled` on success.
+    pub status: String,
+}
+
+async fn cancel(
+    state: &AppState,
+    req: &TenantRequest,
+    id: Uuid,
+    token: &str,
+) -> Result<Cancelled, AppError> {
+    // Checked before touching the database: a forged link costs one HMAC.
+    if !crate::giving::check_cancel_token(state, id, token) {
+        return Err(AppError::NotFound);
+    }
+    let mut conn = state.db.get().await?;
+    let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
+    let row = tx
+        .query_opt(
+            "SELECT r.stripe_subscription_id, r.status, t.stripe_account_id
+             FROM recurring_donations r JOIN tenants t ON t.id = r.tenant_id WHERE r.id = $1",
+            &[&id],
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    let status: String = row.get(1);
+    if status == "canceled" {
+        return Ok(Cancelled { id, status });
+    }
+    let subscription: Option<String> = row.get(0);
+    let account: Option<String> = row.get(2);
+    if let (Some(sub), Some(account)) = (subscription, account) {
+        let stripe = state
+            .stripe
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable("stripe is not configured".into()))?;
+        let r: Result<serde_json::Value, _> = stripe
+            .client
+            .delete(
+                &format!("subscriptions/{sub}"),
+                Opts {
+                    account: Some(&account),
+                    idempotency_key: None,
+                },
+            )
+            .await;
+        match r {
+            Ok(_) => {}
+            // Already gone on Stripe's side: record it here too.
+            Err(payments::StripeError::Api { status: 404, .. }) => {}
+            Err(e) => return Err(stripe_error(e)),
+        }
+    }
+    let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
+    tx.execute(
+        "UPDATE recurring_donations SET status = 'canceled', canceled_at = now(), updated_at = now()
+         WHERE id = $1 AND status <> 'canceled'",
+        &[&id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO audit_log (actor_type, tenant_id, action, target_type, target_id, request_id)
+         VALUES ('system', $1, 'recurring.canceled_by_donor', 'recurring_donation', $2, $3)",
+        &[&req.tenant.0, &id.to_string(), &req.edge.request_id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Cancelled {
+        id,
+        status: "canceled".into(),
+    })
+}
+
+/// `POST /api/recurring/{id}/cancel`.
+pub async fn api(
+    State(state): State<AppState>,
+    req: TenantRequest,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> Result<Json<Cancelled>, AppError> {
+    let id = path_uuid(&id)?;
+    Ok(Json(cancel(&state, &req, id, &body.token).await?))
+}
+
+/// `GET /give/cancel?gift=…&token=…`: a confirmation page; nothing changes on GET (mail
+/// scanners follow links).
+pub async fn page(
+    _req: TenantRequest,
+    Query(link): Query<CancelLink>,
+) -> Result<Html<String>, AppError> {
+    let id = path_uuid(&link.gift)?;
+    if link.token.len() != 64 || !link.token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::NotFound);
+    }
+    Ok(Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cancel recurring gift</title></head>\
+         <body><h1>Cancel your recurring gift?</h1><form method=\"post\" action=\"/give/cancel\">\
+         <input type=\"hidden\" name=\"gift\" value=\"{id}\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+         <button type=\"submit\">Cancel my gift</button></form></body></html>",
+        link.token
+    )))
+}
+
+/// `POST /give/cancel` (the confirmation form).
+pub async fn confirm(
+    State(state): State<AppState>,
+    req: TenantRequest,
+    Form(link): Form<CancelLink>,
+) -> Result<Html<String>, AppError> {
+    let id = path_uuid(&link.gift)?;
+    cancel(&state, &req, id, &link.token).await?;
+    Ok(Html(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Gift cancelled</title></head>\
+         <body><h1>Your recurring gift is cancelled.</h1><p>No further payments will be taken. Thank you for your support.</p></body></html>"
+            .to_owned(),
+    ))
+}
