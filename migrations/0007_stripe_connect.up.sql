@@ -6,3 +6,7 @@ ALTER TABLE tenants ADD COLUMN stripe_account_event_at timestamptz;
 -- a payment intent (Stripe was unreachable) are found through this index.
 CREATE INDEX donations_pending_no_intent_idx ON donations (created_at)
     WHERE status = 'pending' AND stripe_payment_intent_id IS NULL AND stripe_invoice_id IS NULL;
+
+-- The webhook handler records the event id first (deduplication) and its outcome after
+-- applying it, in the same transaction.
+GRANT UPDATE (outcome, tenant_id) ON stripe_events TO platform_service;

@@ -357,7 +357,8 @@ async fn recurring_for(
 ) -> Result<Option<tokio_postgres::Row>, AppError> {
     Ok(tx
         .query_opt(
-            "SELECT r.id, r.tenant_id, r.donor_id, r.fund, r.fee_basis_points, r.status
+            "SELECT r.id, r.tenant_id, r.donor_id, r.fund, r.fee_basis_points, r.status,
+                    r.current_period_end
              FROM recurring_donations r JOIN tenants t ON t.id = r.tenant_id
              WHERE (r.stripe_subscription_id = $1
                     OR (r.stripe_subscription_id IS NULL AND r.id = $2))
@@ -543,6 +544,11 @@ async fn subscription_changed(
         return Ok((Outcome::Stale, Some(tenant)));
     }
     let period_end = period_end.and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    let old_end: Option<chrono::DateTime<chrono::Utc>> = r.get(6);
+    if old == status && (period_end.is_none() || period_end == old_end) {
+        // Nothing newer than what we hold (typically a late event after a fetch).
+        return Ok((Outcome::Stale, Some(tenant)));
+    }
     tx.execute(
         "UPDATE recurring_donations SET status = $2, stripe_subscription_id = $3,
                 current_period_end = COALESCE($4, current_period_end),

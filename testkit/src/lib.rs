@@ -24,6 +24,7 @@ mod process;
 mod redis;
 mod router;
 mod spawn;
+mod stripe;
 
 pub use dns::{dns, DnsServer};
 pub use origin::{origin, Origin, OriginBuilder};
@@ -31,6 +32,7 @@ pub use postgres::{database, postgres, PgCluster, TestDb};
 pub use redis::{redis, RedisServer};
 pub use router::{router, RouterBuilder, RouterProcess, BASE_DOMAIN, EDGE_SECRET};
 pub use spawn::{wait_for_port, Spawned};
+pub use stripe::{param, stripe, StripeEmulator, STRIPE_TEST_KEY};
 
 /// A free TCP port on 127.0.0.1 (bound and released; callers retry if another process wins).
 pub fn free_port() -> u16 {
