@@ -61,11 +61,10 @@ pub fn verify_signature(
             .split_once('=')
             .ok_or(SignatureError::Malformed("element without '='"))?;
         match key {
-            "t" => {
-                if timestamp.replace(value).is_some() {
-                    return Err(SignatureError::Malformed("more than one timestamp"));
-                }
+            "t" if timestamp.is_some() => {
+                return Err(SignatureError::Malformed("more than one timestamp"));
             }
+            "t" => timestamp = Some(value),
             "v1" => {
                 let mut sig = [0u8; 32];
                 hex::decode_to_slice(value, &mut sig)
