@@ -25,6 +25,7 @@ use payments::client::Subscription;
 use payments::webhook::DEFAULT_TOLERANCE_SECS;
 use payments::{Event, Opts};
 use serde_json::{json, Value};
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -115,24 +116,31 @@ pub async fn receive(
     let tx = crate::admin::begin(&mut conn).await?;
     let created = chrono::DateTime::from_timestamp(event.created, 0)
         .ok_or_else(|| AppError::BadRequest("event payload: created out of range".into()))?;
+    // Apply first, then record the id: every effect locks the rows it changes, so a concurrent
+    // duplicate waits, finds nothing left to do, then fails the insert below and rolls back.
+    let (outcome, tenant) = apply(&state, &tx, &event, current.as_ref()).await?;
     let fresh = tx
-        .execute(
-            "INSERT INTO stripe_events (id, event_type, account, livemode, stripe_created_at, outcome, payload)
-             VALUES ($1, $2, $3, $4, $5, 'ignored', $6) ON CONFLICT (id) DO NOTHING",
-            &[&event.id, &event.kind, &event.account, &event.livemode, &created, &payload],
+        .execute_typed(
+            "INSERT INTO stripe_events (id, event_type, account, livemode, stripe_created_at, outcome, payload, tenant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            &[
+                (&event.id, Type::TEXT),
+                (&event.kind, Type::TEXT),
+                (&event.account, Type::TEXT),
+                (&event.livemode, Type::BOOL),
+                (&created, Type::TIMESTAMPTZ),
+                (&outcome.as_str(), Type::TEXT),
+                (&payload, Type::JSONB),
+                (&tenant, Type::UUID),
+            ],
         )
         .await?;
     if fresh == 0 {
-        tx.commit().await?;
+        // Seen before: undo whatever this delivery did (nothing, by the locks above).
+        tx.rollback().await?;
         crate::metrics::webhook_event(&event.kind, "duplicate");
         return Ok(Json(json!({"received": true, "duplicate": true})));
     }
-    let (outcome, tenant) = apply(&state, &tx, &event, current.as_ref()).await?;
-    tx.execute(
-        "UPDATE stripe_events SET outcome = $2, tenant_id = $3 WHERE id = $1",
-        &[&event.id, &outcome.as_str(), &tenant],
-    )
-    .await?;
     tx.commit().await?;
     crate::metrics::webhook_event(&event.kind, outcome.as_str());
     if let Some(t) = tenant.filter(|_| event.kind == "account.updated") {
@@ -187,7 +195,7 @@ async fn apply(
         return Ok((Outcome::Ignored, None));
     };
     match ev.kind.as_str() {
-        "payment_intent.succeeded" => intent_succeeded(state, tx, ev, account).await,
+        "payment_intent.succeeded" => intent_succeeded(tx, ev, account).await,
         "payment_intent.payment_failed" => {
             let reason = ev.data.object["last_payment_error"]["message"]
                 .as_str()
@@ -224,20 +232,19 @@ async fn donation_for_intent(
     account: &str,
 ) -> Result<Option<tokio_postgres::Row>, AppError> {
     Ok(tx
-        .query_opt(
+        .query_typed_opt(
             "SELECT d.id, d.tenant_id, d.status, d.amount_minor, d.currency
              FROM donations d JOIN tenants t ON t.id = d.tenant_id
              WHERE (d.stripe_payment_intent_id = $1
                     OR (d.stripe_payment_intent_id IS NULL AND d.id = $2))
                AND t.stripe_account_id = $3
              FOR UPDATE OF d",
-            &[&pi, &by_metadata, &account],
+            &[(&pi, Type::TEXT), (&by_metadata, Type::UUID), (&account, Type::TEXT)],
         )
         .await?)
 }
 
 async fn intent_succeeded(
-    state: &AppState,
     tx: &Transaction<'_>,
     ev: &Event,
     account: &str,
@@ -261,15 +268,31 @@ async fn intent_succeeded(
         return Ok((Outcome::Stale, Some(tenant)));
     }
     let charge = ev.str_field("latest_charge").map(str::to_owned);
-    tx.execute(
-        "UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp($2),
-                stripe_payment_intent_id = $3, stripe_charge_id = COALESCE($4, stripe_charge_id),
-                failure_reason = NULL, updated_at = now()
-         WHERE id = $1",
-        &[&id, &(ev.created as f64), &pi, &charge],
+    // The success and its receipt in one statement (one round trip on the hottest path).
+    tx.execute_typed(
+        "WITH d AS (
+            UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp($2),
+                   stripe_payment_intent_id = $3, stripe_charge_id = COALESCE($4, stripe_charge_id),
+                   failure_reason = NULL, updated_at = now()
+            WHERE id = $1
+            RETURNING id, tenant_id, donor_id, amount_minor, currency, fund, kind, succeeded_at)
+         INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
+         SELECT d.tenant_id, 'receipt:' || d.id::text, 'donation_receipt', dn.email,
+                jsonb_build_object('donation_id', d.id, 'donor_name', dn.name,
+                                   'amount_minor', d.amount_minor, 'currency', d.currency,
+                                   'fund', d.fund, 'kind', d.kind, 'tenant_name', t.name,
+                                   'tenant_slug', t.slug, 'succeeded_at', d.succeeded_at,
+                                   'cancel_url', NULL)
+         FROM d JOIN donors dn ON dn.id = d.donor_id JOIN tenants t ON t.id = d.tenant_id
+         ON CONFLICT (idempotency_key) DO NOTHING",
+        &[
+            (&id, Type::UUID),
+            (&(ev.created as f64), Type::FLOAT8),
+            (&pi, Type::TEXT),
+            (&charge, Type::TEXT),
+        ],
     )
     .await?;
-    receipt(state, tx, id, None).await?;
     crate::metrics::donation_succeeded(&currency, amount);
     Ok((Outcome::Applied, Some(tenant)))
 }

@@ -65,15 +65,17 @@ pub enum DbRole {
 /// connection never carries one request's tenant into the next.
 pub async fn scope(tx: &Transaction<'_>, role: DbRole) -> Result<(), tokio_postgres::Error> {
     match role {
+        // One round trip each: typed parameters skip the prepare step, and the service scope
+        // has no parameters at all (simple protocol). This runs on every request.
         DbRole::Tenant(id) => {
-            tx.execute(
+            tx.execute_typed(
                 "SELECT set_config('role', 'platform_app', true), set_config('app.tenant_id', $1, true)",
-                &[&id.0.to_string()],
+                &[(&id.0.to_string(), tokio_postgres::types::Type::TEXT)],
             )
             .await?;
         }
         DbRole::Service => {
-            tx.execute("SELECT set_config('role', 'platform_service', true)", &[])
+            tx.batch_execute("SELECT set_config('role', 'platform_service', true)")
                 .await?;
         }
     }
