@@ -9,16 +9,14 @@ pub mod profile;
 pub mod reports;
 pub mod staff;
 
-use bb8::PooledConnection;
-use bb8_postgres::PostgresConnectionManager;
 use tenant_config::db::{scope, DbRole};
 use tenant_config::TenantId;
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::Transaction;
 
 use crate::error::AppError;
 
 /// A pooled database connection.
-pub type Conn<'p> = PooledConnection<'p, PostgresConnectionManager<NoTls>>;
+pub type Conn<'p> = tenant_config::db::PooledConn<'p>;
 
 /// Begins a transaction scoped to `tenant`; commit it when the request's work is done.
 pub async fn begin<'c>(

@@ -25,7 +25,7 @@ use payments::client::Subscription;
 use payments::webhook::DEFAULT_TOLERANCE_SECS;
 use payments::{Event, Opts};
 use serde_json::{json, Value};
-use tokio_postgres::types::Type;
+use tenant_config::db::StatementCache;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -113,25 +113,26 @@ pub async fn receive(
     let current = current_subscription(&state, &event).await?;
 
     let mut conn = state.db.get().await?;
+    let stmts = conn.statements();
     let tx = crate::admin::begin(&mut conn).await?;
     let created = chrono::DateTime::from_timestamp(event.created, 0)
         .ok_or_else(|| AppError::BadRequest("event payload: created out of range".into()))?;
     // Apply first, then record the id: every effect locks the rows it changes, so a concurrent
     // duplicate waits, finds nothing left to do, then fails the insert below and rolls back.
-    let (outcome, tenant) = apply(&state, &tx, &event, current.as_ref()).await?;
+    let (outcome, tenant) = apply(&state, &stmts, &tx, &event, current.as_ref()).await?;
+    let record = stmts.get(&tx, RECORD_EVENT).await?;
     let fresh = tx
-        .execute_typed(
-            "INSERT INTO stripe_events (id, event_type, account, livemode, stripe_created_at, outcome, payload, tenant_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        .execute(
+            &record,
             &[
-                (&event.id, Type::TEXT),
-                (&event.kind, Type::TEXT),
-                (&event.account, Type::TEXT),
-                (&event.livemode, Type::BOOL),
-                (&created, Type::TIMESTAMPTZ),
-                (&outcome.as_str(), Type::TEXT),
-                (&payload, Type::JSONB),
-                (&tenant, Type::UUID),
+                &event.id,
+                &event.kind,
+                &event.account,
+                &event.livemode,
+                &created,
+                &outcome.as_str(),
+                &payload,
+                &tenant,
             ],
         )
         .await?;
@@ -184,8 +185,36 @@ async fn current_subscription(
 
 type Applied = (Outcome, Option<Uuid>);
 
+const RECORD_EVENT: &str = "INSERT INTO stripe_events (id, event_type, account, livemode, stripe_created_at, outcome, payload, tenant_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+
+const DONATION_FOR_INTENT: &str = "SELECT d.id, d.tenant_id, d.status, d.amount_minor, d.currency
+     FROM donations d JOIN tenants t ON t.id = d.tenant_id
+     WHERE (d.stripe_payment_intent_id = $1
+            OR (d.stripe_payment_intent_id IS NULL AND d.id = $2))
+       AND t.stripe_account_id = $3
+     FOR UPDATE OF d";
+
+/// The success and its receipt in one statement (one round trip on the hottest path).
+const INTENT_SUCCEEDED: &str = "WITH d AS (
+        UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp($2),
+               stripe_payment_intent_id = $3, stripe_charge_id = COALESCE($4, stripe_charge_id),
+               failure_reason = NULL, updated_at = now()
+        WHERE id = $1
+        RETURNING id, tenant_id, donor_id, amount_minor, currency, fund, kind, succeeded_at)
+     INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
+     SELECT d.tenant_id, 'receipt:' || d.id::text, 'donation_receipt', dn.email,
+            jsonb_build_object('donation_id', d.id, 'donor_name', dn.name,
+                               'amount_minor', d.amount_minor, 'currency', d.currency,
+                               'fund', d.fund, 'kind', d.kind, 'tenant_name', t.name,
+                               'tenant_slug', t.slug, 'succeeded_at', d.succeeded_at,
+                               'cancel_url', NULL)
+     FROM d JOIN donors dn ON dn.id = d.donor_id JOIN tenants t ON t.id = d.tenant_id
+     ON CONFLICT (idempotency_key) DO NOTHING";
+
 async fn apply(
     state: &AppState,
+    stmts: &StatementCache,
     tx: &Transaction<'_>,
     ev: &Event,
     current: Option<&Subscription>,
@@ -195,16 +224,16 @@ async fn apply(
         return Ok((Outcome::Ignored, None));
     };
     match ev.kind.as_str() {
-        "payment_intent.succeeded" => intent_succeeded(tx, ev, account).await,
+        "payment_intent.succeeded" => intent_succeeded(stmts, tx, ev, account).await,
         "payment_intent.payment_failed" => {
             let reason = ev.data.object["last_payment_error"]["message"]
                 .as_str()
                 .unwrap_or("payment failed")
                 .to_owned();
-            intent_moved(tx, ev, account, "failed", &["pending"], Some(&reason)).await
+            intent_moved(stmts, tx, ev, account, "failed", &["pending"], Some(&reason)).await
         }
         "payment_intent.canceled" => {
-            intent_moved(tx, ev, account, "canceled", &["pending", "failed"], None).await
+            intent_moved(stmts, tx, ev, account, "canceled", &["pending", "failed"], None).await
         }
         "invoice.paid" => invoice_paid(state, tx, ev, account).await,
         "invoice.payment_failed" => invoice_failed(tx, ev, account).await,
@@ -226,25 +255,18 @@ fn metadata_uuid(ev: &Event, key: &str) -> Uuid {
 
 /// The donation a payment intent belongs to, locked, on `account`'s tenant only.
 async fn donation_for_intent(
+    stmts: &StatementCache,
     tx: &Transaction<'_>,
     pi: &str,
     by_metadata: Uuid,
     account: &str,
 ) -> Result<Option<tokio_postgres::Row>, AppError> {
-    Ok(tx
-        .query_typed_opt(
-            "SELECT d.id, d.tenant_id, d.status, d.amount_minor, d.currency
-             FROM donations d JOIN tenants t ON t.id = d.tenant_id
-             WHERE (d.stripe_payment_intent_id = $1
-                    OR (d.stripe_payment_intent_id IS NULL AND d.id = $2))
-               AND t.stripe_account_id = $3
-             FOR UPDATE OF d",
-            &[(&pi, Type::TEXT), (&by_metadata, Type::UUID), (&account, Type::TEXT)],
-        )
-        .await?)
+    let st = stmts.get(tx, DONATION_FOR_INTENT).await?;
+    Ok(tx.query_opt(&st, &[&pi, &by_metadata, &account]).await?)
 }
 
 async fn intent_succeeded(
+    stmts: &StatementCache,
     tx: &Transaction<'_>,
     ev: &Event,
     account: &str,
@@ -252,7 +274,7 @@ async fn intent_succeeded(
     let Some(pi) = ev.str_field("id") else {
         return Ok((Outcome::Ignored, None));
     };
-    let Some(row) = donation_for_intent(tx, pi, metadata_uuid(ev, "donation_id"), account).await?
+    let Some(row) = donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
     else {
         // Subscription invoices' intents are handled through invoice.paid.
         return Ok((Outcome::Ignored, None));
@@ -268,36 +290,15 @@ async fn intent_succeeded(
         return Ok((Outcome::Stale, Some(tenant)));
     }
     let charge = ev.str_field("latest_charge").map(str::to_owned);
-    // The success and its receipt in one statement (one round trip on the hottest path).
-    tx.execute_typed(
-        "WITH d AS (
-            UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp($2),
-                   stripe_payment_intent_id = $3, stripe_charge_id = COALESCE($4, stripe_charge_id),
-                   failure_reason = NULL, updated_at = now()
-            WHERE id = $1
-            RETURNING id, tenant_id, donor_id, amount_minor, currency, fund, kind, succeeded_at)
-         INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
-         SELECT d.tenant_id, 'receipt:' || d.id::text, 'donation_receipt', dn.email,
-                jsonb_build_object('donation_id', d.id, 'donor_name', dn.name,
-                                   'amount_minor', d.amount_minor, 'currency', d.currency,
-                                   'fund', d.fund, 'kind', d.kind, 'tenant_name', t.name,
-                                   'tenant_slug', t.slug, 'succeeded_at', d.succeeded_at,
-                                   'cancel_url', NULL)
-         FROM d JOIN donors dn ON dn.id = d.donor_id JOIN tenants t ON t.id = d.tenant_id
-         ON CONFLICT (idempotency_key) DO NOTHING",
-        &[
-            (&id, Type::UUID),
-            (&(ev.created as f64), Type::FLOAT8),
-            (&pi, Type::TEXT),
-            (&charge, Type::TEXT),
-        ],
-    )
-    .await?;
+    let st = stmts.get(tx, INTENT_SUCCEEDED).await?;
+    tx.execute(&st, &[&id, &(ev.created as f64), &pi, &charge])
+        .await?;
     crate::metrics::donation_succeeded(&currency, amount);
     Ok((Outcome::Applied, Some(tenant)))
 }
 
 async fn intent_moved(
+    stmts: &StatementCache,
     tx: &Transaction<'_>,
     ev: &Event,
     account: &str,
@@ -308,7 +309,7 @@ async fn intent_moved(
     let Some(pi) = ev.str_field("id") else {
         return Ok((Outcome::Ignored, None));
     };
-    let Some(row) = donation_for_intent(tx, pi, metadata_uuid(ev, "donation_id"), account).await?
+    let Some(row) = donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
     else {
         return Ok((Outcome::Ignored, None));
     };

@@ -7,16 +7,111 @@
 
 pub mod migrate;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8_postgres::PostgresConnectionManager;
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::{Client, GenericClient, NoTls, Statement, Transaction};
 
 use crate::config::{DatabaseConfig, Secret};
 use crate::model::TenantId;
 
 /// The pool type every crate uses.
-pub type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+pub type Pool = bb8::Pool<PgManager>;
+
+/// A pooled connection.
+pub type PooledConn<'p> = bb8::PooledConnection<'p, PgManager>;
+
+/// Makes [`PgConn`]s: bb8-postgres's manager plus a prepared-statement cache per connection.
+#[derive(Debug)]
+pub struct PgManager {
+    inner: PostgresConnectionManager<NoTls>,
+}
+
+/// A connection with its own cache of prepared statements. Dereferences to the
+/// `tokio_postgres::Client`, so `conn.transaction()` and friends work as usual.
+pub struct PgConn {
+    client: Client,
+    statements: Arc<StatementCache>,
+}
+
+impl PgConn {
+    /// This connection's statement cache; clone it before starting a transaction, which
+    /// borrows the connection.
+    pub fn statements(&self) -> Arc<StatementCache> {
+        self.statements.clone()
+    }
+}
+
+impl std::ops::Deref for PgConn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// Statements prepared once per connection for hot paths: each later use skips the parse and
+/// plan round trip. Keyed by the SQL text, which must be a `&'static str` (never built from
+/// input), and bounded so a bug cannot grow it without limit.
+#[derive(Default)]
+pub struct StatementCache {
+    map: Mutex<HashMap<&'static str, Statement>>,
+}
+
+/// Most distinct statements one connection keeps prepared.
+const STATEMENT_CACHE_MAX: usize = 256;
+
+impl StatementCache {
+    /// The prepared statement for `sql`, preparing it through `client` (a connection or one
+    /// of its transactions) on first use.
+    pub async fn get(
+        &self,
+        client: &impl GenericClient,
+        sql: &'static str,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.lock().get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = client.prepare(sql).await?;
+        let mut map = self.lock();
+        if map.len() < STATEMENT_CACHE_MAX {
+            map.insert(sql, stmt.clone());
+        }
+        Ok(stmt)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Statement>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl bb8::ManageConnection for PgManager {
+    type Connection = PgConn;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+        Ok(PgConn {
+            client: self.inner.connect().await?,
+            statements: Arc::default(),
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
+        self.inner.is_valid(&mut conn.client).await
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        self.inner.has_broken(&mut conn.client)
+    }
+}
 
 /// Errors from creating a pool.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +137,9 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
 /// Builds a pool for an explicit URL.
 pub fn pool_for_url(url: &Secret, max: u32, timeout_ms: u64) -> Result<Pool, DbError> {
     let pg: tokio_postgres::Config = url.expose().parse().map_err(DbError::Url)?;
-    let manager = PostgresConnectionManager::new(pg, NoTls);
+    let manager = PgManager {
+        inner: PostgresConnectionManager::new(pg, NoTls),
+    };
     Ok(bb8::Pool::builder()
         .max_size(max)
         .connection_timeout(Duration::from_millis(timeout_ms))
