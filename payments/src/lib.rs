@@ -3,6 +3,7 @@
 //! - [`fee`]: the platform fee in integer minor units (no floating point touches money).
 //! - [`webhook`]: `Stripe-Signature` verification against every `v1` value and every
 //!   configured secret, with a timestamp tolerance, and the event envelope.
+//! - [`ledger`]: the SQL that records a successful payment and queues its receipt.
 //! - [`client`]: a small form-encoded API client for the handful of endpoints we call, with
 //!   `Stripe-Account` (direct charges on connected accounts) and `Idempotency-Key` on every
 //!   write so a retried request never charges twice.
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod fee;
+pub mod ledger;
 pub mod webhook;
 
 pub use client::{Form, Opts, StripeClient, StripeError};

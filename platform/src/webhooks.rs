@@ -67,16 +67,7 @@ pub const HANDLED: &[&str] = &[
     "account.updated",
 ];
 
-/// Maps Stripe's subscription statuses onto ours.
-pub fn recurring_status(stripe: &str) -> &'static str {
-    match stripe {
-        "active" | "trialing" => "active",
-        "past_due" | "unpaid" | "paused" => "past_due",
-        "canceled" => "canceled",
-        "incomplete_expired" => "incomplete_expired",
-        _ => "incomplete",
-    }
-}
+pub use payments::ledger::recurring_status;
 
 /// The handler for both endpoints.
 pub async fn receive(
@@ -195,22 +186,8 @@ const DONATION_FOR_INTENT: &str = "SELECT d.id, d.tenant_id, d.status, d.amount_
        AND t.stripe_account_id = $3
      FOR UPDATE OF d";
 
-/// The success and its receipt in one statement (one round trip on the hottest path).
-const INTENT_SUCCEEDED: &str = "WITH d AS (
-        UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp($2),
-               stripe_payment_intent_id = $3, stripe_charge_id = COALESCE($4, stripe_charge_id),
-               failure_reason = NULL, updated_at = now()
-        WHERE id = $1
-        RETURNING id, tenant_id, donor_id, amount_minor, currency, fund, kind, succeeded_at)
-     INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
-     SELECT d.tenant_id, 'receipt:' || d.id::text, 'donation_receipt', dn.email,
-            jsonb_build_object('donation_id', d.id, 'donor_name', dn.name,
-                               'amount_minor', d.amount_minor, 'currency', d.currency,
-                               'fund', d.fund, 'kind', d.kind, 'tenant_name', t.name,
-                               'tenant_slug', t.slug, 'succeeded_at', d.succeeded_at,
-                               'cancel_url', NULL)
-     FROM d JOIN donors dn ON dn.id = d.donor_id JOIN tenants t ON t.id = d.tenant_id
-     ON CONFLICT (idempotency_key) DO NOTHING";
+/// The success and its receipt in one statement, shared with the workers' reconciliation.
+const INTENT_SUCCEEDED: &str = payments::ledger::MARK_SUCCEEDED;
 
 async fn apply(
     state: &AppState,
@@ -230,10 +207,28 @@ async fn apply(
                 .as_str()
                 .unwrap_or("payment failed")
                 .to_owned();
-            intent_moved(stmts, tx, ev, account, "failed", &["pending"], Some(&reason)).await
+            intent_moved(
+                stmts,
+                tx,
+                ev,
+                account,
+                "failed",
+                &["pending"],
+                Some(&reason),
+            )
+            .await
         }
         "payment_intent.canceled" => {
-            intent_moved(stmts, tx, ev, account, "canceled", &["pending", "failed"], None).await
+            intent_moved(
+                stmts,
+                tx,
+                ev,
+                account,
+                "canceled",
+                &["pending", "failed"],
+                None,
+            )
+            .await
         }
         "invoice.paid" => invoice_paid(state, tx, ev, account).await,
         "invoice.payment_failed" => invoice_failed(tx, ev, account).await,
@@ -274,7 +269,8 @@ async fn intent_succeeded(
     let Some(pi) = ev.str_field("id") else {
         return Ok((Outcome::Ignored, None));
     };
-    let Some(row) = donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
+    let Some(row) =
+        donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
     else {
         // Subscription invoices' intents are handled through invoice.paid.
         return Ok((Outcome::Ignored, None));
@@ -309,7 +305,8 @@ async fn intent_moved(
     let Some(pi) = ev.str_field("id") else {
         return Ok((Outcome::Ignored, None));
     };
-    let Some(row) = donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
+    let Some(row) =
+        donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
     else {
         return Ok((Outcome::Ignored, None));
     };

@@ -23,7 +23,7 @@ pub use router::{
     CacheRule, Cidr, CompressionConfig, EdgeSignConfig, Lifecycle, RouterConfig, RouterListen,
     SecurityHeaders, TenantCacheConfig, Upstreams,
 };
-pub use workers::{SmtpConfig, WorkersConfig};
+pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 
 use crate::domain::DomainPolicy;
 use crate::host::HostRules;

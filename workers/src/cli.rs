@@ -1,13 +1,20 @@
 //! Command line of the `workers` binary.
 //!
-//! Exit codes: 0 success, 1 runtime failure, 64 bad configuration or usage.
+//! Exit codes: 0 success; 1 runtime failure (for `trigger`: the run failed); 3 `trigger` found
+//! the job already running (nothing done, safe to ignore); 64 bad configuration or usage
+//! (unknown job name).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tenant_config::config::{self, WorkersConfig};
 
+use crate::context::Ctx;
+use crate::cron::{CronError, CronJob, Trigger};
 use crate::http::{app, WorkersState};
+
+/// Exit code of `trigger` when another run of the job is in progress.
+pub const EXIT_ALREADY_RUNNING: i32 = 3;
 
 /// Queue consumers, cron scheduler and one-shot job triggers for the donation platform.
 #[derive(Debug, Parser)]
@@ -24,8 +31,14 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the workers' HTTP endpoints until SIGTERM or Ctrl-C.
+    /// Serve `/api/cron/*`, run queue consumers and (if leader) the cron scheduler until SIGTERM.
     Run,
+    /// Run one cron job now and exit: for EventBridge Scheduler, Kubernetes CronJob, systemd
+    /// timers. Exit 0 done, 1 failed, 3 already running elsewhere.
+    Trigger {
+        /// process-emails, process-donations, cleanup-sessions or generate-reports.
+        job: String,
+    },
     /// Validate the configuration and exit (0 when valid, 64 when not).
     CheckConfig,
 }
@@ -42,24 +55,79 @@ pub fn main(cli: Cli) -> i32 {
             tenant_config::runtime::init_logging(&config.log);
             tenant_config::runtime::block_on("workers", run(config))
         }
+        Command::Trigger { job } => {
+            let Some(job) = CronJob::from_name(&job) else {
+                let names: Vec<&str> = crate::cron::ALL.iter().map(|j| j.name()).collect();
+                eprintln!(
+                    "workers: unknown job {job:?} (one of: {})",
+                    names.join(", ")
+                );
+                return config::EXIT_BAD_CONFIG;
+            };
+            tenant_config::runtime::init_logging(&config.log);
+            tenant_config::runtime::block_on("workers", trigger(config, job))
+        }
+    }
+}
+
+fn context(config: &WorkersConfig) -> Result<Ctx, i32> {
+    Ctx::from_config(config).map_err(|e| {
+        eprintln!("workers: config error: {e}");
+        config::EXIT_BAD_CONFIG
+    })
+}
+
+async fn trigger(config: WorkersConfig, job: CronJob) -> i32 {
+    let ctx = match context(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match crate::cron::run(&ctx, job, Trigger::Cli, None).await {
+        Ok(r) => {
+            println!("{} run {} succeeded: {}", job.name(), r.run_id, r.counts);
+            0
+        }
+        Err(CronError::AlreadyRunning(name)) => {
+            println!("{name} is already running; nothing done");
+            EXIT_ALREADY_RUNNING
+        }
+        Err(e) => {
+            eprintln!("workers: {} {e}", job.name());
+            1
+        }
     }
 }
 
 async fn run(config: WorkersConfig) -> i32 {
-    let db = match tenant_config::db::pool(&config.database) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("workers: config error: {e}");
-            return config::EXIT_BAD_CONFIG;
-        }
+    let ctx = match context(&config) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let Some(listener) = tenant_config::runtime::bind("workers", &config.listen).await else {
         return 1;
     };
-    tracing::info!(listen = %config.listen, "workers serving");
-    let served = axum::serve(listener, app(WorkersState { db }))
-        .with_graceful_shutdown(tenant_config::runtime::shutdown_signal())
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let consumers = tokio::spawn(crate::consumer::run(ctx.clone(), stop_rx.clone()));
+    let scheduler = config
+        .queue
+        .scheduler
+        .then(|| tokio::spawn(crate::cron::scheduler(ctx.clone(), stop_rx.clone())));
+    tracing::info!(listen = %config.listen, worker = %ctx.worker_id, "workers running");
+    let state = WorkersState {
+        ctx,
+        cron_secret: std::sync::Arc::new(config.cron_secret.expose().to_owned()),
+    };
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            tenant_config::runtime::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
         .await;
+    let _ = consumers.await;
+    if let Some(s) = scheduler {
+        s.abort();
+    }
+    tenant_config::runtime::flush_logs();
     match served {
         Ok(()) => 0,
         Err(e) => {

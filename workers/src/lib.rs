@@ -1,8 +1,20 @@
-//! Background work: the Postgres job queue, cron jobs and their HTTP triggers.
+//! Background work: the Postgres job queue, cron jobs and their three triggers.
 //!
 //! Module map:
-//! - [`cli`]: command line (`run`, `check-config`), called by `main.rs`.
-//! - [`http`]: the workers' own HTTP surface (`/health` now; `/api/cron/<job>` with the jobs).
+//! - [`cli`]: command line (`run`, `trigger <job>`, `check-config`), called by `main.rs`.
+//! - [`queue`]: enqueue, fair-share fetch, complete, retry/discard, leases and rescue.
+//! - [`consumer`]: consumer loops, LISTEN wake-up, heartbeat, graceful hand-back.
+//! - [`cron`]: schedules, the single runner every trigger goes through, the leader-elected
+//!   scheduler and its missed-run policy.
+//! - [`jobs`]: the cron jobs' bodies (emails, donation reconciliation, cleanup, reports).
+//! - [`http`]: `/api/cron/<job>`, `/health`, `/metrics`.
+//! - [`context`], [`metrics`].
 
 pub mod cli;
+pub mod consumer;
+pub mod context;
+pub mod cron;
 pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod queue;

@@ -24,6 +24,12 @@ pub struct WorkersConfig {
     /// Outgoing mail.
     #[serde(default)]
     pub smtp: SmtpConfig,
+    /// Queue consumers and the in-process scheduler.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// Stripe, for reconciling pending donations (optional: skipped when unset).
+    #[serde(default)]
+    pub stripe: WorkerStripeConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -53,6 +59,58 @@ impl Default for SmtpConfig {
     }
 }
 
+/// Queue consumer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs claimed per fetch (`WORKERS_BATCH`), 1–1000.
+    pub batch: u32,
+    /// Consumer loops per process (`WORKERS_CONSUMERS`), 1–64.
+    pub consumers: u32,
+    /// Lease on a claimed job; a heartbeat renews it at a third of this (`WORKERS_LEASE_SECS`).
+    pub lease_secs: u64,
+    /// Polling interval when no notification arrives, in milliseconds.
+    pub poll_ms: u64,
+    /// Time in-flight jobs get to finish at shutdown before they are handed back
+    /// (`WORKERS_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
+    /// Run the cron scheduler in this process (`WORKERS_SCHEDULER`); only the process holding
+    /// the leader lock actually schedules.
+    pub scheduler: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            batch: 50,
+            consumers: 2,
+            lease_secs: 60,
+            poll_ms: 1000,
+            shutdown_grace_secs: 20,
+            scheduler: true,
+        }
+    }
+}
+
+/// Stripe access for the reconciliation job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerStripeConfig {
+    /// Secret API key (`STRIPE_SECRET_KEY`).
+    pub secret_key: Option<Secret>,
+    /// API base URL (`STRIPE_API_BASE`; tests point it at the emulator).
+    pub api_base: String,
+}
+
+impl Default for WorkerStripeConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            api_base: "https://api.stripe.com".into(),
+        }
+    }
+}
+
 impl ConfigFile for WorkersConfig {
     const ENV: &'static [EnvVar] = &[
         DATABASE_ENV[0],
@@ -62,6 +120,17 @@ impl ConfigFile for WorkersConfig {
         var("CRON_SECRET", "cron_secret", EnvKind::Str),
         var("SMTP_URL", "smtp.url", EnvKind::Str),
         var("EMAIL_FROM", "smtp.from", EnvKind::Str),
+        var("WORKERS_BATCH", "queue.batch", EnvKind::Int),
+        var("WORKERS_CONSUMERS", "queue.consumers", EnvKind::Int),
+        var("WORKERS_LEASE_SECS", "queue.lease_secs", EnvKind::Int),
+        var(
+            "WORKERS_SHUTDOWN_GRACE_SECS",
+            "queue.shutdown_grace_secs",
+            EnvKind::Int,
+        ),
+        var("WORKERS_SCHEDULER", "queue.scheduler", EnvKind::Bool),
+        var("STRIPE_SECRET_KEY", "stripe.secret_key", EnvKind::Str),
+        var("STRIPE_API_BASE", "stripe.api_base", EnvKind::Str),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -77,6 +146,38 @@ impl ConfigFile for WorkersConfig {
             return Err(ConfigError::invalid(
                 "smtp.url",
                 "must start with smtp://, smtp+starttls:// or smtps://",
+            ));
+        }
+        let q = &self.queue;
+        if !(1..=1000).contains(&q.batch) {
+            return Err(ConfigError::invalid("queue.batch", "must be 1 to 1000"));
+        }
+        if !(1..=64).contains(&q.consumers) {
+            return Err(ConfigError::invalid("queue.consumers", "must be 1 to 64"));
+        }
+        if !(2..=3600).contains(&q.lease_secs) {
+            return Err(ConfigError::invalid(
+                "queue.lease_secs",
+                "must be 2 to 3600",
+            ));
+        }
+        if !(10..=60_000).contains(&q.poll_ms) {
+            return Err(ConfigError::invalid("queue.poll_ms", "must be 10 to 60000"));
+        }
+        if q.shutdown_grace_secs > 600 {
+            return Err(ConfigError::invalid(
+                "queue.shutdown_grace_secs",
+                "must be at most 600",
+            ));
+        }
+        let b = &self.stripe.api_base;
+        if !b.starts_with("https://")
+            && !b.starts_with("http://127.0.0.1")
+            && !b.starts_with("http://localhost")
+        {
+            return Err(ConfigError::invalid(
+                "stripe.api_base",
+                "must be https (plain http only on loopback)",
             ));
         }
         if !self.smtp.from.contains('@') {

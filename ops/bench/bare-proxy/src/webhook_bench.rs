@@ -145,7 +145,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let secs = started.elapsed().as_secs_f64();
     lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
     println!(
         "deliveries/s {:.0}   unique events/s {:.0}   p50 {:.2} ms   p99 {:.2} ms   non-2xx {}   wall {:.1} s",
         schedule.len() as f64 / secs,
@@ -158,10 +159,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Correctness of what was ingested.
     let q = |sql: &'static str| {
         let db = &db;
-        async move { db.query_one(sql, &[&tenant]).await.map(|r| r.get::<_, i64>(0)) }
+        async move {
+            db.query_one(sql, &[&tenant])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+        }
     };
-    let applied = q("SELECT count(*) FROM stripe_events WHERE tenant_id = $1 AND outcome = 'applied'").await?;
-    let succeeded = q("SELECT count(*) FROM donations WHERE tenant_id = $1 AND status = 'succeeded'").await?;
+    let applied =
+        q("SELECT count(*) FROM stripe_events WHERE tenant_id = $1 AND outcome = 'applied'")
+            .await?;
+    let succeeded =
+        q("SELECT count(*) FROM donations WHERE tenant_id = $1 AND status = 'succeeded'").await?;
     let receipts = q("SELECT count(*) FROM email_outbox WHERE tenant_id = $1").await?;
     let verdict = if applied == n && succeeded == n && receipts == n && failures == 0 {
         "ok"

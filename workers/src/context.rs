@@ -1,0 +1,75 @@
+//! Handles every job and cron run shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::Tokio1Executor;
+use tenant_config::config::WorkersConfig;
+use tenant_config::db::Pool;
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Pool (the workers' login role has `platform_service`'s privileges).
+    pub db: Pool,
+    /// Connection settings for dedicated sessions (advisory locks, LISTEN), which must not come
+    /// from the pool: a lock must end when its holder does.
+    pub pg: Arc<tokio_postgres::Config>,
+    /// SMTP relay, with a connection pool so a batch reuses connections.
+    pub mailer: Arc<AsyncSmtpTransport<Tokio1Executor>>,
+    /// Sender.
+    pub from: String,
+    /// Stripe, when configured.
+    pub stripe: Option<payments::StripeClient>,
+    /// Base domain, for links in mail.
+    pub base_domain: String,
+    /// This process's name in `jobs.locked_by`.
+    pub worker_id: String,
+    /// Queue settings.
+    pub queue: tenant_config::config::QueueConfig,
+}
+
+impl Ctx {
+    /// Builds the handles; connects to nothing yet.
+    pub fn from_config(config: &WorkersConfig) -> anyhow::Result<Self> {
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp.url.expose())
+            .map_err(|e| anyhow::anyhow!("smtp.url: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        let stripe = match &config.stripe.secret_key {
+            Some(k) => Some(payments::StripeClient::new(
+                &config.stripe.api_base,
+                k.expose(),
+                Duration::from_secs(20),
+            )?),
+            None => None,
+        };
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "worker".into());
+        Ok(Self {
+            db: tenant_config::db::pool(&config.database)?,
+            pg: Arc::new(config.database.url.expose().parse()?),
+            mailer: Arc::new(mailer),
+            from: config.smtp.from.clone(),
+            stripe,
+            base_domain: config.domain.rules()?.base().to_owned(),
+            worker_id: format!(
+                "{host}:{}:{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            queue: config.queue.clone(),
+        })
+    }
+
+    /// A dedicated session outside the pool; it closes when dropped.
+    pub async fn session(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self.pg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+}
