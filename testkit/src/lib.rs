@@ -8,8 +8,9 @@
 //! Every test gets its own database cloned from a template that the real migration runner built,
 //! so tests run in parallel without seeing each other's rows.
 //!
-//! Also: an in-process HTTP/WebSocket [`origin`] for proxy tests, and [`Spawned`] child
-//! processes (the binaries under test) that are killed by PID when dropped.
+//! Also: an in-process HTTP/WebSocket [`origin`] for proxy tests, [`Spawned`] child
+//! processes (the binaries under test) that are killed by PID when dropped, the Stripe emulator
+//! ([`stripe`]: localstripe behind a recording proxy) and an SMTP sink ([`SmtpSink`]: aiosmtpd).
 //!
 //! Login roles in the cluster (trust authentication on loopback; see `ops/dev/login-roles.sql`):
 //! `postgres` (superuser, owns the schema), `platform_web`, `platform_router`,
@@ -23,6 +24,7 @@ mod postgres;
 mod process;
 mod redis;
 mod router;
+mod smtp;
 mod spawn;
 mod stripe;
 
@@ -31,6 +33,7 @@ pub use origin::{origin, Origin, OriginBuilder};
 pub use postgres::{database, postgres, PgCluster, TestDb};
 pub use redis::{redis, RedisServer};
 pub use router::{router, RouterBuilder, RouterProcess, BASE_DOMAIN, EDGE_SECRET};
+pub use smtp::SmtpSink;
 pub use spawn::{wait_for_port, Spawned};
 pub use stripe::{param, stripe, StripeEmulator, STRIPE_TEST_KEY};
 
