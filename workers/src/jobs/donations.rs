@@ -4,7 +4,8 @@
 //!   tenant's connected account. `succeeded` is recorded exactly as the webhook would
 //!   ([`payments::ledger::MARK_SUCCEEDED`], receipt included); `canceled` is recorded; intents
 //!   still waiting for the donor after 24 hours are abandoned: cancelled at Stripe (idempotency
-//!   key `abandon:<donation id>`) and marked `canceled`.
+//!   key `abandon:<donation id>`) and marked `canceled`. (No `cancellation_reason` is sent: it
+//!   is informational, and the emulator the tests use refuses it.)
 //! - Gifts that never reached Stripe (no intent id) and are a day old are marked `failed`.
 //! - Recurring gifts in `incomplete` or `past_due` take the subscription's current status.
 //!
@@ -87,7 +88,7 @@ pub async fn run(ctx: &Ctx) -> Result<Value, String> {
                 let cancel: Result<Value, _> = stripe
                     .post(
                         &format!("payment_intents/{pi}/cancel"),
-                        &payments::Form::new().set("cancellation_reason", "abandoned"),
+                        &payments::Form::new(),
                         Opts {
                             account: Some(&account),
                             idempotency_key: Some(&key),
