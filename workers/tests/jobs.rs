@@ -8,6 +8,9 @@ use tenant_config::config::{MapEnv, WorkersConfig};
 use uuid::Uuid;
 use workers::context::Ctx;
 
+/// donor, recurring gift, kind, amount, fee, fund, status, succeeded at, refunded.
+type Seeded = (Uuid, Option<Uuid>, &'static str, i64, i64, &'static str, &'static str, &'static str, i64);
+
 fn ctx(db: &testkit::TestDb, stripe: bool) -> Ctx {
     let url = db.workers_url();
     let api = testkit::stripe().url();
@@ -74,7 +77,7 @@ async fn weekly_report_matches_hand_computed_totals() {
         .unwrap()
         .get(0);
     // Week of 2026-11-16 (Mon) to 2026-11-23. Bob gave before that week: he is returning.
-    let rows: [(Uuid, Option<Uuid>, &str, i64, i64, &str, &str, &str, i64); 7] = [
+    let rows: [Seeded; 7] = [
         (
             bob,
             None,
