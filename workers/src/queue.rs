@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_postgres::types::Type;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -169,8 +170,10 @@ pub async fn fetch(
     lease: Duration,
 ) -> Result<Vec<Job>, tokio_postgres::Error> {
     let per = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Typed parameters: one round trip per statement, no separate prepare (this runs for every
+    // batch).
     let rows = client
-        .query(CANDIDATES, &[&per, &TENANTS_PER_FETCH])
+        .query_typed(CANDIDATES, &[(&per, Type::INT8), (&TENANTS_PER_FETCH, Type::INT8)])
         .await?;
     let candidates: Vec<(i64, Option<Uuid>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     if candidates.is_empty() {
@@ -178,7 +181,14 @@ pub async fn fetch(
     }
     let ids = fair_order(&candidates, limit);
     let rows = client
-        .query(CLAIM, &[&ids, &worker, &lease.as_secs_f64()])
+        .query_typed(
+            CLAIM,
+            &[
+                (&ids, Type::INT8_ARRAY),
+                (&worker, Type::TEXT),
+                (&lease.as_secs_f64(), Type::FLOAT8),
+            ],
+        )
         .await?;
     let mut jobs: Vec<Job> = rows
         .iter()
@@ -208,11 +218,11 @@ pub async fn complete(
         return Ok(0);
     }
     client
-        .execute(
+        .execute_typed(
             "UPDATE jobs SET state = 'completed', finished_at = now(), lease_expires_at = NULL,
                     locked_by = NULL, last_error = NULL
              WHERE id = ANY($1) AND state = 'running' AND locked_by = $2",
-            &[&ids, &worker],
+            &[(&ids, Type::INT8_ARRAY), (&worker, Type::TEXT)],
         )
         .await
 }

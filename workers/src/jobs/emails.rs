@@ -7,6 +7,7 @@
 //! refused, 4xx) retry with backoff; permanent ones (5xx) or the tenth attempt leave the message
 //! `failed` with the error kept.
 
+use futures_util::StreamExt;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncTransport, Message};
 use serde_json::{json, Value};
@@ -16,6 +17,8 @@ use crate::context::Ctx;
 
 /// Messages claimed per round.
 const BATCH: i64 = 100;
+/// Messages in flight at once (the SMTP transport pools this many connections).
+const SENDERS: usize = 8;
 /// Attempts before a message is given up.
 pub const MAX_ATTEMPTS: i32 = 10;
 
@@ -45,11 +48,19 @@ pub async fn run(ctx: &Ctx) -> Result<Value, String> {
         if batch.is_empty() {
             break;
         }
-        for m in batch {
-            match send(ctx, &m).await {
+        // Up to SENDERS messages in flight over the transport's pooled connections; results are
+        // recorded per message as they come back.
+        let mut results = futures_util::stream::iter(batch.into_iter().map(|m| async move {
+            let r = send(ctx, &m).await;
+            (m, r)
+        }))
+        .buffer_unordered(SENDERS);
+        let mut delivered = Vec::new();
+        while let Some((m, result)) = results.next().await {
+            match result {
                 Ok(()) => {
-                    mark(ctx, "UPDATE email_outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1", &m.id, None, None).await?;
-                    sent += 1;
+                    delivered.push(m.id);
+                    crate::metrics::email("sent");
                 }
                 Err((permanent, err)) => {
                     if permanent || m.attempts >= MAX_ATTEMPTS {
@@ -64,10 +75,19 @@ pub async fn run(ctx: &Ctx) -> Result<Value, String> {
                     }
                     crate::metrics::email(if permanent { "failed" } else { "retry" });
                     tracing::warn!(email = %m.id, template = %m.template, error = %err, "email not sent");
-                    continue;
                 }
             }
-            crate::metrics::email("sent");
+        }
+        drop(results);
+        if !delivered.is_empty() {
+            let conn = ctx.db.get().await.map_err(|e| e.to_string())?;
+            conn.execute(
+                "UPDATE email_outbox SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = ANY($1)",
+                &[&delivered],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            sent += delivered.len() as u64;
         }
     }
     Ok(json!({"sent": sent, "retried": retried, "failed": failed}))
