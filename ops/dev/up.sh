@@ -3,7 +3,7 @@
 # tenant, and the router, platform and workers binaries. Safe to run again (restarts services).
 #
 # Ports (override with env): router 8000, platform 8080, workers 8090, PostgreSQL 54329,
-# Redis 63799. State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
+# Redis 63799, SMTP sink 2525, Stripe emulator 8420 (and 8421 behind it). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -16,6 +16,8 @@ WORKERS_PORT=${WORKERS_PORT:-8090}
 ROUTER_METRICS_PORT=${ROUTER_METRICS_PORT:-9100}
 PG_PORT=${PG_PORT:-54329}
 REDIS_PORT=${REDIS_PORT:-63799}
+SMTP_PORT=${SMTP_PORT:-2525}
+STRIPE_PORT=${STRIPE_PORT:-8420}
 state=${DEV_STATE:-$repo/.dev}
 if [ "$(id -u)" -eq 0 ] && ! pg_can_use "$state"; then
   # postgres cannot enter this checkout (e.g. under /root); keep the state where it can.
@@ -123,6 +125,19 @@ start() {
   echo $! > "$state/pids/$name.pid"
 }
 
+say "Starting the local SMTP sink and Stripe emulator (PyPI aiosmtpd, localstripe)"
+python3 -m pip install -q --disable-pip-version-check -r ops/requirements-test.txt 2>/dev/null \
+  || echo "up.sh: could not install the PyPI tools; mail and donations will not work locally" >&2
+mkdir -p "$state/mail"
+start smtp-sink python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$state/mail"
+start stripe-emulator python3 testkit/py/stripe_emulator.py "$STRIPE_PORT" "$((STRIPE_PORT + 1))"
+# The demo tenant takes gifts on a (local, emulated) connected account.
+psql_owner -d platform -c "UPDATE tenants SET stripe_account_id = 'acct_gracelocal', stripe_account_status = 'enabled'
+  WHERE slug = 'grace' AND stripe_account_id IS NULL" >/dev/null
+export STRIPE_SECRET_KEY=sk_test_local STRIPE_PUBLISHABLE_KEY=pk_test_local
+export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT" STRIPE_WEBHOOK_SECRET=whsec_local_demo_secret
+export SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
+
 say "Starting platform, workers and router"
 DATABASE_URL=$(db_url platform_web "$PG_WEB_PASSWORD") PLATFORM_LISTEN=127.0.0.1:$PLATFORM_PORT \
   start platform "$bin/platform" serve
@@ -162,6 +177,12 @@ The local system is up.
   Router metrics / ready     http://127.0.0.1:$ROUTER_METRICS_PORT/metrics  http://127.0.0.1:$ROUTER_METRICS_PORT/ready
   PostgreSQL                 PGPASSWORD=\$(grep SUPERUSER $secrets | cut -d= -f2) psql -h 127.0.0.1 -p $PG_PORT -U postgres platform
   Redis                      redis-cli -p $REDIS_PORT
+  Give (one-time, 25.00 USD) curl -H 'content-type: application/json' \\
+                               -d '{"amount_minor":2500,"currency":"usd","donor_name":"Ann","donor_email":"ann@example.org"}' \\
+                               http://grace.platform.localhost:$ROUTER_PORT/api/donations
+  Run the mail job now       curl -X POST -H "authorization: Bearer \$(grep ^CRON_SECRET $secrets | cut -d= -f2)" \\
+                               http://127.0.0.1:$WORKERS_PORT/api/cron/process-emails
+  Mail received locally      $state/mail/new/   (Stripe emulator: http://127.0.0.1:$STRIPE_PORT, webhook secret whsec_local_demo_secret)
   Logs                       $state/logs/
   Stop everything            ops/dev/down.sh
 
