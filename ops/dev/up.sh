@@ -128,7 +128,7 @@ start() {
 say "Starting the local SMTP sink and Stripe emulator (PyPI aiosmtpd, localstripe)"
 python3 -m pip install -q --disable-pip-version-check -r ops/requirements-test.txt 2>/dev/null \
   || echo "up.sh: could not install the PyPI tools; mail and donations will not work locally" >&2
-mkdir -p "$state/mail"
+mkdir -p "$state/mail/tmp" "$state/mail/new" "$state/mail/cur"
 start smtp-sink python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$state/mail"
 start stripe-emulator python3 testkit/py/stripe_emulator.py "$STRIPE_PORT" "$((STRIPE_PORT + 1))"
 # The demo tenant takes gifts on a (local, emulated) connected account.
