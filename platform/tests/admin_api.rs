@@ -687,3 +687,69 @@ async fn platform_metrics_jobs_and_audit_views() {
     let bad = call(&a.state, "GET", "/api/admin/audit?limit=0", None, auth).await;
     assert_eq!(bad.body["errors"][0]["field"], "limit");
 }
+
+#[tokio::test]
+async fn stripe_account_is_linked_pending_until_stripe_enables_it() {
+    let a = setup().await;
+    let (pair, csrf) = session(&a.state).await;
+    let ids: Vec<uuid::Uuid> = {
+        let mut v = Vec::new();
+        for slug in ["hope", "faith"] {
+            v.push(
+                a.owner
+                    .query_one(
+                        "INSERT INTO tenants (slug, name) VALUES ($1, $1) RETURNING id",
+                        &[&slug],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0),
+            );
+        }
+        v
+    };
+    let put = |id: uuid::Uuid, body: Value, with_csrf: bool| {
+        let (state, pair, csrf) = (a.state.clone(), pair.clone(), csrf.clone());
+        async move {
+            let auth = Some((pair.as_str(), with_csrf.then_some(csrf.as_str())));
+            call(
+                &state,
+                "PUT",
+                &format!("/api/admin/tenants/{id}/stripe-account"),
+                Some(body),
+                auth,
+            )
+            .await
+        }
+    };
+    // CSRF is required, and the id must look like an account id.
+    assert_eq!(
+        put(ids[0], json!({"account_id": "acct_1Hope"}), false)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = put(ids[0], json!({"account_id": "cus_123"}), true).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["errors"][0]["field"], "account_id");
+    let ok = put(ids[0], json!({"account_id": "acct_1Hope"}), true).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.body["stripe_account_id"], "acct_1Hope");
+    assert_eq!(ok.body["stripe_account_status"], "pending");
+    // One account belongs to one tenant.
+    let taken = put(ids[1], json!({"account_id": "acct_1Hope"}), true).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    // Disconnecting resets the status; every change is audited.
+    let off = put(ids[0], json!({"account_id": null}), true).await;
+    assert_eq!(off.body["stripe_account_status"], "not_connected");
+    let audited: i64 = a
+        .owner
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'tenant.stripe_account'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 2);
+}

@@ -464,6 +464,29 @@ async fn succeeded_webhook_applies_once_and_queues_one_receipt() {
         count(&e.owner, "SELECT count(*) FROM email_outbox").await,
         1
     );
+
+    // The business metrics saw it.
+    let resp = platform::app(e.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for needle in [
+        "platform_stripe_webhook_events_total{type=\"payment_intent.succeeded\",outcome=\"applied\"}",
+        "platform_stripe_webhook_events_total{type=\"payment_intent.succeeded\",outcome=\"duplicate\"}",
+        "platform_donation_amount_minor_bucket{currency=\"usd\",le=\"2500\"}",
+        "platform_donations_started_total{kind=\"one_time\",currency=\"usd\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
 }
 
 #[tokio::test]

@@ -173,7 +173,10 @@ pub async fn fetch(
     // Typed parameters: one round trip per statement, no separate prepare (this runs for every
     // batch).
     let rows = client
-        .query_typed(CANDIDATES, &[(&per, Type::INT8), (&TENANTS_PER_FETCH, Type::INT8)])
+        .query_typed(
+            CANDIDATES,
+            &[(&per, Type::INT8), (&TENANTS_PER_FETCH, Type::INT8)],
+        )
         .await?;
     let candidates: Vec<(i64, Option<Uuid>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     if candidates.is_empty() {

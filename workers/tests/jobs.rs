@@ -9,7 +9,17 @@ use uuid::Uuid;
 use workers::context::Ctx;
 
 /// donor, recurring gift, kind, amount, fee, fund, status, succeeded at, refunded.
-type Seeded = (Uuid, Option<Uuid>, &'static str, i64, i64, &'static str, &'static str, &'static str, i64);
+type Seeded = (
+    Uuid,
+    Option<Uuid>,
+    &'static str,
+    i64,
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    i64,
+);
 
 fn ctx(db: &testkit::TestDb, stripe: bool) -> Ctx {
     let url = db.workers_url();

@@ -89,7 +89,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn context(db: &str, smtp: &str, consumers: u32, batch: &str) -> Result<workers::context::Ctx, Box<dyn std::error::Error>> {
+fn context(
+    db: &str,
+    smtp: &str,
+    consumers: u32,
+    batch: &str,
+) -> Result<workers::context::Ctx, Box<dyn std::error::Error>> {
     let consumers = consumers.to_string();
     let env = MapEnv::from_pairs([
         ("DATABASE_URL", db),
