@@ -41,22 +41,31 @@ pub enum AppError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error response (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A URI naming the kind of problem.
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
+    pub kind: &'a str,
+    /// Short, human-readable summary.
+    pub title: &'a str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, when it is safe to say.
     #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
+    pub detail: Option<String>,
+    /// Invalid fields, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<Vec<FieldError<'a>>>,
+    pub errors: Option<Vec<FieldError<'a>>>,
 }
 
-#[derive(Serialize)]
-struct FieldError<'a> {
-    field: &'a str,
-    message: &'a str,
+/// One invalid field.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FieldError<'a> {
+    /// Field name (`body` when the JSON itself is unusable).
+    pub field: &'a str,
+    /// What is wrong with it.
+    pub message: &'a str,
 }
 
 impl AppError {
@@ -148,6 +157,51 @@ where
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| ApiJson(v))
+            .map_err(|e| AppError::Invalid {
+                field: "body",
+                message: e.body_text(),
+            })
+    }
+}
+
+/// `Query<T>` whose rejections are problem responses naming the query string.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| AppError::Invalid {
+                field: "query",
+                message: e.body_text(),
+            })
+    }
+}
+
+/// `Form<T>` whose rejections are problem responses naming the form body.
+pub struct ApiForm<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiForm<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|axum::Form(v)| ApiForm(v))
             .map_err(|e| AppError::Invalid {
                 field: "body",
                 message: e.body_text(),

@@ -20,7 +20,7 @@ use crate::state::AppState;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Overall state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Everything answers.
@@ -32,7 +32,7 @@ pub enum Status {
 }
 
 /// One dependency's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// `up` or `down`.
     pub status: &'static str,
@@ -44,7 +44,7 @@ pub struct Check {
 }
 
 /// Body of `/health` and `/ready`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     /// Overall state.
     pub status: Status,
@@ -57,7 +57,7 @@ pub struct Report {
 }
 
 /// The dependencies checked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     /// PostgreSQL round trip.
     pub database: Check,
@@ -168,11 +168,13 @@ pub async fn report(state: &AppState) -> Report {
 }
 
 /// `GET /health`: 200 while the process serves HTTP, with dependency details.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Liveness with per-check status and latency", body = Report)))]
 pub async fn health(State(state): State<AppState>) -> Json<Report> {
     Json(report(&state).await)
 }
 
 /// `GET /ready`: 200 only when the database and Redis answer and no migration is pending.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "Ready", body = Report), (status = 503, description = "Database or Redis down, or migrations pending", body = Report)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Report>) {
     let r = report(&state).await;
     let ok = r.status == Status::Healthy && r.checks.pending_migrations == Some(0);

@@ -13,6 +13,7 @@
 //!   donor cancellation of recurring gifts.
 //! - [`webhooks`]: verified, deduplicated Stripe events applied once.
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
 //!
 //! [`app`] builds the whole HTTP router so tests drive it in-process.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod giving;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod state;
 pub mod tenant;
 pub mod webhooks;
@@ -91,7 +93,11 @@ pub fn app(state: AppState) -> Router {
             get(giving::cancel::page).post(giving::cancel::confirm),
         )
         .route("/api/webhooks/stripe", post(webhooks::receive))
-        .route("/api/webhooks/stripe/connect", post(webhooks::receive))
+        .route(
+            "/api/webhooks/stripe/connect",
+            post(webhooks::receive_connect),
+        )
+        .route("/api/openapi.json", get(openapi::document))
         .route(
             "/api/admin/tenants/{id}/stripe-account",
             axum::routing::put(admin::tenants::set_stripe_account),

@@ -70,6 +70,7 @@ pub const HANDLED: &[&str] = &[
 pub use payments::ledger::recurring_status;
 
 /// The handler for both endpoints.
+#[utoipa::path(post, path = "/api/webhooks/stripe", tag = "webhooks", request_body(content = Object, description = "A Stripe event, signed in the Stripe-Signature header"), params(("stripe-signature" = String, Header, description = "t=<unix time>,v1=<hex HMAC-SHA256>")), responses((status = 200, description = "Received: applied, ignored, stale, or a duplicate", body = Object), (status = 400, description = "Unusable request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -139,6 +140,16 @@ pub async fn receive(
         state.profiles.invalidate(tenant_config::TenantId(t)).await;
     }
     Ok(Json(json!({"received": true, "outcome": outcome.as_str()})))
+}
+
+/// The Connect endpoint: the same handling; events carry the connected account.
+#[utoipa::path(post, path = "/api/webhooks/stripe/connect", tag = "webhooks", request_body(content = Object, description = "A Stripe Connect event, signed in the Stripe-Signature header"), params(("stripe-signature" = String, Header, description = "t=<unix time>,v1=<hex HMAC-SHA256>")), responses((status = 200, description = "Received: applied, ignored, stale, or a duplicate", body = Object), (status = 400, description = "Unusable request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn receive_connect(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    receive(state, headers, body).await
 }
 
 async fn current_subscription(

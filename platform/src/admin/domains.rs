@@ -49,7 +49,7 @@ pub fn resolver(addr: Option<&str>) -> Result<Arc<TokioResolver>, String> {
 }
 
 /// A domain as admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DomainView {
     /// Id.
     pub id: Uuid,
@@ -70,7 +70,7 @@ pub struct DomainView {
 }
 
 /// The DNS record a tenant publishes to prove ownership.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TxtRecord {
     /// Record name.
     pub name: String,
@@ -100,7 +100,7 @@ fn view(r: &tokio_postgres::Row) -> DomainView {
 }
 
 /// New domain.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDomain {
     /// The name to attach, e.g. `give.gracechurch.org`.
@@ -108,6 +108,7 @@ pub struct NewDomain {
 }
 
 /// `POST /api/admin/tenants/{id}/domains`.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/domains", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), request_body = NewDomain, responses((status = 201, body = DomainView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "Conflicts with existing state", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn add(
     State(state): State<AppState>,
     admin: AdminSession,
@@ -176,6 +177,7 @@ pub async fn add(
 }
 
 /// `GET /api/admin/tenants/{id}/domains`.
+#[utoipa::path(get, path = "/api/admin/tenants/{id}/domains", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), responses((status = 200, body = Vec<DomainView>), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminSession,
@@ -212,6 +214,7 @@ async fn txt_present(resolver: &TokioResolver, name: &str, expected: &str) -> Re
 }
 
 /// `POST /api/admin/domains/{id}/verify`.
+#[utoipa::path(post, path = "/api/admin/domains/{id}/verify", tag = "admin", params(("id" = String, Path, description = "Domain id (UUID)")), responses((status = 200, body = DomainView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "Conflicts with existing state", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     admin: AdminSession,
@@ -280,6 +283,7 @@ pub async fn verify(
 }
 
 /// `DELETE /api/admin/domains/{id}`.
+#[utoipa::path(delete, path = "/api/admin/domains/{id}", tag = "admin", params(("id" = String, Path, description = "Domain id (UUID)")), responses((status = 204, description = "Removed"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
     admin: AdminSession,

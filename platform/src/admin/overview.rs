@@ -1,7 +1,7 @@
 //! Read-only admin views: platform metrics (the seeds' business dashboard), the jobs overview
 //! and the audit log.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 /// `GET /api/admin/metrics`: tenants by status, MRR/ARR per currency from live subscriptions,
 /// and this calendar month's (UTC) succeeded donations per currency.
+#[utoipa::path(get, path = "/api/admin/metrics", tag = "admin", responses((status = 200, description = "Tenants, MRR/ARR, donations this month", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn platform_metrics(
     State(state): State<AppState>,
     _admin: AdminSession,
@@ -88,6 +89,7 @@ pub async fn platform_metrics(
 }
 
 /// `GET /api/admin/jobs`: queue depth by state and kind, and the age of the oldest runnable job.
+#[utoipa::path(get, path = "/api/admin/jobs", tag = "admin", responses((status = 200, description = "Queue and cron overview", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn jobs(
     State(state): State<AppState>,
     _admin: AdminSession,
@@ -129,7 +131,8 @@ pub async fn jobs(
 }
 
 /// Audit log filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries about this tenant.
@@ -143,7 +146,7 @@ pub struct AuditQuery {
 }
 
 /// One audit entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Sequence number.
     pub id: i64,
@@ -168,10 +171,11 @@ pub struct AuditEntry {
 }
 
 /// `GET /api/admin/audit`: newest first.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn audit_log(
     State(state): State<AppState>,
     _admin: AdminSession,
-    Query(q): Query<AuditQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, AppError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

@@ -2,7 +2,7 @@
 //! in the same transaction, fires the `tenant_changed` notification (a trigger) that routers
 //! use to drop their cache, and drops this service's cached profile.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use crate::error::{ApiJson, AppError};
 use crate::state::AppState;
 
 /// A tenant as admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     /// Id.
     pub id: Uuid,
@@ -57,7 +57,8 @@ fn view(r: &tokio_postgres::Row) -> TenantView {
 }
 
 /// List filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only tenants in this status.
@@ -69,10 +70,11 @@ pub struct ListQuery {
 }
 
 /// `GET /api/admin/tenants`.
+#[utoipa::path(get, path = "/api/admin/tenants", tag = "admin", params(ListQuery), responses((status = 200, body = Vec<TenantView>), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminSession,
-    Query(q): Query<ListQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<TenantView>>, AppError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -105,6 +107,7 @@ pub async fn list(
 }
 
 /// `GET /api/admin/tenants/{id}`.
+#[utoipa::path(get, path = "/api/admin/tenants/{id}", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), responses((status = 200, body = TenantView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     _admin: AdminSession,
@@ -125,7 +128,7 @@ pub async fn show(
 }
 
 /// New tenant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Subdomain label (tenant-config slug rules).
@@ -199,6 +202,7 @@ pub async fn create_tenant(
 }
 
 /// `POST /api/admin/tenants`.
+#[utoipa::path(post, path = "/api/admin/tenants", tag = "admin", request_body = NewTenant, responses((status = 201, body = TenantView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "Conflicts with existing state", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     admin: AdminSession,
@@ -210,7 +214,7 @@ pub async fn create(
 }
 
 /// Suspension reason.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suspend {
     /// Shown to admins, kept in the audit log.
@@ -258,6 +262,7 @@ async fn set_status(
 }
 
 /// `POST /api/admin/tenants/{id}/suspend`.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/suspend", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), request_body = Suspend, responses((status = 200, body = TenantView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn suspend(
     State(state): State<AppState>,
     admin: AdminSession,
@@ -275,6 +280,7 @@ pub async fn suspend(
 }
 
 /// `POST /api/admin/tenants/{id}/resume`.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/resume", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), responses((status = 200, body = TenantView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn resume(
     State(state): State<AppState>,
     admin: AdminSession,
@@ -284,7 +290,7 @@ pub async fn resume(
 }
 
 /// Body of `PUT /api/admin/tenants/{id}/stripe-account`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StripeAccount {
     /// The tenant's connected account id (`acct_…`), or `null` to disconnect.
@@ -294,6 +300,7 @@ pub struct StripeAccount {
 /// `PUT /api/admin/tenants/{id}/stripe-account`: links a connected account. Its status starts as
 /// `pending` and becomes `enabled` when Stripe's `account.updated` says charges are enabled;
 /// only then does the tenant take donations.
+#[utoipa::path(put, path = "/api/admin/tenants/{id}/stripe-account", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), request_body = StripeAccount, responses((status = 200, body = TenantView), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "Conflicts with existing state", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn set_stripe_account(
     State(state): State<AppState>,
     admin: AdminSession,

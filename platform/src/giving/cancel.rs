@@ -3,9 +3,9 @@
 //! (JSON) cancel it. The token is an HMAC of the gift id (see [`crate::giving::cancel_token`]),
 //! compared in constant time; a wrong token and an unknown gift answer the same 404.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Html;
-use axum::{Form, Json};
+use axum::Json;
 use payments::Opts;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use crate::giving::stripe_error;
 use crate::state::AppState;
 
 /// The secret half of the link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     /// Token from the cancel link.
@@ -24,7 +24,8 @@ pub struct CancelBody {
 }
 
 /// The link's query string (and the confirmation form's fields).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct CancelLink {
     /// Recurring gift id.
     pub gift: String,
@@ -33,7 +34,7 @@ pub struct CancelLink {
 }
 
 /// Result of a cancellation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Cancelled {
     /// Recurring gift id.
     pub id: Uuid,
@@ -111,6 +112,7 @@ async fn cancel(
 }
 
 /// `POST /api/recurring/{id}/cancel`.
+#[utoipa::path(post, path = "/api/recurring/{id}/cancel", tag = "tenant", params(("id" = String, Path, description = "Recurring gift id (UUID)")), request_body = CancelBody, responses((status = 200, body = Cancelled), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn api(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -123,9 +125,10 @@ pub async fn api(
 
 /// `GET /give/cancel?gift=…&token=…`: a confirmation page; nothing changes on GET (mail
 /// scanners follow links).
+#[utoipa::path(get, path = "/give/cancel", tag = "tenant", params(CancelLink), responses((status = 200, description = "Confirmation form", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn page(
     _req: TenantRequest,
-    Query(link): Query<CancelLink>,
+    crate::error::ApiQuery(link): crate::error::ApiQuery<CancelLink>,
 ) -> Result<Html<String>, AppError> {
     let id = path_uuid(&link.gift)?;
     if link.token.len() != 64 || !link.token.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -141,10 +144,11 @@ pub async fn page(
 }
 
 /// `POST /give/cancel` (the confirmation form).
+#[utoipa::path(post, path = "/give/cancel", tag = "tenant", request_body(content = CancelLink, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Cancelled", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn confirm(
     State(state): State<AppState>,
     req: TenantRequest,
-    Form(link): Form<CancelLink>,
+    crate::error::ApiForm(link): crate::error::ApiForm<CancelLink>,
 ) -> Result<Html<String>, AppError> {
     let id = path_uuid(&link.gift)?;
     cancel(&state, &req, id, &link.token).await?;

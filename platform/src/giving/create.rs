@@ -16,7 +16,7 @@ use crate::state::{AppState, StripeState};
 use crate::tenant::profile::from_settings;
 
 /// How often a gift repeats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Frequency {
     /// A single gift (PaymentIntent).
@@ -41,7 +41,7 @@ impl Frequency {
 }
 
 /// The donation form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDonation {
     /// Gift in minor units (cents), within the tenant's limits.
@@ -69,7 +69,7 @@ fn one_time() -> Frequency {
 }
 
 /// What the browser needs to finish the payment with Stripe.js.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Started {
     /// Our donation id (one-time gifts), for `GET /api/donations/{id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -286,6 +286,7 @@ async fn audit_donation(
 }
 
 /// `POST /api/donations`.
+#[utoipa::path(post, path = "/api/donations", tag = "tenant", request_body = NewDonation, responses((status = 201, description = "Started; finish with Stripe.js", body = Started), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 409, description = "Conflicts with existing state", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     req: TenantRequest,

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// Public view of one donation (no donor data).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DonationStatus {
     /// Donation id.
     pub id: Uuid,
@@ -26,6 +26,7 @@ pub struct DonationStatus {
 }
 
 /// `GET /api/donations/{id}`.
+#[utoipa::path(get, path = "/api/donations/{id}", tag = "tenant", params(("id" = String, Path, description = "Donation id (UUID)")), responses((status = 200, body = DonationStatus), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn status(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -53,7 +54,8 @@ pub async fn status(
 }
 
 /// Staff list filters.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this status.
@@ -71,7 +73,7 @@ pub struct ListQuery {
 }
 
 /// A donation as the tenant's staff see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StaffDonation {
     /// Id.
     pub id: Uuid,
@@ -98,7 +100,7 @@ pub struct StaffDonation {
 }
 
 /// One page of donations plus the cursor for the next.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// Rows, newest first.
     pub items: Vec<StaffDonation>,
@@ -107,10 +109,11 @@ pub struct Page {
 }
 
 /// `GET /api/staff/donations`: newest first, keyset pagination.
+#[utoipa::path(get, path = "/api/staff/donations", tag = "staff", params(ListQuery), responses((status = 200, body = Page), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "staff_session" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     staff: crate::tenant::staff::StaffSession,
-    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, AppError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// What anyone may know about a tenant: shown on its pages and used by the donation form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     /// Subdomain label.
     pub slug: String,
@@ -26,7 +26,7 @@ pub struct Profile {
 }
 
 /// Branding from the tenant's settings, with safe defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Branding {
     /// `#rgb` or `#rrggbb`.
     pub primary_color: String,
@@ -35,7 +35,7 @@ pub struct Branding {
 }
 
 /// Donation limits and funds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DonationSettings {
     /// Accepted currencies (ISO 4217, lower case).
     pub currencies: Vec<String>,
@@ -115,6 +115,7 @@ pub async fn load(state: &AppState, tenant: TenantId) -> Result<Arc<Profile>, Ap
 }
 
 /// `GET /api/tenant`.
+#[utoipa::path(get, path = "/api/tenant", tag = "tenant", responses((status = 200, body = Profile), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn get_profile(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -124,6 +125,7 @@ pub async fn get_profile(
 }
 
 /// `GET /` on a tenant host: a minimal landing page until the front end exists.
+#[utoipa::path(get, path = "/", tag = "tenant", responses((status = 200, description = "The tenant's page", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn landing(
     State(state): State<AppState>,
     req: TenantRequest,

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use crate::tenant::staff::StaffSession;
 
 /// A stored report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReportItem {
     /// Id.
     pub id: Uuid,
@@ -27,6 +27,7 @@ pub struct ReportItem {
 }
 
 /// `GET /api/staff/reports`.
+#[utoipa::path(get, path = "/api/staff/reports", tag = "staff", responses((status = 200, body = Vec<ReportItem>), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "staff_session" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     staff: StaffSession,
@@ -54,6 +55,7 @@ pub async fn list(
 }
 
 /// `GET /api/staff/reports/{id}/csv`: the report as a CSV attachment.
+#[utoipa::path(get, path = "/api/staff/reports/{id}/csv", tag = "staff", params(("id" = String, Path, description = "Report id (UUID)")), responses((status = 200, description = "The report as CSV", body = String, content_type = "text/csv"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "staff_session" = [])))]
 pub async fn csv(
     State(state): State<AppState>,
     staff: StaffSession,

@@ -70,6 +70,7 @@ impl FromRequestParts<AppState> for StaffSession {
 }
 
 /// `POST /api/staff/login` on a tenant host.
+#[utoipa::path(post, path = "/api/staff/login", tag = "staff", request_body = crate::auth::Login, responses((status = 200, description = "Session cookie set; body carries the CSRF token", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn login(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -105,6 +106,7 @@ pub async fn login(
 }
 
 /// `POST /api/staff/logout`.
+#[utoipa::path(post, path = "/api/staff/logout", tag = "staff", responses((status = 204, description = "Session ended"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "staff_session" = [], "csrf" = [])))]
 pub async fn logout(State(state): State<AppState>, s: StaffSession) -> Result<Response, AppError> {
     let mut conn = state.db.get().await?;
     let tx = crate::tenant::begin(&mut conn, s.tenant).await?;
