@@ -119,6 +119,7 @@ impl ConfigFile for PlatformConfig {
         var("REDIS_URL", "redis.url", EnvKind::Str),
         var("PLATFORM_LISTEN", "listen", EnvKind::Str),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
+        var("EDGE_MAX_SKEW_SECS", "edge.max_skew_secs", EnvKind::Int),
         var("STRIPE_SECRET_KEY", "stripe.secret_key", EnvKind::Str),
         var(
             "STRIPE_PUBLISHABLE_KEY",

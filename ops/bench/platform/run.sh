@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Platform benchmark (not a test): tenant profile requests (GET /api/tenant) per second with wrk,
+# cached (one tenant, every request after the first served from the in-process cache) and
+# uncached (a different tenant on every request: each one misses the in-process cache and
+# Redis and reads PostgreSQL), straight to the platform with router-style signed headers and
+# through the router (which also resolves the tenant from the Host header). Release builds, a
+# private PostgreSQL cluster and Redis in a temp folder; everything is stopped by PID on exit.
+# Usage: ops/bench/platform/run.sh [seconds=10] [connections=32] [tenants=200000]
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+repo=$(pwd)
+# shellcheck source=ops/scripts/pg.sh
+. ops/scripts/pg.sh
+ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server wrk
+cargo build -q --release -p platform -p router
+target=${CARGO_TARGET_DIR:-$repo/target}/release
+secs=${1:-10}; conns=${2:-32}; ntenants=${3:-200000}
+
+work=$(mktemp -d /var/tmp/platform-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pg_stop "$work/pg"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pg_port=$(free_port); redis_port=$(free_port); web_port=$(free_port); router_port=$(free_port); metrics_port=$(free_port)
+printf 'bench\n' > "$work/pw"
+pg_init "$work/pg" "$work/pw"
+pg_start "$work/pg" "$pg_port" -c max_connections=200
+export PGPASSWORD=bench
+psql_q() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
+psql_q -d postgres -c "CREATE DATABASE platform"
+owner="postgresql://postgres:bench@127.0.0.1:$pg_port/platform"
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >/dev/null &
+pids+=($!)
+secret=bench-edge-secret-0123456789abcdef0123
+export REDIS_URL="redis://127.0.0.1:$redis_port/0" EDGE_SIGNING_SECRET=$secret TENANT_BASE_DOMAIN=platform.test
+DATABASE_URL="postgresql://platform_web:bench@127.0.0.1:$pg_port/platform" DATABASE_MIGRATION_URL=$owner \
+  "$target/platform" migrate up >/dev/null
+psql_q -d platform -f ops/dev/login-roles.sql
+psql_q -d platform -c "ALTER ROLE platform_web PASSWORD 'bench'" -c "ALTER ROLE platform_router PASSWORD 'bench'"
+psql_q -d platform -c "INSERT INTO tenants (slug, name, status, settings)
+  SELECT 'bench' || g, 'Bench Church ' || g, 'active', '{\"donations\": {\"funds\": [\"general\", \"roof\"]}}'
+  FROM generate_series(1, $ntenants) g" -c "ANALYZE tenants"
+psql_q -d platform -tAF $'\t' -c "SELECT id, slug FROM tenants ORDER BY random()" > "$work/all.tsv"
+head -n 1 "$work/all.tsv" > "$work/one.tsv"
+# Separate halves for the two uncached runs, so the second never meets the first one's cache.
+half=$((ntenants / 2))
+head -n "$half" "$work/all.tsv" > "$work/first.tsv"
+tail -n "+$((half + 1))" "$work/all.tsv" > "$work/second.tsv"
+
+DATABASE_URL="postgresql://platform_web:bench@127.0.0.1:$pg_port/platform" DATABASE_MAX_CONNECTIONS=32 \
+  PLATFORM_LISTEN=127.0.0.1:$web_port EDGE_MAX_SKEW_SECS=600 LOG_LEVEL=warn \
+  "$target/platform" serve >"$work/platform.log" 2>&1 &
+pids+=($!)
+DATABASE_URL="postgresql://platform_router:bench@127.0.0.1:$pg_port/platform" ROUTER_HTTP_LISTEN=127.0.0.1:$router_port \
+  UPSTREAM_PLATFORM=127.0.0.1:$web_port UPSTREAM_WORKERS=127.0.0.1:$web_port ROUTER_METRICS_LISTEN=127.0.0.1:$metrics_port \
+  ROUTER_PID_FILE="$work/router.pid" ROUTER_UPGRADE_SOCK="$work/router.sock" LOG_LEVEL=warn \
+  "$target/router" serve >"$work/router.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/ready" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$metrics_port/ready" 2>/dev/null && break; sleep 0.1; done
+
+python3 ops/bench/platform/gen.py direct "$secret" "$work/one.tsv" "$work/direct-cached.lua"
+python3 ops/bench/platform/gen.py direct "$secret" "$work/first.tsv" "$work/direct-uncached.lua"
+python3 ops/bench/platform/gen.py router "$work/one.tsv" "$work/router-cached.lua"
+python3 ops/bench/platform/gen.py router "$work/second.tsv" "$work/router-uncached.lua"
+
+run() {
+  local name=$1 url=$2 script=$3 out
+  out=$(wrk -t 2 -c "$conns" -d "${secs}s" --latency -s "$script" "$url" 2>&1)
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  local total
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%-28s %10s req/s   p50 %8s   p99 %8s   non-2xx %s   requests %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}" "$total"
+}
+echo "== machine: $(nproc) cores; $ntenants tenants; wrk -t2 -c$conns -d${secs}s; GET /api/tenant"
+# Uncached first: every tenant is new to every cache as long as "requests" stays below half the
+# tenants (the script prints both; raise the tenant count if it does not).
+echo "   ($half tenants per uncached run)"
+run "direct, uncached"  "http://127.0.0.1:$web_port" "$work/direct-uncached.lua"
+run "through router, uncached" "http://127.0.0.1:$router_port" "$work/router-uncached.lua"
+run "direct, cached"    "http://127.0.0.1:$web_port" "$work/direct-cached.lua"
+run "through router, cached" "http://127.0.0.1:$router_port" "$work/router-cached.lua"
