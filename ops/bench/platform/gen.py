@@ -1,7 +1,9 @@
-"""Writes the wrk Lua scripts for ops/bench/platform/run.sh.
+"""Writes the request lists that ops/bench/platform/requests.lua replays with wrk.
 
-  gen.py direct <secret> <tenants.tsv> <out.lua>   signed requests straight to the platform
-  gen.py router <tenants.tsv> <out.lua>            Host-header requests through the router
+  gen.py direct <secret> <tenants.tsv> <out>   signed requests straight to the platform
+  gen.py router <tenants.tsv> <out>            Host-header requests through the router
+
+Each output line is one request's headers as tab-separated name/value pairs.
 
 tenants.tsv has one "<id>\\t<slug>" line per tenant. Requests cycle through the tenants in
 order, so with more tenants than requests in a run every request is a cache miss ("uncached");
@@ -22,55 +24,33 @@ def tenants(path):
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
 
-def lua_string(s):
-    # Every value here is an id, slug, host, hex or ASCII header name: no quotes or backslashes.
-    assert all(c.isalnum() or c in "-_.=,:" for c in s), s
-    return '"' + s + '"'
+def write(out, rows):
+    with open(out, "w") as f:
+        for headers in rows:
+            for k, v in headers.items():
+                # Ids, slugs, hosts and hex: never a tab or newline.
+                assert "\t" not in v and "\n" not in v, v
+            f.write("\t".join(f"{k}\t{v}" for k, v in headers.items()) + "\n")
 
 
 def direct(secret, rows, out):
     ts = str(int(time.time()))
-    with open(out, "w") as f:
-        f.write("local reqs = {}\n")
-        for i, (tid, slug) in enumerate(rows):
-            host = f"{slug}.{BASE}"
-            rid = f"bench-{i}"
-            msg = "\n".join(["v1", ts, rid, "tenant", tid, host]).encode()
-            sig = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
-            headers = {
-                "x-request-id": rid, "x-route": "tenant", "x-original-host": host,
-                "x-tenant-id": tid, "x-tenant-slug": slug, "x-edge-signature": f"t={ts},v1={sig}",
-            }
-            fields = ", ".join(f'[{lua_string(k)}] = {lua_string(v)}' for k, v in headers.items())
-            f.write(f"reqs[{i + 1}] = wrk.format('GET', '/api/tenant', {{{fields}}})\n")
-        f.write(TAIL)
+    signed = []
+    for i, (tid, slug) in enumerate(rows):
+        host = f"{slug}.{BASE}"
+        rid = f"bench-{i}"
+        msg = "\n".join(["v1", ts, rid, "tenant", tid, host]).encode()
+        sig = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+        signed.append({
+            "x-request-id": rid, "x-route": "tenant", "x-original-host": host,
+            "x-tenant-id": tid, "x-tenant-slug": slug, "x-edge-signature": f"t={ts},v1={sig}",
+        })
+    write(out, signed)
 
 
 def router(rows, out):
-    with open(out, "w") as f:
-        f.write("local reqs = {}\n")
-        for i, (_, slug) in enumerate(rows):
-            f.write(f"reqs[{i + 1}] = wrk.format('GET', '/api/tenant', {{['Host'] = {lua_string(slug + '.' + BASE)}}})\n")
-        f.write(TAIL)
+    write(out, [{"Host": f"{slug}.{BASE}"} for _, slug in rows])
 
-
-# Each wrk thread walks its own slice of the list, so threads never repeat each other's tenants.
-TAIL = """
-local n = #reqs
-local counter = 0
-local offset = 0
-function setup(thread)
-  thread:set("offset", offset)
-  offset = offset + math.floor(n / 4)
-end
-function init(args)
-  counter = offset
-end
-function request()
-  counter = counter + 1
-  return reqs[(counter - 1) % n + 1]
-end
-"""
 
 if __name__ == "__main__":
     if sys.argv[1] == "direct":

@@ -65,28 +65,29 @@ pids+=($!)
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/ready" 2>/dev/null && break; sleep 0.1; done
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$metrics_port/ready" 2>/dev/null && break; sleep 0.1; done
 
-python3 ops/bench/platform/gen.py direct "$secret" "$work/one.tsv" "$work/direct-cached.lua"
-python3 ops/bench/platform/gen.py direct "$secret" "$work/first.tsv" "$work/direct-uncached.lua"
-python3 ops/bench/platform/gen.py router "$work/one.tsv" "$work/router-cached.lua"
-python3 ops/bench/platform/gen.py router "$work/second.tsv" "$work/router-uncached.lua"
+python3 ops/bench/platform/gen.py direct "$secret" "$work/one.tsv" "$work/direct-cached.txt"
+python3 ops/bench/platform/gen.py direct "$secret" "$work/first.tsv" "$work/direct-uncached.txt"
+python3 ops/bench/platform/gen.py router "$work/one.tsv" "$work/router-cached.txt"
+python3 ops/bench/platform/gen.py router "$work/second.tsv" "$work/router-uncached.txt"
 
 run() {
-  local name=$1 url=$2 script=$3 out
-  out=$(wrk -t 2 -c "$conns" -d "${secs}s" --latency -s "$script" "$url" 2>&1)
+  local name=$1 url=$2 list=$3 out
+  out=$(BENCH_REQUESTS=$list wrk -t 2 -c "$conns" -d "${secs}s" --latency -s ops/bench/platform/requests.lua "$url" 2>&1)
+  if grep -qi "error" <<<"$out"; then echo "$out" >&2; fi
   local rps p50 p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  errors=$(awk '/not-200 responses/ {print $3}' <<<"$out")
   local total
   total=$(awk '/requests in/ {print $1}' <<<"$out")
-  printf '%-28s %10s req/s   p50 %8s   p99 %8s   non-2xx %s   requests %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}" "$total"
+  printf '%-28s %10s req/s   p50 %8s   p99 %8s   not-200 %s   requests %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}" "$total"
 }
 echo "== machine: $(nproc) cores; $ntenants tenants; wrk -t2 -c$conns -d${secs}s; GET /api/tenant"
 # Uncached first: every tenant is new to every cache as long as "requests" stays below half the
 # tenants (the script prints both; raise the tenant count if it does not).
 echo "   ($half tenants per uncached run)"
-run "direct, uncached"  "http://127.0.0.1:$web_port" "$work/direct-uncached.lua"
-run "through router, uncached" "http://127.0.0.1:$router_port" "$work/router-uncached.lua"
-run "direct, cached"    "http://127.0.0.1:$web_port" "$work/direct-cached.lua"
-run "through router, cached" "http://127.0.0.1:$router_port" "$work/router-cached.lua"
+run "direct, uncached"  "http://127.0.0.1:$web_port" "$work/direct-uncached.txt"
+run "through router, uncached" "http://127.0.0.1:$router_port" "$work/router-uncached.txt"
+run "direct, cached"    "http://127.0.0.1:$web_port" "$work/direct-cached.txt"
+run "through router, cached" "http://127.0.0.1:$router_port" "$work/router-cached.txt"

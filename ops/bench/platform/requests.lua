@@ -1,0 +1,49 @@
+-- wrk script for ops/bench/platform/run.sh: replays the requests listed (one per line, tab
+-- separated header name/value pairs) in the file named by $BENCH_REQUESTS, in order, each wrk
+-- thread starting at its own offset. Built at thread start so the script itself stays small.
+local reqs = {}
+local counter = 0
+local threads = {}
+not_ok = 0
+
+function setup(thread)
+  thread:set("index", #threads)
+  table.insert(threads, thread)
+end
+
+-- wrk itself counts only 4xx/5xx as errors; a redirect (unknown tenant) must count too.
+function response(status, headers, body)
+  if status ~= 200 then
+    not_ok = not_ok + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do
+    n = n + t:get("not_ok")
+  end
+  io.write(string.format("not-200 responses: %d\n", n))
+end
+
+function init(args)
+  for line in io.lines(os.getenv("BENCH_REQUESTS")) do
+    local headers = {}
+    local key = nil
+    for field in string.gmatch(line, "[^\t]+") do
+      if key then
+        headers[key] = field
+        key = nil
+      else
+        key = field
+      end
+    end
+    reqs[#reqs + 1] = wrk.format("GET", "/api/tenant", headers)
+  end
+  counter = math.floor(#reqs / 4) * index
+end
+
+function request()
+  counter = counter + 1
+  return reqs[(counter - 1) % #reqs + 1]
+end
