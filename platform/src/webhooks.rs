@@ -411,20 +411,47 @@ fn invoice_subscription(ev: &Event) -> (Option<&str>, Uuid) {
     (sub, meta)
 }
 
+/// An invoice event's recurring gift, locked: (invoice id, subscription id, gift row).
+async fn invoice_gift<'e>(
+    tx: &Transaction<'_>,
+    ev: &'e Event,
+    account: &str,
+) -> Result<Option<(&'e str, &'e str, Gift)>, AppError> {
+    let (Some(invoice), (Some(sub), meta)) = (ev.str_field("id"), invoice_subscription(ev)) else {
+        return Ok(None);
+    };
+    let Some(r) = recurring_for(tx, sub, meta, account).await? else {
+        return Ok(None);
+    };
+    let gift = Gift {
+        id: r.get(0),
+        tenant: r.get(1),
+        donor: r.get(2),
+        fund: r.get(3),
+        fee_basis_points: u32::try_from(r.get::<_, i32>(4)).unwrap_or(0),
+    };
+    Ok(Some((invoice, sub, gift)))
+}
+
+/// The columns of a recurring gift the invoice handlers use.
+struct Gift {
+    id: Uuid,
+    tenant: Uuid,
+    donor: Uuid,
+    fund: String,
+    fee_basis_points: u32,
+}
+
 async fn invoice_paid(
     state: &AppState,
     tx: &Transaction<'_>,
     ev: &Event,
     account: &str,
 ) -> Result<Applied, AppError> {
-    let (Some(invoice), (Some(sub), meta)) = (ev.str_field("id"), invoice_subscription(ev)) else {
+    let Some((invoice, sub, g)) = invoice_gift(tx, ev, account).await? else {
         return Ok((Outcome::Ignored, None));
     };
-    let Some(r) = recurring_for(tx, sub, meta, account).await? else {
-        return Ok((Outcome::Ignored, None));
-    };
-    let (rid, tenant, donor, fund, bp): (Uuid, Uuid, Uuid, String, i32) =
-        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    let (rid, tenant, donor, fund) = (g.id, g.tenant, g.donor, g.fund);
     let amount = ev.int_field("amount_paid").unwrap_or(0);
     let Some(currency) = ev.str_field("currency").map(str::to_ascii_lowercase) else {
         return Ok((Outcome::Ignored, Some(tenant)));
@@ -437,7 +464,7 @@ async fn invoice_paid(
     let fee = ev
         .int_field("application_fee_amount")
         .map(|f| f.clamp(0, amount))
-        .unwrap_or_else(|| payments::platform_fee(amount, u32::try_from(bp).unwrap_or(0)));
+        .unwrap_or_else(|| payments::platform_fee(amount, g.fee_basis_points));
     let paid_at = ev.data.object["status_transitions"]["paid_at"]
         .as_i64()
         .unwrap_or(ev.created);
@@ -493,14 +520,10 @@ async fn invoice_failed(
     ev: &Event,
     account: &str,
 ) -> Result<Applied, AppError> {
-    let (Some(invoice), (Some(sub), meta)) = (ev.str_field("id"), invoice_subscription(ev)) else {
+    let Some((invoice, _, g)) = invoice_gift(tx, ev, account).await? else {
         return Ok((Outcome::Ignored, None));
     };
-    let Some(r) = recurring_for(tx, sub, meta, account).await? else {
-        return Ok((Outcome::Ignored, None));
-    };
-    let (rid, tenant, donor, fund, bp): (Uuid, Uuid, Uuid, String, i32) =
-        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    let (rid, tenant, donor, fund) = (g.id, g.tenant, g.donor, g.fund);
     let amount = ev.int_field("amount_due").unwrap_or(0);
     let currency = ev
         .str_field("currency")
@@ -509,7 +532,7 @@ async fn invoice_failed(
     if amount <= 0 || currency.len() != 3 {
         return Ok((Outcome::Ignored, Some(tenant)));
     }
-    let fee = payments::platform_fee(amount, u32::try_from(bp).unwrap_or(0));
+    let fee = payments::platform_fee(amount, g.fee_basis_points);
     let reason = "recurring payment failed";
     // A failed attempt is visible to staff; a later invoice.paid for the same invoice turns it
     // into a success, and a failure arriving after the success changes nothing.

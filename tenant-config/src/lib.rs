@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod edge;
 pub mod host;
+pub mod html;
 pub mod model;
 pub mod runtime;
 pub mod slug;

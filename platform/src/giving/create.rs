@@ -418,26 +418,28 @@ pub async fn create(
         &[&donor, &customer],
     )
     .await?;
-    let started = match intent {
+    let mut started = Started {
+        donation_id: None,
+        recurring_donation_id: None,
+        client_secret: None,
+        subscription_status: None,
+        cancel_url: None,
+        amount_minor: v.amount,
+        fee_minor: fee,
+        currency: v.currency,
+        fund: v.fund,
+        publishable_key: stripe.publishable_key.clone(),
+        stripe_account: pay.account.clone(),
+    };
+    match intent {
         Intent::OneTime(pi) => {
             tx.execute(
                 "UPDATE donations SET stripe_payment_intent_id = $2, updated_at = now() WHERE id = $1",
                 &[&id, &pi.id],
             )
             .await?;
-            Started {
-                donation_id: Some(id),
-                recurring_donation_id: None,
-                client_secret: pi.client_secret,
-                subscription_status: None,
-                cancel_url: None,
-                amount_minor: v.amount,
-                fee_minor: fee,
-                currency: v.currency,
-                fund: v.fund,
-                publishable_key: stripe.publishable_key.clone(),
-                stripe_account: pay.account.clone(),
-            }
+            started.donation_id = Some(id);
+            started.client_secret = pi.client_secret;
         }
         Intent::Recurring(sub) => {
             let status = crate::webhooks::recurring_status(&sub.status);
@@ -455,24 +457,14 @@ pub async fn create(
                 .get("x-original-host")
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or(&req.edge.host);
-            let cancel_url = cancel_token
+            started.recurring_donation_id = Some(id);
+            started.client_secret = sub.payment_client_secret().map(str::to_owned);
+            started.subscription_status = Some(sub.status.clone());
+            started.cancel_url = cancel_token
                 .as_ref()
                 .map(|t| crate::giving::cancel_url(host, id, t));
-            Started {
-                donation_id: None,
-                recurring_donation_id: Some(id),
-                client_secret: sub.payment_client_secret().map(str::to_owned),
-                subscription_status: Some(sub.status.clone()),
-                cancel_url,
-                amount_minor: v.amount,
-                fee_minor: fee,
-                currency: v.currency,
-                fund: v.fund,
-                publishable_key: stripe.publishable_key.clone(),
-                stripe_account: pay.account.clone(),
-            }
         }
-    };
+    }
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(started)))
 }

@@ -147,13 +147,7 @@ pub async fn landing(
     )))
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use tenant_config::html::escape;
 
 #[cfg(test)]
 mod tests {

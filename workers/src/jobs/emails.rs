@@ -199,13 +199,7 @@ fn money(minor: i64, currency: &str) -> String {
     )
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use tenant_config::html::escape as esc;
 
 fn color(c: Option<&str>) -> String {
     match c {
