@@ -102,6 +102,10 @@ pub fn app(state: AppState) -> Router {
             "/api/admin/tenants/{id}/stripe-account",
             axum::routing::put(admin::tenants::set_stripe_account),
         )
+        .route(
+            "/api/admin/tenants/{id}/stripe-onboarding",
+            post(admin::tenants::stripe_onboarding),
+        )
         .fallback(|| async { error::AppError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))

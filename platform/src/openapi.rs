@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         crate::admin::tenants::suspend,
         crate::admin::tenants::resume,
         crate::admin::tenants::set_stripe_account,
+        crate::admin::tenants::stripe_onboarding,
         crate::admin::domains::list,
         crate::admin::domains::add,
         crate::admin::domains::verify,

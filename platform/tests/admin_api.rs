@@ -753,3 +753,95 @@ async fn stripe_account_is_linked_pending_until_stripe_enables_it() {
         .get(0);
     assert_eq!(audited, 2);
 }
+
+#[tokio::test]
+async fn onboarding_creates_one_express_account_and_returns_a_link() {
+    // Connect account endpoints: localstripe has none, so the testkit proxy answers
+    // /v1/accounts and /v1/account_links itself (the one emulated piece; see stripe_emulator.py).
+    let db = testkit::database().await;
+    let env = MapEnv::from_pairs([
+        ("DATABASE_URL", db.web_url().as_str()),
+        ("REDIS_URL", testkit::redis().url().as_str()),
+        ("EDGE_SIGNING_SECRET", SECRET),
+        ("TENANT_BASE_DOMAIN", "platform.test"),
+        ("STRIPE_SECRET_KEY", testkit::STRIPE_TEST_KEY),
+        ("STRIPE_API_BASE", &testkit::stripe().url()),
+    ]);
+    let config: PlatformConfig = tenant_config::config::load(None, &env).unwrap();
+    let state = platform::AppState::from_config(&config).unwrap();
+    platform::admin::auth::create_admin(&state.db, "Ops@Example.org", PASSWORD, "admin")
+        .await
+        .unwrap();
+    let owner = db.connect_as("postgres").await;
+    let id: uuid::Uuid = owner
+        .query_one(
+            "INSERT INTO tenants (slug, name) VALUES ('hope', 'Hope') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (pair, csrf) = session(&state).await;
+    let path = format!("/api/admin/tenants/{id}/stripe-onboarding");
+    let bad = call(
+        &state,
+        "POST",
+        &path,
+        Some(json!({"country": "USA"})),
+        Some((&pair, Some(&csrf))),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["errors"][0]["field"], "country");
+    let first = call(
+        &state,
+        "POST",
+        &path,
+        Some(json!({"email": "Office@Hope.org", "country": "gb"})),
+        Some((&pair, Some(&csrf))),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let acct = first.body["account_id"].as_str().unwrap().to_owned();
+    assert!(acct.starts_with("acct_"));
+    assert!(first.body["url"].as_str().unwrap().contains(&acct));
+    let row = owner
+        .query_one(
+            "SELECT stripe_account_id, stripe_account_status FROM tenants WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        (acct.clone(), "pending".into())
+    );
+    // Asking again gives a new link for the same account, never a second account.
+    let again = call(
+        &state,
+        "POST",
+        &path,
+        Some(json!({})),
+        Some((&pair, Some(&csrf))),
+    )
+    .await;
+    assert_eq!(again.body["account_id"], acct.as_str());
+    let rec = testkit::stripe().recording();
+    let created: Vec<&Value> = rec
+        .iter()
+        .filter(|r| {
+            r["path"] == "/v1/accounts" && r["idempotency_key"] == format!("account:{id}").as_str()
+        })
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(testkit::param(created[0], "type"), Some("express"));
+    assert_eq!(testkit::param(created[0], "country"), Some("GB"));
+    assert_eq!(testkit::param(created[0], "email"), Some("office@hope.org"));
+    let links = rec
+        .iter()
+        .filter(|r| {
+            r["path"] == "/v1/account_links" && testkit::param(r, "account") == Some(acct.as_str())
+        })
+        .count();
+    assert_eq!(links, 2);
+}

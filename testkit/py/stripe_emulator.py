@@ -8,13 +8,20 @@ it). It forwards everything to localstripe except the Connect parameters localst
 ("Unexpected application_fee_amount" / "application_fee_percent"): those are removed from the
 forwarded body only, so tests assert on what our client really sent and on localstripe's state.
 
+localstripe has no Connect account endpoints, and no other Stripe emulator can be installed
+here, so the proxy itself answers POST /v1/accounts (Express accounts, deterministic per
+Idempotency-Key as Stripe is) and POST /v1/account_links. That is the one mocked part; it is
+named in the tests that use it.
+
 localstripe keeps its state in memory; its pickle file in /tmp is disabled so parallel test
 runs never share or corrupt state.
 """
 
 import asyncio
 import json
+import secrets
 import sys
+import time
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import ClientSession, web
@@ -41,6 +48,31 @@ def main():
         recording.clear()
         return web.json_response({"cleared": True})
 
+    accounts_by_key = {}
+
+    def connect_endpoint(request, params):
+        """Answers the Connect endpoints localstripe lacks, or returns None."""
+        if request.method != "POST":
+            return None
+        form = dict(params)
+        if request.path == "/v1/accounts":
+            key = request.headers.get("Idempotency-Key") or secrets.token_hex(8)
+            if key not in accounts_by_key:
+                accounts_by_key[key] = {
+                    "id": "acct_" + secrets.token_hex(8), "object": "account",
+                    "type": form.get("type", "express"), "country": form.get("country"),
+                    "email": form.get("email"), "charges_enabled": False,
+                    "details_submitted": False, "created": int(time.time()),
+                }
+            return accounts_by_key[key]
+        if request.path == "/v1/account_links":
+            return {
+                "object": "account_link", "created": int(time.time()),
+                "expires_at": int(time.time()) + 300,
+                "url": f"http://127.0.0.1:{proxy_port}/_onboarding/{form.get('account', '')}",
+            }
+        return None
+
     async def forward(request):
         body = await request.read()
         params = parse_qsl(body.decode("utf-8"), keep_blank_values=True) if body else []
@@ -52,6 +84,9 @@ def main():
             "stripe_account": request.headers.get("Stripe-Account"),
             "idempotency_key": request.headers.get("Idempotency-Key"),
         })
+        emulated = connect_endpoint(request, params)
+        if emulated is not None:
+            return web.json_response(emulated)
         kept = [(k, v) for k, v in params if k not in STRIPPED]
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("authorization", "content-type")}

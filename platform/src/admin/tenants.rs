@@ -361,3 +361,145 @@ pub async fn set_stripe_account(
     state.profiles.invalidate(TenantId(id)).await;
     Ok(Json(view(&row)))
 }
+
+/// Body of `POST /api/admin/tenants/{id}/stripe-onboarding`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Onboarding {
+    /// The tenant's contact address, prefilled on Stripe's form.
+    pub email: Option<String>,
+    /// Two-letter country of the organisation (default `US`).
+    pub country: Option<String>,
+}
+
+/// Where to send the tenant's administrator to finish Stripe's onboarding.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OnboardingLink {
+    /// The connected account (created now, or the one already linked).
+    pub account_id: String,
+    /// Stripe-hosted onboarding page (single use, expires).
+    pub url: String,
+    /// Unix time the link expires.
+    pub expires_at: i64,
+}
+
+#[derive(Deserialize)]
+struct AccountLink {
+    url: String,
+    expires_at: i64,
+}
+
+/// `POST /api/admin/tenants/{id}/stripe-onboarding`: creates the tenant's Express connected
+/// account if it has none (idempotency key `account:<tenant id>`), links it as `pending`, and
+/// returns a fresh onboarding link. `account.updated` enables the tenant once Stripe allows
+/// charges.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/stripe-onboarding", tag = "admin", params(("id" = String, Path, description = "Tenant id (UUID)")), request_body = Onboarding, responses((status = 200, body = OnboardingLink), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "Stripe or the database is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
+pub async fn stripe_onboarding(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Onboarding>,
+) -> Result<Json<OnboardingLink>, AppError> {
+    let id = crate::error::path_uuid(&id)?;
+    let country = body.country.as_deref().unwrap_or("US").to_ascii_uppercase();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(AppError::Invalid {
+            field: "country",
+            message: "must be a two-letter country code".into(),
+        });
+    }
+    let email = body.email.map(|e| e.trim().to_lowercase());
+    if let Some(e) = &email {
+        if !crate::giving::create::valid_email(e) {
+            return Err(AppError::Invalid {
+                field: "email",
+                message: "must be an email address".into(),
+            });
+        }
+    }
+    let stripe = state
+        .stripe
+        .clone()
+        .ok_or_else(|| AppError::Unavailable("stripe is not configured".into()))?;
+    let mut conn = state.db.get().await?;
+    let tx = begin(&mut conn).await?;
+    let row = tx
+        .query_opt(
+            "SELECT stripe_account_id FROM tenants WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    let existing: Option<String> = row.get(0);
+    let account = match existing {
+        Some(a) => a,
+        None => {
+            let mut form = payments::Form::new()
+                .set("type", "express")
+                .set("country", &country)
+                .set("capabilities[card_payments][requested]", "true")
+                .set("capabilities[transfers][requested]", "true")
+                .set("metadata[tenant_id]", id);
+            if let Some(e) = &email {
+                form = form.set("email", e);
+            }
+            let key = format!("account:{id}");
+            let created: payments::client::Created = stripe
+                .client
+                .post(
+                    "accounts",
+                    &form,
+                    payments::Opts {
+                        account: None,
+                        idempotency_key: Some(&key),
+                    },
+                )
+                .await
+                .map_err(crate::giving::stripe_error)?;
+            let tx = begin(&mut conn).await?;
+            tx.execute(
+                "UPDATE tenants SET stripe_account_id = $2, stripe_account_status = 'pending',
+                        stripe_account_event_at = NULL, updated_at = now()
+                 WHERE id = $1 AND stripe_account_id IS NULL",
+                &[&id, &created.id],
+            )
+            .await?;
+            audit(
+                &tx,
+                &admin.actor,
+                "tenant.stripe_account_created",
+                Some(id),
+                ("tenant", &id.to_string()),
+                serde_json::json!({ "account_id": created.id }),
+            )
+            .await?;
+            tx.commit().await?;
+            state.profiles.invalidate(TenantId(id)).await;
+            created.id
+        }
+    };
+    let back = format!("https://{}/tenants/{id}/stripe", state.rules.admin());
+    let link_key = format!("account-link:{id}:{}", uuid::Uuid::new_v4());
+    let link: AccountLink = stripe
+        .client
+        .post(
+            "account_links",
+            &payments::Form::new()
+                .set("account", &account)
+                .set("type", "account_onboarding")
+                .set("refresh_url", format!("{back}?refresh=1"))
+                .set("return_url", format!("{back}?done=1")),
+            payments::Opts {
+                account: None,
+                idempotency_key: Some(&link_key),
+            },
+        )
+        .await
+        .map_err(crate::giving::stripe_error)?;
+    Ok(Json(OnboardingLink {
+        account_id: account,
+        url: link.url,
+        expires_at: link.expires_at,
+    }))
+}
