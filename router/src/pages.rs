@@ -7,21 +7,9 @@ use pingora::proxy::Session;
 
 use crate::headers::HeaderPolicy;
 
-/// Escapes text for an HTML body (tenant names are user input).
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for an HTML body (tenant names are user input); shared with the platform's
+/// pages and the workers' mails.
+pub use tenant_config::html::escape as escape_html;
 
 fn page(title: &str, message: &str, request_id: &str) -> String {
     format!(
