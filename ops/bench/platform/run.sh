@@ -9,55 +9,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 repo=$(pwd)
-# shellcheck source=ops/scripts/pg.sh
-. ops/scripts/pg.sh
 ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server wrk
 cargo build -q --release -p platform -p router
 target=${CARGO_TARGET_DIR:-$repo/target}/release
 secs=${1:-10}; conns=${2:-32}; ntenants=${3:-200000}
-
-work=$(mktemp -d /var/tmp/platform-bench.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pg_stop "$work/pg"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pg_port=$(free_port); redis_port=$(free_port); web_port=$(free_port); router_port=$(free_port); metrics_port=$(free_port)
-printf 'bench\n' > "$work/pw"
-pg_init "$work/pg" "$work/pw"
-pg_start "$work/pg" "$pg_port" -c max_connections=200
-export PGPASSWORD=bench
-psql_q() { psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
-psql_q -d postgres -c "CREATE DATABASE platform"
-owner="postgresql://postgres:bench@127.0.0.1:$pg_port/platform"
+# shellcheck source=ops/bench/cluster.sh
+. ops/bench/cluster.sh
+bench_cluster platform-bench
+redis_port=$(free_port); web_port=$(free_port); router_port=$(free_port); metrics_port=$(free_port)
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >/dev/null &
 pids+=($!)
 secret=bench-edge-secret-0123456789abcdef0123
 export REDIS_URL="redis://127.0.0.1:$redis_port/0" EDGE_SIGNING_SECRET=$secret TENANT_BASE_DOMAIN=platform.test
-DATABASE_URL="postgresql://platform_web:bench@127.0.0.1:$pg_port/platform" DATABASE_MIGRATION_URL=$owner \
-  "$target/platform" migrate up >/dev/null
-psql_q -d platform -f ops/dev/login-roles.sql
-psql_q -d platform -c "ALTER ROLE platform_web PASSWORD 'bench'" -c "ALTER ROLE platform_router PASSWORD 'bench'"
-psql_q -d platform -c "INSERT INTO tenants (slug, name, status, settings)
+psql_q -c "INSERT INTO tenants (slug, name, status, settings)
   SELECT 'bench' || g, 'Bench Church ' || g, 'active', '{\"donations\": {\"funds\": [\"general\", \"roof\"]}}'
   FROM generate_series(1, $ntenants) g" -c "ANALYZE tenants"
-psql_q -d platform -tAF $'\t' -c "SELECT id, slug FROM tenants ORDER BY random()" > "$work/all.tsv"
+psql_q -tAF $'\t' -c "SELECT id, slug FROM tenants ORDER BY random()" > "$work/all.tsv"
 head -n 1 "$work/all.tsv" > "$work/one.tsv"
 # Separate halves for the two uncached runs, so the second never meets the first one's cache.
 half=$((ntenants / 2))
 head -n "$half" "$work/all.tsv" > "$work/first.tsv"
 tail -n "+$((half + 1))" "$work/all.tsv" > "$work/second.tsv"
 
-DATABASE_URL="postgresql://platform_web:bench@127.0.0.1:$pg_port/platform" DATABASE_MAX_CONNECTIONS=32 \
+DATABASE_URL=$(db_url platform_web) DATABASE_MAX_CONNECTIONS=32 \
   PLATFORM_LISTEN=127.0.0.1:$web_port EDGE_MAX_SKEW_SECS=600 LOG_LEVEL=warn \
   "$target/platform" serve >"$work/platform.log" 2>&1 &
 pids+=($!)
-DATABASE_URL="postgresql://platform_router:bench@127.0.0.1:$pg_port/platform" ROUTER_HTTP_LISTEN=127.0.0.1:$router_port \
+DATABASE_URL=$(db_url platform_router) ROUTER_HTTP_LISTEN=127.0.0.1:$router_port \
   UPSTREAM_PLATFORM=127.0.0.1:$web_port UPSTREAM_WORKERS=127.0.0.1:$web_port ROUTER_METRICS_LISTEN=127.0.0.1:$metrics_port \
   ROUTER_PID_FILE="$work/router.pid" ROUTER_UPGRADE_SOCK="$work/router.sock" LOG_LEVEL=warn \
   "$target/router" serve >"$work/router.log" 2>&1 &

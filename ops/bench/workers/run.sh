@@ -9,42 +9,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 repo=$(pwd)
-# shellcheck source=ops/scripts/pg.sh
-. ops/scripts/pg.sh
 ops/scripts/install-deps.sh cmake pkg-config postgresql
 python3 -m pip install -q --disable-pip-version-check -r ops/requirements-test.txt
 cargo build -q --release -p platform -p bench-tools
 target=${CARGO_TARGET_DIR:-$repo/target}/release
-
-work=$(mktemp -d /var/tmp/queue-bench.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pg_stop "$work/pg"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pg_port=$(free_port); smtp_port=$(free_port)
-printf 'bench\n' > "$work/pw"
-pg_init "$work/pg" "$work/pw"
-pg_start "$work/pg" "$pg_port" -c max_connections=200
-export PGPASSWORD=bench
-psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "CREATE DATABASE platform"
-owner="postgresql://postgres:bench@127.0.0.1:$pg_port/platform"
-REDIS_URL=redis://127.0.0.1:1/0 EDGE_SIGNING_SECRET=bench-edge-secret-0123456789abcdef0123 \
-  DATABASE_URL="postgresql://platform_web:bench@127.0.0.1:$pg_port/platform" DATABASE_MIGRATION_URL=$owner \
-  "$target/platform" migrate up >/dev/null
-psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d platform -f ops/dev/login-roles.sql
-psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d platform -c "ALTER ROLE platform_workers PASSWORD 'bench'"
+# shellcheck source=ops/bench/cluster.sh
+. ops/bench/cluster.sh
+bench_cluster queue-bench
+smtp_port=$(free_port)
 python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Sink >/dev/null 2>&1 &
 pids+=($!)
 
 echo "== machine: $(nproc) cores; PostgreSQL $(as_pg "$(pg_bin)/postgres" --version | awk '{print $3}'), fsync on"
 echo "== raw SQL ceiling (pgbench, 4 clients, 10 s): claim + complete 50 no-op jobs per transaction"
-psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d platform \
+psql_q \
   -c "INSERT INTO jobs (kind) SELECT 'noop' FROM generate_series(1, 1000000)" -c "VACUUM ANALYZE jobs"
 cat > "$work/claim.sql" <<'SQL'
 WITH picked AS (SELECT id FROM jobs WHERE state IN ('available', 'retryable') AND tenant_id IS NULL AND run_at <= now()
@@ -56,5 +34,5 @@ tps=$(as_pg "$(pg_bin)/pgbench" -n -h 127.0.0.1 -p "$pg_port" -U postgres -c 4 -
 awk -v t="$tps" 'BEGIN { printf "pgbench: %.0f transactions/s = %.0f jobs/s\n", t, t * 50 }'
 
 echo "== ours"
-"$target/queue-bench" "postgresql://platform_workers:bench@127.0.0.1:$pg_port/platform" "$owner" \
+"$target/queue-bench" "$(db_url platform_workers)" "$owner" \
   "smtp://127.0.0.1:$smtp_port" "${1:-200000}" "${2:-1,2,4,8}" "${3:-50}" "${4:-2000}"
