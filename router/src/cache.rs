@@ -18,14 +18,19 @@ use tenant_config::config::TenantCacheConfig;
 use tenant_config::store::{StoreError, TenantStore};
 use tenant_config::{ResolvedTenant, TenantId};
 
-/// What is looked up.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
+/// What is looked up. Borrowed, so a cache hit allocates nothing; a miss stores an owned copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key<'a> {
     /// `<slug>.<base>`.
-    Slug(Box<str>),
+    Slug(&'a str),
     /// A custom domain.
-    Domain(Box<str>),
+    Domain(&'a str),
 }
+
+/// One moka cache per kind of name, keyed by the name itself and looked up by `&str`. The hasher
+/// is aHash with per-process random keys: hosts come from clients, so it must resist chosen
+/// collisions, and it is several times cheaper than the default SipHash on short names.
+type Names = Cache<Box<str>, Entry, ahash::RandomState>;
 
 /// A resolved tenant with the header values the proxy sends for it, built once per cache fill
 /// instead of once per request.
@@ -97,7 +102,8 @@ impl Outcome {
 /// Cached tenant lookups.
 #[derive(Clone)]
 pub struct TenantCache {
-    cache: Cache<Key, Entry>,
+    slugs: Names,
+    domains: Names,
     store: Arc<dyn TenantStore>,
     ttl: Duration,
     negative_ttl: Duration,
@@ -106,25 +112,39 @@ pub struct TenantCache {
 impl TenantCache {
     /// A cache over `store`.
     pub fn new(store: Arc<dyn TenantStore>, config: &TenantCacheConfig) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(config.max_entries)
-            // Entries live past freshness for stale-if-error; this bounds how long.
-            .time_to_live(Duration::from_secs(
-                config.ttl_secs.max(config.negative_ttl_secs) + config.stale_if_error_secs,
-            ))
-            .support_invalidation_closures()
-            .build();
+        let names = || {
+            Cache::builder()
+                .max_capacity(config.max_entries)
+                // Entries live past freshness for stale-if-error; this bounds how long.
+                .time_to_live(Duration::from_secs(
+                    config.ttl_secs.max(config.negative_ttl_secs) + config.stale_if_error_secs,
+                ))
+                .support_invalidation_closures()
+                .build_with_hasher(ahash::RandomState::new())
+        };
         Self {
-            cache,
+            slugs: names(),
+            domains: names(),
             store,
             ttl: Duration::from_secs(config.ttl_secs),
             negative_ttl: Duration::from_secs(config.negative_ttl_secs),
         }
     }
 
+    fn names<'k>(&self, key: Key<'k>) -> (&Names, &'k str) {
+        match key {
+            Key::Slug(s) => (&self.slugs, s),
+            Key::Domain(d) => (&self.domains, d),
+        }
+    }
+
     /// Resolves `key`: a fresh entry, else the store, else (on store failure) a stale entry.
-    pub async fn get(&self, key: Key) -> Result<(Option<Arc<TenantEntry>>, Outcome), StoreError> {
-        let cached = self.cache.get(&key);
+    pub async fn get(
+        &self,
+        key: Key<'_>,
+    ) -> Result<(Option<Arc<TenantEntry>>, Outcome), StoreError> {
+        let (names, name) = self.names(key);
+        let cached = names.get(name);
         if let Some(e) = &cached {
             let ttl = if e.tenant.is_some() {
                 self.ttl
@@ -135,15 +155,15 @@ impl TenantCache {
                 return Ok((e.tenant.clone(), Outcome::Hit));
             }
         }
-        let looked_up = match &key {
+        let looked_up = match key {
             Key::Slug(s) => self.store.by_slug(s).await,
             Key::Domain(d) => self.store.by_domain(d).await,
         };
         match looked_up {
             Ok(found) => {
                 let tenant = found.map(|t| Arc::new(TenantEntry::new(t)));
-                self.cache.insert(
-                    key,
+                names.insert(
+                    name.into(),
                     Entry {
                         tenant: tenant.clone(),
                         fetched: Instant::now(),
@@ -159,26 +179,30 @@ impl TenantCache {
     }
 
     /// Drops the entry for one name (a tenant or domain row changed).
-    pub fn invalidate(&self, key: &Key) {
-        self.cache.invalidate(key);
+    pub fn invalidate(&self, key: Key<'_>) {
+        let (names, name) = self.names(key);
+        names.invalidate(name);
     }
 
     /// Drops every entry that resolved to `tenant` (its status or plan changed).
     pub fn invalidate_tenant(&self, tenant: TenantId) {
         // Only fails when closures are unsupported, which the builder enabled.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |_, e| e.tenant.as_ref().is_some_and(|t| t.id == tenant));
+        for names in [&self.slugs, &self.domains] {
+            let _ = names.invalidate_entries_if(move |_, e| {
+                e.tenant.as_ref().is_some_and(|t| t.id == tenant)
+            });
+        }
     }
 
     /// Drops everything (after a missed-notification window).
     pub fn invalidate_all(&self) {
-        self.cache.invalidate_all();
+        self.slugs.invalidate_all();
+        self.domains.invalidate_all();
     }
 
     /// Entries currently held (approximate).
     pub fn len(&self) -> u64 {
-        self.cache.entry_count()
+        self.slugs.entry_count() + self.domains.entry_count()
     }
 
     /// True when nothing is cached.
@@ -238,19 +262,16 @@ mod tests {
     async fn hits_misses_negative_and_invalidation() {
         let store = Arc::new(Scripted::default());
         let c = TenantCache::new(store.clone(), &config(60));
-        let k = Key::Slug("grace".into());
-        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Miss);
-        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Hit);
-        let (none, o) = c.get(Key::Slug("nobody".into())).await.unwrap();
+        let k = Key::Slug("grace");
+        assert_eq!(c.get(k).await.unwrap().1, Outcome::Miss);
+        assert_eq!(c.get(k).await.unwrap().1, Outcome::Hit);
+        let (none, o) = c.get(Key::Slug("nobody")).await.unwrap();
         assert!(none.is_none() && o == Outcome::Miss);
-        assert_eq!(
-            c.get(Key::Slug("nobody".into())).await.unwrap().1,
-            Outcome::Hit
-        );
+        assert_eq!(c.get(Key::Slug("nobody")).await.unwrap().1, Outcome::Hit);
         assert_eq!(store.calls.load(Ordering::SeqCst), 2);
         c.invalidate_tenant(TenantId(uuid::Uuid::nil()));
-        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Miss);
-        c.invalidate(&k);
+        assert_eq!(c.get(k).await.unwrap().1, Outcome::Miss);
+        c.invalidate(k);
         assert_eq!(c.get(k).await.unwrap().1, Outcome::Miss);
     }
 
@@ -258,14 +279,14 @@ mod tests {
     async fn serves_stale_when_the_store_fails() {
         let store = Arc::new(Scripted::default());
         let c = TenantCache::new(store.clone(), &config(0));
-        let k = Key::Slug("grace".into());
-        assert_eq!(c.get(k.clone()).await.unwrap().1, Outcome::Miss);
+        let k = Key::Slug("grace");
+        assert_eq!(c.get(k).await.unwrap().1, Outcome::Miss);
         store.down.store(true, Ordering::SeqCst);
         let (t, o) = c.get(k).await.unwrap();
         assert_eq!(o, Outcome::Stale);
         assert_eq!(t.unwrap().slug, "grace");
         assert!(
-            c.get(Key::Slug("other".into())).await.is_err(),
+            c.get(Key::Slug("other")).await.is_err(),
             "uncached names fail"
         );
     }

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderName, HeaderValue, CACHE_CONTROL};
+use http::header::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use tenant_config::config::{CacheRule, Cidr, RouterConfig};
 
@@ -27,7 +27,9 @@ const LEAKY_RESPONSE: [&str; 3] = ["server", "x-powered-by", "x-aspnet-version"]
 /// Parsed header policy.
 pub struct HeaderPolicy {
     trusted: Vec<Cidr>,
-    security: Vec<(HeaderName, HeaderValue)>,
+    /// Names as static strings: Pingora stores a `&'static str` name without copying it, where
+    /// a non-standard `HeaderName` would be copied on every insert.
+    security: Vec<(&'static str, HeaderValue)>,
     hsts: Option<HeaderValue>,
     cache_rules: Vec<(String, HeaderValue)>,
 }
@@ -47,7 +49,7 @@ impl HeaderPolicy {
             ("permissions-policy", &s.permissions_policy),
         ] {
             if !v.is_empty() {
-                security.push((HeaderName::from_static(name), value(v)?));
+                security.push((name, value(v)?));
             }
         }
         let hsts = if s.strict_transport_security.is_empty() {
@@ -76,17 +78,17 @@ impl HeaderPolicy {
     /// Removes every header the client may not set. Forwarding headers survive only from a
     /// trusted peer.
     pub fn strip_client_headers(&self, req: &mut RequestHeader, trusted_peer: bool) {
-        let doomed: Vec<HeaderName> = req
-            .headers
-            .keys()
-            .filter(|n| {
-                let n = n.as_str();
-                OWNED_PREFIXES.iter().any(|p| n.starts_with(p))
-                    || OWNED.contains(&n)
-                    || (!trusted_peer && FORWARDING.contains(&n))
-            })
-            .cloned()
-            .collect();
+        let owned = |n: &HeaderName| {
+            let n = n.as_str();
+            OWNED_PREFIXES.iter().any(|p| n.starts_with(p))
+                || OWNED.contains(&n)
+                || (!trusted_peer && FORWARDING.contains(&n))
+        };
+        // Almost every request carries none of them: look before collecting.
+        if !req.headers.keys().any(owned) {
+            return;
+        }
+        let doomed: Vec<HeaderName> = req.headers.keys().filter(|n| owned(n)).cloned().collect();
         for name in doomed {
             req.remove_header(&name);
         }
@@ -99,20 +101,34 @@ impl HeaderPolicy {
         resp: &mut ResponseHeader,
         path: &str,
         tls: bool,
-        request_id: &str,
+        request_id: &HeaderValue,
     ) {
-        for name in LEAKY_RESPONSE {
-            resp.remove_header(name);
+        // One pass over the upstream's (few) header names instead of a hashed lookup per
+        // header we might remove or add: which leaky headers to drop, which of our security
+        // headers the upstream already chose.
+        let mut leaky = false;
+        let mut present = 0u64;
+        for name in resp.headers.keys() {
+            let name = name.as_str();
+            leaky |= LEAKY_RESPONSE.contains(&name);
+            if let Some(i) = self.security.iter().position(|(n, _)| *n == name) {
+                present |= 1 << i;
+            }
         }
-        for (name, value) in &self.security {
+        if leaky {
+            for name in LEAKY_RESPONSE {
+                resp.remove_header(name);
+            }
+        }
+        for (i, (name, value)) in self.security.iter().enumerate() {
             // Upstream choices (e.g. a stricter frame policy) win over our defaults.
-            if !resp.headers.contains_key(name) {
-                let _ = resp.insert_header(name.clone(), value.clone());
+            if present & (1 << i) == 0 {
+                let _ = resp.insert_header(*name, value.clone());
             }
         }
         if tls {
             if let Some(h) = &self.hsts {
-                let _ = resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, h.clone());
+                let _ = resp.insert_header("strict-transport-security", h.clone());
             }
         }
         if let Some((_, v)) = self
@@ -120,9 +136,9 @@ impl HeaderPolicy {
             .iter()
             .find(|(p, _)| path.starts_with(p.as_str()))
         {
-            let _ = resp.insert_header(CACHE_CONTROL, v.clone());
+            let _ = resp.insert_header("cache-control", v.clone());
         }
-        let _ = resp.insert_header("x-request-id", request_id);
+        let _ = resp.insert_header("x-request-id", request_id.clone());
     }
 }
 

@@ -12,7 +12,9 @@
 //! - [`headers`]: request header hygiene and response headers.
 //! - [`pages`]: redirects and branded error pages.
 //! - [`metrics`]: Prometheus series and the `/metrics`, `/health`, `/ready` admin endpoints.
+//! - [`access_log`]: one JSON line per request, written in batches.
 
+pub mod access_log;
 pub mod cache;
 pub mod cli;
 pub mod headers;

@@ -31,10 +31,10 @@ pub async fn apply(cache: &TenantCache, payload: &str) {
     match serde_json::from_str::<Change>(payload) {
         Ok(c) => {
             if let Some(slug) = c.slug {
-                cache.invalidate(&Key::Slug(slug.into()));
+                cache.invalidate(Key::Slug(&slug));
             }
             if let Some(domain) = c.domain {
-                cache.invalidate(&Key::Domain(domain.into()));
+                cache.invalidate(Key::Domain(&domain));
             }
             if let Some(id) = c.tenant_id {
                 cache.invalidate_tenant(TenantId(id));

@@ -2,6 +2,7 @@
 //! pages that show a request id and nothing about the internals.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -54,7 +55,7 @@ async fn write(
     content_type: &str,
     policy: &HeaderPolicy,
     tls: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora::Result<()> {
     resp.insert_header("content-type", content_type)?;
     resp.insert_header("content-length", body.len().to_string())?;
@@ -76,11 +77,15 @@ pub async fn error_page(
     status: u16,
     policy: &HeaderPolicy,
     tls: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora::Result<()> {
     let (title, message) = error_text(status);
     let resp = ResponseHeader::build(status, Some(4))?;
-    let body = Bytes::from(page(title, message, request_id));
+    let body = Bytes::from(page(
+        title,
+        message,
+        request_id.to_str().unwrap_or_default(),
+    ));
     write(
         session,
         resp,
@@ -99,14 +104,18 @@ pub async fn suspended(
     tenant_name: &str,
     policy: &HeaderPolicy,
     tls: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora::Result<()> {
     let resp = ResponseHeader::build(403, Some(4))?;
     let msg = format!(
         "The site of {} is currently not available. If you manage it, please contact support.",
         escape_html(tenant_name)
     );
-    let body = Bytes::from(page("Site unavailable", &msg, request_id));
+    let body = Bytes::from(page(
+        "Site unavailable",
+        &msg,
+        request_id.to_str().unwrap_or_default(),
+    ));
     write(
         session,
         resp,
@@ -125,7 +134,7 @@ pub async fn redirect(
     location: &str,
     policy: &HeaderPolicy,
     tls: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora::Result<()> {
     let mut resp = ResponseHeader::build(308, Some(5))?;
     resp.insert_header("location", location)?;
@@ -147,7 +156,7 @@ pub async fn json(
     status: u16,
     body: String,
     policy: &HeaderPolicy,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora::Result<()> {
     let resp = ResponseHeader::build(status, Some(4))?;
     write(

@@ -27,12 +27,16 @@ use pingora::ErrorType;
 use tenant_config::edge::{EdgeContext, EdgeSigner};
 use tenant_config::host::normalize_host;
 
+use crate::access_log::AccessLog;
 use crate::cache::TenantEntry;
 use crate::headers::{client_ip, is_well_formed_request_id, HeaderPolicy};
 use crate::metrics::{Metrics, RouteLabel};
 use crate::pages;
 use crate::resolve::{Decision, Resolver, RouteKind};
 use crate::upstream::{InFlight, Pool};
+
+/// `x-request-id`, kept in and out.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Settings the proxy reads on every request, fixed at start.
 pub struct ProxySettings {
@@ -66,7 +70,7 @@ pub struct EdgeProxy {
     id_prefix: String,
     id_counter: AtomicU64,
     inflight: Arc<AtomicI64>,
-    access_log: Option<tracing_appender::non_blocking::NonBlocking>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// Which pool a request goes to.
@@ -79,9 +83,11 @@ enum PoolChoice {
 /// Per-request state, shared across the hooks.
 pub struct RequestCtx {
     start: Instant,
-    request_id: String,
-    /// Host as the client sent it.
-    host: String,
+    /// `x-request-id`: the client's own when well formed (shared with the parsed request, so
+    /// no copy), else one generated here. Always ASCII.
+    request_id: HeaderValue,
+    /// Host as the client sent it (shared with the parsed request).
+    host: HeaderValue,
     /// The host normalised once per request; `None` when it is not a valid name.
     host_norm: Option<String>,
     route: RouteLabel,
@@ -125,11 +131,16 @@ impl EdgeProxy {
             id_counter: AtomicU64::new(0),
             inflight: Arc::new(AtomicI64::new(0)),
             access_log: if settings_access_log {
-                tenant_config::runtime::log_writer()
+                tenant_config::runtime::log_writer().map(|w| Arc::new(AccessLog::new(w)))
             } else {
                 None
             },
         }
+    }
+
+    /// The batched access log, for the flusher and shutdown (`None` when disabled).
+    pub fn access_log_handle(&self) -> Option<Arc<AccessLog>> {
+        self.access_log.clone()
     }
 
     /// Requests currently being handled; shutdown waits for this to reach zero.
@@ -137,9 +148,15 @@ impl EdgeProxy {
         self.inflight.clone()
     }
 
-    fn new_request_id(&self) -> String {
+    fn new_request_id(&self) -> HeaderValue {
+        use std::io::Write as _;
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", self.id_prefix)
+        let mut buf = [0u8; 32];
+        let mut w = &mut buf[..];
+        // 12 + 1 + at most 16 hex digits: always fits.
+        let _ = write!(w, "{}-{n:x}", self.id_prefix);
+        let len = 32 - w.len();
+        HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("-"))
     }
 
     fn pool(&self, choice: PoolChoice) -> &Pool {
@@ -199,7 +216,7 @@ impl EdgeProxy {
         }
         let (decision, outcome) = self
             .resolver
-            .resolve_normalized(ctx.host_norm.clone())
+            .resolve_normalized(ctx.host_norm.as_deref())
             .await;
         if let Some(o) = outcome {
             self.metrics.cache(o);
@@ -234,34 +251,42 @@ impl EdgeProxy {
         }
     }
 
-    /// Writes the request's access-log line. Formatted by hand into one buffer (the generic
-    /// `tracing` JSON formatter cost several microseconds per request in the benchmark) and
-    /// handed to the same non-blocking writer as every other log line.
+    /// Writes the request's access-log line. Formatted by hand (the generic `tracing` JSON
+    /// formatter cost several microseconds per request in the benchmark) and batched
+    /// ([`AccessLog`]) on its way to the same writer as every other log line.
     fn access_log(&self, session: &Session, ctx: &RequestCtx, status: u16, error: Option<&Error>) {
-        use std::fmt::Write as _;
-        use std::io::Write as _;
-        let Some(writer) = &self.access_log else {
+        let Some(log) = &self.access_log else {
             return;
         };
+        log.line(|l| Self::access_line(l, session, ctx, status, error));
+    }
+
+    fn access_line(
+        l: &mut String,
+        session: &Session,
+        ctx: &RequestCtx,
+        status: u16,
+        error: Option<&Error>,
+    ) {
+        use std::fmt::Write as _;
         let req = session.req_header();
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let mut l = String::with_capacity(384);
         let _ = write!(
             l,
             "{{\"ts_ms\":{ts_ms},\"level\":\"INFO\",\"target\":\"access\",\"request_id\":"
         );
-        json_str(&mut l, &ctx.request_id);
+        json_str(l, ctx.request_id());
         l.push_str(",\"method\":");
-        json_str(&mut l, req.method.as_str());
+        json_str(l, req.method.as_str());
         l.push_str(",\"host\":");
-        json_str(&mut l, &ctx.host);
+        json_str(l, &String::from_utf8_lossy(ctx.host.as_bytes()));
         l.push_str(",\"path\":");
-        json_str(&mut l, req.uri.path());
+        json_str(l, req.uri.path());
         let _ = write!(l, ",\"route\":\"{}\",\"tenant\":", ctx.route.as_str());
         match ctx.tenant.as_deref() {
-            Some(t) => json_str(&mut l, &t.slug),
+            Some(t) => json_str(l, &t.slug),
             None => l.push_str("null"),
         }
         match ctx.client_ip {
@@ -292,7 +317,6 @@ impl EdgeProxy {
             let _ = write!(l, ",\"error\":\"{}\"", e.etype().as_str());
         }
         l.push_str("}\n");
-        let _ = writer.clone().write_all(l.as_bytes());
     }
 }
 
@@ -324,6 +348,24 @@ fn is_idempotent(method: &http::Method) -> bool {
     )
 }
 
+impl RequestCtx {
+    /// The request id as text (ids are ASCII by construction).
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+}
+
+/// `ip` as a header value, formatted on the stack.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write as _;
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    // The longest IPv6 text form is 45 bytes.
+    let _ = write!(w, "{ip}");
+    let len = 48 - w.len();
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static(""))
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -340,8 +382,8 @@ impl ProxyHttp for EdgeProxy {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         RequestCtx {
             start: Instant::now(),
-            request_id: String::new(),
-            host: String::new(),
+            request_id: HeaderValue::from_static(""),
+            host: HeaderValue::from_static(""),
             host_norm: None,
             route: RouteLabel::Router,
             tenant: None,
@@ -365,22 +407,22 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.start = Instant::now();
+        // `ctx.start` was taken in `new_ctx`, right after the request head was read.
         let req = session.req_header();
-        ctx.request_id = match req.headers.get("x-request-id") {
-            Some(v) if is_well_formed_request_id(v.as_bytes()) => {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            }
+        ctx.request_id = match req.headers.get(REQUEST_ID) {
+            Some(v) if is_well_formed_request_id(v.as_bytes()) => v.clone(),
             _ => self.new_request_id(),
         };
-        ctx.host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.host())
-            .unwrap_or_default()
-            .to_owned();
-        ctx.host_norm = normalize_host(&ctx.host).ok();
+        ctx.host = match req.headers.get(http::header::HOST) {
+            Some(h) => h.clone(),
+            // An absolute-form request line without a Host header (HTTP/1.0).
+            None => req
+                .uri
+                .host()
+                .and_then(|h| HeaderValue::from_str(h).ok())
+                .unwrap_or(HeaderValue::from_static("")),
+        };
+        ctx.host_norm = ctx.host.to_str().ok().and_then(|h| normalize_host(h).ok());
         ctx.websocket = session.is_upgrade_req();
         let peer = session
             .client_addr()
@@ -388,12 +430,17 @@ impl ProxyHttp for EdgeProxy {
             .map(|a| a.ip());
         if let Some(peer) = peer {
             ctx.trusted_peer = self.headers.is_trusted(peer);
-            let xff = session
-                .req_header()
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
-            ctx.client_ip = Some(client_ip(peer, xff, &self.headers));
+            // Only a trusted peer's X-Forwarded-For is read at all.
+            ctx.client_ip = Some(if ctx.trusted_peer {
+                let xff = session
+                    .req_header()
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok());
+                client_ip(peer, xff, &self.headers)
+            } else {
+                peer
+            });
         }
         match self.answer_locally(session, ctx).await? {
             Some(status) => {
@@ -444,20 +491,23 @@ impl ProxyHttp for EdgeProxy {
         let host = ctx.host_norm.as_deref().unwrap_or_default();
         let tenant = ctx.tenant.as_deref();
         if let Some(ip) = ctx.client_ip {
-            let ip = ip.to_string();
-            let xff = match req
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
+            let ip = ip_value(ip);
+            let prev = if ctx.trusted_peer {
+                req.headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+            } else {
+                None
+            };
+            let xff = match prev {
                 // Only a trusted peer's header survived stripping: append the hop we saw.
-                Some(prev) if ctx.trusted_peer => {
+                Some(prev) => {
                     let peer = session
                         .client_addr()
                         .and_then(|a| a.as_inet())
                         .map(|a| a.ip().to_string())
                         .unwrap_or_default();
-                    format!("{prev}, {peer}")
+                    HeaderValue::from_str(&format!("{prev}, {peer}")).unwrap_or(ip.clone())
                 }
                 _ => ip.clone(),
             };
@@ -469,24 +519,32 @@ impl ProxyHttp for EdgeProxy {
             req.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
         }
         if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-host")) {
-            req.insert_header("x-forwarded-host", ctx.host.as_str())?;
+            req.insert_header("x-forwarded-host", ctx.host.clone())?;
         }
-        req.insert_header("x-request-id", ctx.request_id.as_str())?;
-        req.insert_header("x-original-host", host)?;
+        req.insert_header(REQUEST_ID, ctx.request_id.clone())?;
+        // Usually the client sent the host already normalised: share its bytes.
+        let original = if ctx.host.as_bytes() == host.as_bytes() {
+            ctx.host.clone()
+        } else {
+            HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""))
+        };
+        req.insert_header("x-original-host", original)?;
         req.insert_header("x-route", HeaderValue::from_static(route))?;
         if let Some(t) = tenant {
             req.insert_header("x-tenant-id", t.id_value.clone())?;
             req.insert_header("x-tenant-slug", t.slug_value.clone())?;
         }
-        let signature = self.signer.sign(
+        let signature = self.signer.signature(
             &EdgeContext {
-                request_id: &ctx.request_id,
+                request_id: ctx.request_id(),
                 route,
                 tenant_id: tenant.map(|t| t.id_text.as_str()),
                 host,
             },
             unix_now(),
         );
+        let signature = HeaderValue::from_bytes(signature.as_bytes())
+            .or_err(InternalError, "edge signature header")?;
         req.insert_header("x-edge-signature", signature)?;
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tenant_config::config::RouterConfig;
 use tenant_config::store::{PgTenantStore, StaticTenantStore, TenantStore};
-use tenant_config::{normalize_host, HostClass, HostRules};
+use tenant_config::{normalize_host, HostRules, NameClass};
 
 use crate::cache::{Key, Outcome, TenantCache, TenantEntry};
 
@@ -106,21 +106,22 @@ impl Resolver {
     /// Decides what to do with a request for `host`. The outcome says how the tenant lookup
     /// was answered (`None` when no lookup was needed).
     pub async fn resolve(&self, host: &str) -> (Decision, Option<Outcome>) {
-        self.resolve_normalized(normalize_host(host).ok()).await
+        self.resolve_normalized(normalize_host(host).ok().as_deref())
+            .await
     }
 
     /// Like [`Resolver::resolve`] for a host already normalised (`None`: not a valid name), so
     /// the proxy normalises each request's host once.
-    pub async fn resolve_normalized(&self, host: Option<String>) -> (Decision, Option<Outcome>) {
+    pub async fn resolve_normalized(&self, host: Option<&str>) -> (Decision, Option<Outcome>) {
         let Some(host) = host else {
             return (Decision::RedirectToApex, None);
         };
-        let key = match self.rules.classify_normalized(host) {
-            HostClass::Admin => return (forward(RouteKind::Admin, None), None),
-            HostClass::Apex => return (forward(RouteKind::Apex, None), None),
-            HostClass::Invalid(_) => return (Decision::RedirectToApex, None),
-            HostClass::Tenant { slug } => Key::Slug(slug.into()),
-            HostClass::Custom { domain } => Key::Domain(domain.into()),
+        let key = match self.rules.classify_name(host) {
+            NameClass::Admin => return (forward(RouteKind::Admin, None), None),
+            NameClass::Apex => return (forward(RouteKind::Apex, None), None),
+            NameClass::Invalid(_) => return (Decision::RedirectToApex, None),
+            NameClass::Tenant(slug) => Key::Slug(slug),
+            NameClass::Custom(domain) => Key::Domain(domain),
         };
         match self.cache.get(key).await {
             Ok((None, outcome)) => (Decision::RedirectToApex, Some(outcome)),

@@ -57,6 +57,7 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
     let mut conf = ServerConf::default();
     let life = &config.lifecycle;
     conf.threads = life.threads;
+    conf.work_stealing = life.work_stealing;
     // Pingora keeps serving in-flight requests for the grace period, then drops whatever is
     // left; `drain_then_exit` ends the wait as soon as nothing is in flight.
     conf.grace_period_seconds = Some(life.shutdown_timeout_secs);
@@ -97,6 +98,16 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
         settings,
     );
     let inflight = proxy.inflight_handle();
+    let access_log = proxy.access_log_handle();
+    if let Some(log) = access_log.clone() {
+        helper.spawn(async move {
+            let mut tick = tokio::time::interval(crate::access_log::FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                log.flush();
+            }
+        });
+    }
     let mut proxy_service = http_proxy_service(&server.configuration, proxy);
     proxy_service.add_tcp(&config.listen.http);
 
@@ -117,6 +128,7 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
     helper.spawn(drain_then_exit(
         server.watch_execution_phase(),
         inflight,
+        access_log,
         Duration::from_secs(life.shutdown_timeout_secs),
     ));
     tracing::info!(listen = %config.listen.http, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
@@ -133,6 +145,7 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
 async fn drain_then_exit(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     inflight: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    access_log: Option<std::sync::Arc<crate::access_log::AccessLog>>,
     limit: Duration,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -150,6 +163,9 @@ async fn drain_then_exit(
         left = inflight.load(std::sync::atomic::Ordering::Relaxed);
     }
     tracing::info!(abandoned = left.max(0), "drained, exiting");
+    if let Some(log) = access_log {
+        log.flush();
+    }
     tenant_config::runtime::flush_logs();
     std::process::exit(0);
 }

@@ -164,24 +164,30 @@ impl Pool {
     /// (instances this request already failed on), and counts the request against it.
     pub fn select(&self, exclude: &[SocketAddr]) -> Option<InFlight> {
         let now = Instant::now();
-        let eligible = |m: &Member| !exclude.contains(&m.addr) && self.is_usable(m, now);
+        let available = |m: &Member| !exclude.contains(&m.addr) && !m.passive_down(now);
         let min = self
             .members
             .iter()
-            .filter(|m| eligible(m))
+            .filter(|m| available(m) && self.is_healthy(m))
             .map(|m| m.inflight())
             .min()?;
         let picked = self
             .lb
+            // `healthy` is the active check's verdict, already looked up by the selector.
             .select_with(b"", self.members.len() * 2 + 1, |b, healthy| {
                 healthy
                     && self
                         .member(b)
-                        .is_some_and(|m| eligible(m) && m.inflight() <= min)
+                        .is_some_and(|m| m.inflight() <= min && available(m))
             })
             .and_then(|b| self.member(&b).cloned())
-            // The counts moved between the two passes: take any eligible instance.
-            .or_else(|| self.members.iter().find(|m| eligible(m)).cloned())?;
+            // The counts moved between the two passes: take any usable instance.
+            .or_else(|| {
+                self.members
+                    .iter()
+                    .find(|m| available(m) && self.is_healthy(m))
+                    .cloned()
+            })?;
         picked.inflight.fetch_add(1, Ordering::Relaxed);
         Some(InFlight(picked))
     }

@@ -408,9 +408,27 @@ async fn health_metrics_and_unavailable_platform() {
         !body.contains("127.0.0.1") && !body.to_lowercase().contains("refused"),
         "{body}"
     );
-    let log = s.router.process.output();
-    assert!(
-        log.contains("\"target\":\"access\""),
-        "access log lines present"
-    );
+    // Access lines are written in batches at least every 200 ms.
+    let mut log = s.router.process.output();
+    for _ in 0..30 {
+        if log.contains("\"status\":5") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        log = s.router.process.output();
+    }
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains("\"target\":\"access\""))
+        .map(|l| serde_json::from_str(l).expect("access lines are whole JSON objects"))
+        .collect();
+    assert!(!lines.is_empty(), "access log lines present");
+    let failed = lines
+        .iter()
+        .find(|l| l["status"].as_u64().is_some_and(|s| s >= 500))
+        .expect("the failed request is logged");
+    assert_eq!(failed["host"], "grace.platform.test");
+    assert!(failed["request_id"]
+        .as_str()
+        .is_some_and(|id| id.len() >= 8));
 }

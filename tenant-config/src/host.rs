@@ -210,28 +210,53 @@ impl HostRules {
 
     /// Classifies a name that [`normalize_host`] already produced.
     pub fn classify_normalized(&self, name: String) -> HostClass {
+        match self.classify_name(&name) {
+            NameClass::Admin => HostClass::Admin,
+            NameClass::Apex => HostClass::Apex,
+            NameClass::Tenant(slug) => HostClass::Tenant { slug: slug.into() },
+            NameClass::Custom(_) => HostClass::Custom { domain: name },
+            NameClass::Invalid(e) => HostClass::Invalid(e),
+        }
+    }
+
+    /// [`HostRules::classify_normalized`] without taking ownership: the slug or domain borrows
+    /// from `name`, so the router's per-request path classifies without allocating.
+    pub fn classify_name<'a>(&self, name: &'a str) -> NameClass<'a> {
         if name == self.admin {
-            return HostClass::Admin;
+            return NameClass::Admin;
         }
         if name == self.base || name == self.www {
-            return HostClass::Apex;
+            return NameClass::Apex;
         }
         if let Some(prefix) = name.strip_suffix(self.dot_base.as_str()) {
             if prefix.contains('.') {
-                return HostClass::Invalid(InvalidHost::NestedSubdomain);
+                return NameClass::Invalid(InvalidHost::NestedSubdomain);
             }
             return match validate_slug(prefix) {
-                Ok(()) => HostClass::Tenant {
-                    slug: prefix.to_owned(),
-                },
-                Err(e) => HostClass::Invalid(InvalidHost::NotASlug(e)),
+                Ok(()) => NameClass::Tenant(prefix),
+                Err(e) => NameClass::Invalid(InvalidHost::NotASlug(e)),
             };
         }
         if !name.contains('.') {
-            return HostClass::Invalid(InvalidHost::Malformed(HostError::SingleLabel));
+            return NameClass::Invalid(InvalidHost::Malformed(HostError::SingleLabel));
         }
-        HostClass::Custom { domain: name }
+        NameClass::Custom(name)
     }
+}
+
+/// [`HostClass`] borrowing from the classified name (see [`HostRules::classify_name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameClass<'a> {
+    /// The platform admin console and API.
+    Admin,
+    /// The base domain itself or `www.<base>`.
+    Apex,
+    /// `<slug>.<base>`, with the validated slug.
+    Tenant(&'a str),
+    /// Any other well-formed name: a custom domain, if one is registered.
+    Custom(&'a str),
+    /// Not a name we serve.
+    Invalid(InvalidHost),
 }
 
 /// What a request's host means for routing.

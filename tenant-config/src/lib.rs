@@ -22,5 +22,5 @@ pub mod runtime;
 pub mod slug;
 pub mod store;
 
-pub use host::{normalize_host, HostClass, HostError, HostRules};
+pub use host::{normalize_host, HostClass, HostError, HostRules, NameClass};
 pub use model::{ResolvedTenant, TenantId, TenantStatus};

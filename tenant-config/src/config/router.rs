@@ -152,7 +152,7 @@ pub struct TenantCacheConfig {
     pub negative_ttl_secs: u64,
     /// Seconds past expiry an entry may still be served while the database is unreachable.
     pub stale_if_error_secs: u64,
-    /// Most names kept.
+    /// Most names kept of each kind (tenant subdomains, custom domains).
     pub max_entries: u64,
 }
 
@@ -241,6 +241,11 @@ impl Default for CompressionConfig {
 pub struct Lifecycle {
     /// Worker threads for the proxy (`ROUTER_THREADS`).
     pub threads: usize,
+    /// Let the proxy's threads steal each other's tasks (one shared Tokio runtime) instead of
+    /// giving each thread its own single-threaded runtime. Off by default: stealing evens out
+    /// uneven connections, but costs cross-thread synchronisation on every wake-up, which the
+    /// router benchmark measured (docs/benchmarks.md).
+    pub work_stealing: bool,
     /// Seconds in-flight requests get to finish after SIGTERM (or after a graceful-upgrade
     /// hand-over) before the process exits; it exits sooner once nothing is in flight.
     pub shutdown_timeout_secs: u64,
@@ -254,6 +259,7 @@ impl Default for Lifecycle {
     fn default() -> Self {
         Self {
             threads: 2,
+            work_stealing: false,
             shutdown_timeout_secs: 30,
             upgrade_sock: "/tmp/platform-router-upgrade.sock".into(),
             pid_file: "/tmp/platform-router.pid".into(),

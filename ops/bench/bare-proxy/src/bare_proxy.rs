@@ -1,7 +1,10 @@
 //! The floor for router benchmarks: a Pingora proxy that only forwards to one upstream, with no
 //! tenant logic, header work, metrics or logging.
 //!
-//! Usage: `bare-proxy <listen addr> <upstream addr> [threads]`
+//! Usage: `bare-proxy <listen addr> <upstream addr> [threads] [steal|nosteal]`
+//!
+//! The runtime mode defaults to `nosteal`, the router's default, so both run on the same
+//! kind of runtime.
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -31,7 +34,7 @@ impl ProxyHttp for Forward {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: bare-proxy <listen> <upstream> [threads]");
+        eprintln!("usage: bare-proxy <listen> <upstream> [threads] [steal|nosteal]");
         std::process::exit(64);
     }
     let Ok(upstream) = args[2].parse() else {
@@ -40,6 +43,7 @@ fn main() {
     };
     let conf = ServerConf {
         threads: args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1),
+        work_stealing: args.get(4).is_some_and(|m| m == "steal"),
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(0),
         ..ServerConf::default()

@@ -1,0 +1,116 @@
+//! The access log: one JSON line per request, written in batches.
+//!
+//! Handing every line to the log writer on its own cost a channel send, a wake-up of the writer
+//! thread and a `write(2)` per request — about a sixth of the router's CPU per request in the
+//! benchmark. Lines are formatted into a per-thread scratch buffer, appended to one shared
+//! buffer, and the buffer goes to the writer when it holds [`FLUSH_BYTES`] or when the flusher
+//! (every [`FLUSH_INTERVAL`]) finds it non-empty. A chunk only ever holds whole lines, so lines
+//! never interleave with other log output. The price: a crash loses at most one interval of
+//! access lines (shutdown flushes them).
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tracing_appender::non_blocking::NonBlocking;
+
+/// A batch is written once it grows past this many bytes.
+pub const FLUSH_BYTES: usize = 64 * 1024;
+/// Pending lines are written at least this often.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+thread_local! {
+    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+/// Batched access-log lines on their way to the process's log writer.
+pub struct AccessLog {
+    writer: NonBlocking,
+    pending: Mutex<Vec<u8>>,
+}
+
+impl AccessLog {
+    /// Batches lines for `writer`.
+    pub fn new(writer: NonBlocking) -> Self {
+        Self {
+            writer,
+            pending: Mutex::new(Vec::with_capacity(FLUSH_BYTES * 2)),
+        }
+    }
+
+    /// Formats one line with `format` (which must write a complete line, newline included)
+    /// into this thread's scratch buffer and queues it.
+    pub fn line(&self, format: impl FnOnce(&mut String)) {
+        SCRATCH.with(|scratch| {
+            let mut line = scratch.borrow_mut();
+            line.clear();
+            format(&mut line);
+            self.push(line.as_bytes());
+        });
+    }
+
+    fn push(&self, line: &[u8]) {
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.extend_from_slice(line);
+            (pending.len() >= FLUSH_BYTES).then(|| std::mem::take(&mut *pending))
+        };
+        if let Some(chunk) = full {
+            self.write(&chunk);
+        }
+    }
+
+    /// Writes whatever is pending (the flusher's tick, and shutdown).
+    pub fn flush(&self) {
+        let chunk = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *pending)
+        };
+        self.write(&chunk);
+    }
+
+    fn write(&self, chunk: &[u8]) {
+        // The writer is lossless (it blocks when its queue is full) and never fails on write.
+        let _ = self.writer.clone().write_all(chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_batched_whole_and_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let file = std::fs::File::create(&path).unwrap();
+        let (writer, guard) = tracing_appender::non_blocking(file);
+        let log = AccessLog::new(writer);
+        log.line(|l| l.push_str("{\"n\":1}\n"));
+        log.line(|l| l.push_str("{\"n\":2}\n"));
+        // Nothing reaches the writer before a flush or a full batch.
+        assert!(log.pending.lock().unwrap().len() > 0);
+        log.flush();
+        assert!(log.pending.lock().unwrap().is_empty());
+        // A batch that passes the threshold is written without waiting for the flusher.
+        let big = "x".repeat(1000);
+        for _ in 0..70 {
+            log.line(|l| {
+                l.push_str(&big);
+                l.push('\n');
+            });
+        }
+        assert!(log.pending.lock().unwrap().len() < FLUSH_BYTES);
+        log.flush();
+        drop(guard);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 72);
+        assert_eq!(lines[..2], ["{\"n\":1}", "{\"n\":2}"]);
+        assert!(lines[2..].iter().all(|l| *l == big));
+    }
+}
