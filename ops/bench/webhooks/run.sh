@@ -3,7 +3,7 @@
 # folder, the release `platform` binary, then `webhook-bench`, which posts signed
 # payment_intent.succeeded events (20 % redeliveries by default) and verifies every unique event
 # was applied once with one receipt queued. Everything started here is stopped by PID on exit.
-# Usage: ops/bench/webhooks/run.sh [events] [duplicate-share] [concurrency]
+# Usage: [BENCH_SQL=...] [POOL_MAX=n] ops/bench/webhooks/run.sh [events] [duplicate-share] [concurrency]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 repo=$(pwd)
@@ -13,6 +13,9 @@ target=${CARGO_TARGET_DIR:-$repo/target}/release
 # shellcheck source=ops/bench/cluster.sh
 . ops/bench/cluster.sh
 bench_cluster webhook-bench
+# BENCH_SQL: extra SQL run as the superuser after the migrations, to measure a schema variant
+# (docs/benchmarks.md uses it to put back constraints an earlier schema had).
+if [[ -n "${BENCH_SQL:-}" ]]; then psql_q -c "$BENCH_SQL"; fi
 redis_port=$(free_port); web_port=$(free_port)
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >/dev/null &
 pids+=($!)
