@@ -100,10 +100,6 @@ pub async fn receive(
     let payload: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("event payload: {e}")))?;
 
-    if event.kind == "payment_intent.succeeded" && event.account.is_some() {
-        return intent_succeeded(&state, &event, &payload).await;
-    }
-
     // Where order matters and Stripe is reachable, read the object's current state first (never
     // inside the transaction).
     let current = current_subscription(&state, &event).await?;
@@ -201,10 +197,8 @@ const DONATION_FOR_INTENT: &str = "SELECT d.id, d.tenant_id, d.status, d.amount_
        AND t.stripe_account_id = $3
      FOR UPDATE OF d";
 
-/// `payment_intent.succeeded` as one statement (see `intent_succeeded`).
-const INTENT_SUCCEEDED: &str =
-    "SELECT outcome, tenant, currency, amount FROM webhook_intent_succeeded(
-     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// The success and its receipt in one statement, shared with the workers' reconciliation.
+const INTENT_SUCCEEDED: &str = payments::ledger::MARK_SUCCEEDED;
 
 async fn apply(
     state: &AppState,
@@ -218,7 +212,7 @@ async fn apply(
         return Ok((Outcome::Ignored, None));
     };
     match ev.kind.as_str() {
-        // "payment_intent.succeeded" with an account never gets here: see `intent_succeeded`.
+        "payment_intent.succeeded" => intent_succeeded(stmts, tx, ev, account).await,
         "payment_intent.payment_failed" => {
             let reason = ev.data.object["last_payment_error"]["message"]
                 .as_str()
@@ -277,69 +271,37 @@ async fn donation_for_intent(
     Ok(tx.query_opt(&st, &[&pi, &by_metadata, &account]).await?)
 }
 
-/// `payment_intent.succeeded`, the bulk of webhook traffic, in one statement: the database
-/// function `webhook_intent_succeeded` (migration 0009) locks the donation on the event's
-/// account, checks amount, currency and status, records the event id and applies the success
-/// with its receipt, as one implicit transaction — one round trip instead of six.
 async fn intent_succeeded(
-    state: &AppState,
+    stmts: &StatementCache,
+    tx: &Transaction<'_>,
     ev: &Event,
-    payload: &Value,
-) -> Result<Json<Value>, AppError> {
-    let created = chrono::DateTime::from_timestamp(ev.created, 0)
-        .ok_or_else(|| AppError::BadRequest("event payload: created out of range".into()))?;
-    let paid = ev.int_field("amount_received").or(ev.int_field("amount"));
-    let conn = state.db.get().await?;
-    let client: &tokio_postgres::Client = &conn;
-    let st = conn.statements().get(client, INTENT_SUCCEEDED).await?;
-    let row = client
-        .query_one(
-            &st,
-            &[
-                &ev.id,
-                &ev.kind,
-                &ev.account,
-                &ev.livemode,
-                &created,
-                payload,
-                &ev.str_field("id"),
-                &metadata_uuid(ev, "donation_id"),
-                &paid,
-                &ev.str_field("currency"),
-                &ev.str_field("latest_charge"),
-            ],
-        )
-        .await?;
-    let (outcome, tenant): (String, Option<Uuid>) = (row.get(0), row.get(1));
-    let (currency, amount): (Option<String>, Option<i64>) = (row.get(2), row.get(3));
-    match outcome.as_str() {
-        "duplicate" => {
-            crate::metrics::webhook_event(&ev.kind, "duplicate");
-            return Ok(Json(json!({"received": true, "duplicate": true})));
-        }
-        "applied" => {
-            if let (Some(c), Some(a)) = (&currency, amount) {
-                crate::metrics::donation_succeeded(c, a);
-            }
-        }
-        "mismatch" => {
-            tracing::error!(tenant = ?tenant, intent = ev.str_field("id").unwrap_or_default(), "payment intent amount or currency differs from the donation; not applied");
-        }
-        _ => {}
-    }
-    let recorded = if outcome == "mismatch" {
-        Outcome::Ignored
-    } else {
-        match outcome.as_str() {
-            "applied" => Outcome::Applied,
-            "stale" => Outcome::Stale,
-            _ => Outcome::Ignored,
-        }
+    account: &str,
+) -> Result<Applied, AppError> {
+    let Some(pi) = ev.str_field("id") else {
+        return Ok((Outcome::Ignored, None));
     };
-    crate::metrics::webhook_event(&ev.kind, recorded.as_str());
-    Ok(Json(
-        json!({"received": true, "outcome": recorded.as_str()}),
-    ))
+    let Some(row) =
+        donation_for_intent(stmts, tx, pi, metadata_uuid(ev, "donation_id"), account).await?
+    else {
+        // Subscription invoices' intents are handled through invoice.paid.
+        return Ok((Outcome::Ignored, None));
+    };
+    let (id, tenant, status): (Uuid, Uuid, String) = (row.get(0), row.get(1), row.get(2));
+    let (amount, currency): (i64, String) = (row.get(3), row.get(4));
+    let paid = ev.int_field("amount_received").or(ev.int_field("amount"));
+    if paid != Some(amount) || ev.str_field("currency") != Some(currency.as_str()) {
+        tracing::error!(donation = %id, "payment intent amount or currency differs from the donation; not applied");
+        return Ok((Outcome::Ignored, Some(tenant)));
+    }
+    if !matches!(status.as_str(), "pending" | "failed" | "canceled") {
+        return Ok((Outcome::Stale, Some(tenant)));
+    }
+    let charge = ev.str_field("latest_charge").map(str::to_owned);
+    let st = stmts.get(tx, INTENT_SUCCEEDED).await?;
+    tx.execute(&st, &[&id, &(ev.created as f64), &pi, &charge])
+        .await?;
+    crate::metrics::donation_succeeded(&currency, amount);
+    Ok((Outcome::Applied, Some(tenant)))
 }
 
 async fn intent_moved(
