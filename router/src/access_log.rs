@@ -93,7 +93,7 @@ mod tests {
         log.line(|l| l.push_str("{\"n\":1}\n"));
         log.line(|l| l.push_str("{\"n\":2}\n"));
         // Nothing reaches the writer before a flush or a full batch.
-        assert!(log.pending.lock().unwrap().len() > 0);
+        assert!(!log.pending.lock().unwrap().is_empty());
         log.flush();
         assert!(log.pending.lock().unwrap().is_empty());
         // A batch that passes the threshold is written without waiting for the flusher.
