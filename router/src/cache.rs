@@ -202,6 +202,9 @@ impl TenantCache {
 
     /// Entries currently held (approximate).
     pub fn len(&self) -> u64 {
+        // moka counts lazily; settle pending inserts first so the gauge is current.
+        self.slugs.run_pending_tasks();
+        self.domains.run_pending_tasks();
         self.slugs.entry_count() + self.domains.entry_count()
     }
 

@@ -114,6 +114,85 @@ def wrk(port, seconds, conns, script):
             "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": sock_err.group(1) if sock_err else ""}
 
 
+def rss_mib(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def big_tenants(args, rel, work, up_port, log, procs):
+    """The running router's memory with many tenants: every name requested once (so every one
+    is resolved and cached), then resident and peak memory read from /proc."""
+    n = args.big_tenants
+    tenants = os.path.join(work, "big-tenants.toml")
+    with open(tenants, "w") as f:
+        for i in range(n):
+            f.write(f'[[tenant]]\nid = "{uuid.uuid5(uuid.NAMESPACE_DNS, f"b{i}")}"\n'
+                    f'slug = "b{i:06d}"\nname = "Tenant {i}"\n')
+    # Host names computed in Lua: a list of 100,000 names is too large for wrk to load.
+    def big_script(start):
+        # Each wrk run starts a fresh Lua state: continue where the previous run stopped.
+        path = os.path.join(work, "big.lua")
+        with open(path, "w") as f:
+            f.write("local n = %d\nrequest = function()\n  n = (n + 1) %% %d\n"
+                    "  return wrk.format('GET', '/', {['Host'] = string.format('b%%06d.platform.test', n)})\n"
+                    "end\n" % (start - 1, n))
+        return path
+    r_port, m_port = free_port(), free_port()
+    rconf = os.path.join(work, "router-big.toml")
+    with open(rconf, "w") as f:
+        f.write(f'static_tenants = "{tenants}"\naccess_log = false\n'
+                f'[domain]\nbase_domain = "platform.test"\n'
+                f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
+                f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
+                f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
+                f'[cache]\nmax_entries = {2 * n}\n'
+                f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
+                f'upgrade_sock = "{work}/up-big.sock"\npid_file = "{work}/router-big.pid"\n')
+    p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], log, 1,
+              {"PATH": os.environ.get("PATH", "")})
+    procs.append(p)
+    wait_port(r_port, 120)
+    time.sleep(1.5)
+    loaded = rss_mib(p.pid, "VmRSS")
+    served = 0
+    runs = []
+    while served < n:  # bounded: each pass serves thousands of requests
+        r = wrk(r_port, 5, args.connections, big_script(served % n))
+        served += r["requests"]
+        runs.append(r)
+    def scrape():
+        text = subprocess.run(["curl", "-fsS", f"http://127.0.0.1:{m_port}/metrics"],
+                              capture_output=True, text=True).stdout
+        def val(pattern):
+            m = re.search(pattern + r" (\S+)$", text, re.M)
+            return float(m.group(1)) if m else -1
+        return {"entries": val(r"^router_tenant_cache_entries"),
+                "hit": val(r'^router_tenant_cache_lookups_total\{result="hit"\}'),
+                "miss": val(r'^router_tenant_cache_lookups_total\{result="miss"\}')}
+    first = scrape()
+    # A second pass over every name: all of them should now be cache hits.
+    again = 0
+    while again < n:
+        r = wrk(r_port, 5, args.connections, big_script(again % n))
+        again += r["requests"]
+    second = scrape()
+    print(f"cache after the first pass: {first}; second pass of {again:,} requests: "
+          f"{second['hit'] - first['hit']:.0f} hits, {second['miss'] - first['miss']:.0f} misses")
+    out = {"tenants": n, "rss_loaded": loaded, "rss": rss_mib(p.pid, "VmRSS"),
+           "hwm": rss_mib(p.pid, "VmHWM"), "cached": first["entries"],
+           "rps": statistics.median(x["rps"] for x in runs),
+           "p99": statistics.median(x["p99"] for x in runs),
+           "non2xx": sum(x["non2xx"] for x in runs)}
+    print()
+    print(f"our router with {n:,} tenants (static file), every name requested once "
+          f"({served:,} requests): cache entries {out['cached']:.0f}, RSS {out['rss_loaded']:.1f} MiB "
+          f"after start, {out['rss']:.1f} MiB after (peak {out['hwm']:.1f} MiB); "
+          f"{out['rps']:.0f} req/s, p99 {out['p99']:.2f} ms, non-2xx {out['non2xx']}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target-dir", required=True)
@@ -121,6 +200,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--tenants", type=int, default=1000)
+    ap.add_argument("--big-tenants", type=int, default=100000,
+                    help="tenants for the running router's memory figure (0: skip)")
     args = ap.parse_args()
     rel = os.path.join(args.target_dir, "release")
     work = tempfile.mkdtemp(prefix="bench-router-")
@@ -260,6 +341,8 @@ def main():
         print(f"access log line:           {ours['cpu_us_per_req'] - quiet['cpu_us_per_req']:.1f} us CPU/req "
               f"(no-log router / bare pingora: {quiet['cpu_us_per_req'] / bare['cpu_us_per_req']:.2f}x CPU/req)")
         print(f"nginx / upstream direct:   {ngx['rps'] / res['upstream direct']['rps']:.2f}x")
+        if args.big_tenants:
+            res["big"] = big_tenants(args, rel, work, up_port, log, procs)
         with open(os.path.join(work, "results.json"), "w") as f:
             json.dump(res, f, indent=1)
     finally:
