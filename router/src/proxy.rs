@@ -518,7 +518,10 @@ impl ProxyHttp for EdgeProxy {
             let proto = if ctx.tls { "https" } else { "http" };
             req.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
         }
-        if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-host")) {
+        // Forwarded only when it is plain visible ASCII (an invalid host never gets a tenant).
+        if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-host"))
+            && ctx.host.to_str().is_ok()
+        {
             req.insert_header("x-forwarded-host", ctx.host.clone())?;
         }
         req.insert_header(REQUEST_ID, ctx.request_id.clone())?;
