@@ -24,7 +24,10 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
-use tenant_config::edge::{EdgeContext, EdgeSigner};
+use tenant_config::edge::{
+    EdgeContext, EdgeSigner, ORIGINAL_HOST_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER,
+    SIGNATURE_HEADER, TENANT_ID_HEADER, TENANT_SLUG_HEADER,
+};
 use tenant_config::host::normalize_host;
 
 use crate::access_log::AccessLog;
@@ -34,9 +37,6 @@ use crate::metrics::{Metrics, RouteLabel};
 use crate::pages;
 use crate::resolve::{Decision, Resolver, RouteKind};
 use crate::upstream::{InFlight, Pool};
-
-/// `x-request-id`, kept in and out.
-const REQUEST_ID: &str = "x-request-id";
 
 /// Settings the proxy reads on every request, fixed at start.
 pub struct ProxySettings {
@@ -149,14 +149,9 @@ impl EdgeProxy {
     }
 
     fn new_request_id(&self) -> HeaderValue {
-        use std::io::Write as _;
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; 32];
-        let mut w = &mut buf[..];
-        // 12 + 1 + at most 16 hex digits: always fits.
-        let _ = write!(w, "{}-{n:x}", self.id_prefix);
-        let len = 32 - w.len();
-        HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("-"))
+        // 12 + 1 + at most 16 hex digits.
+        stack_value(format_args!("{}-{n:x}", self.id_prefix))
     }
 
     fn pool(&self, choice: PoolChoice) -> &Pool {
@@ -355,14 +350,14 @@ impl RequestCtx {
     }
 }
 
-/// `ip` as a header value, formatted on the stack.
-fn ip_value(ip: IpAddr) -> HeaderValue {
+/// A short header value (request id, IP address: at most 64 bytes) formatted on the stack
+/// instead of through a `String`.
+fn stack_value(args: std::fmt::Arguments<'_>) -> HeaderValue {
     use std::io::Write as _;
-    let mut buf = [0u8; 48];
+    let mut buf = [0u8; 64];
     let mut w = &mut buf[..];
-    // The longest IPv6 text form is 45 bytes.
-    let _ = write!(w, "{ip}");
-    let len = 48 - w.len();
+    let _ = w.write_fmt(args);
+    let len = 64 - w.len();
     HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static(""))
 }
 
@@ -409,7 +404,7 @@ impl ProxyHttp for EdgeProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // `ctx.start` was taken in `new_ctx`, right after the request head was read.
         let req = session.req_header();
-        ctx.request_id = match req.headers.get(REQUEST_ID) {
+        ctx.request_id = match req.headers.get(REQUEST_ID_HEADER) {
             Some(v) if is_well_formed_request_id(v.as_bytes()) => v.clone(),
             _ => self.new_request_id(),
         };
@@ -491,7 +486,8 @@ impl ProxyHttp for EdgeProxy {
         let host = ctx.host_norm.as_deref().unwrap_or_default();
         let tenant = ctx.tenant.as_deref();
         if let Some(ip) = ctx.client_ip {
-            let ip = ip_value(ip);
+            // The longest IPv6 text form is 45 bytes.
+            let ip = stack_value(format_args!("{ip}"));
             let prev = if ctx.trusted_peer {
                 req.headers
                     .get("x-forwarded-for")
@@ -524,18 +520,18 @@ impl ProxyHttp for EdgeProxy {
         {
             req.insert_header("x-forwarded-host", ctx.host.clone())?;
         }
-        req.insert_header(REQUEST_ID, ctx.request_id.clone())?;
+        req.insert_header(REQUEST_ID_HEADER, ctx.request_id.clone())?;
         // Usually the client sent the host already normalised: share its bytes.
         let original = if ctx.host.as_bytes() == host.as_bytes() {
             ctx.host.clone()
         } else {
             HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""))
         };
-        req.insert_header("x-original-host", original)?;
-        req.insert_header("x-route", HeaderValue::from_static(route))?;
+        req.insert_header(ORIGINAL_HOST_HEADER, original)?;
+        req.insert_header(ROUTE_HEADER, HeaderValue::from_static(route))?;
         if let Some(t) = tenant {
-            req.insert_header("x-tenant-id", t.id_value.clone())?;
-            req.insert_header("x-tenant-slug", t.slug_value.clone())?;
+            req.insert_header(TENANT_ID_HEADER, t.id_value.clone())?;
+            req.insert_header(TENANT_SLUG_HEADER, t.slug_value.clone())?;
         }
         let signature = self.signer.signature(
             &EdgeContext {
@@ -548,7 +544,7 @@ impl ProxyHttp for EdgeProxy {
         );
         let signature = HeaderValue::from_bytes(signature.as_bytes())
             .or_err(InternalError, "edge signature header")?;
-        req.insert_header("x-edge-signature", signature)?;
+        req.insert_header(SIGNATURE_HEADER, signature)?;
         Ok(())
     }
 
