@@ -1,15 +1,20 @@
 //! SQL shared by every path that records a payment's outcome (the webhook handler and the
 //! workers' reconciliation), so a success is recorded the same way whichever sees it first.
 
-/// Marks donation `$1` succeeded (at unix time `$2`, with payment intent `$3` and charge `$4`)
-/// and queues its receipt in the same statement. The receipt's key (`receipt:<donation id>`)
-/// makes a second success queue nothing. Callers lock the row and check its status first.
+/// Marks donations succeeded and queues each one's receipt in the same statement. Parameters are
+/// parallel arrays — donation ids `$1`, unix times `$2`, payment intents `$3`, charges `$4`
+/// (null keeps the stored one) — so one statement records one success or a whole group of
+/// webhook deliveries. The receipt's key (`receipt:<donation id>`) makes a second success
+/// queue nothing. Callers lock the rows and check their status first.
 pub const MARK_SUCCEEDED: &str = "WITH d AS (
-        UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp($2),
-               stripe_payment_intent_id = $3, stripe_charge_id = COALESCE($4, stripe_charge_id),
+        UPDATE donations SET status = 'succeeded', succeeded_at = to_timestamp(b.at),
+               stripe_payment_intent_id = b.pi,
+               stripe_charge_id = COALESCE(b.charge, donations.stripe_charge_id),
                failure_reason = NULL, updated_at = now()
-        WHERE id = $1
-        RETURNING id, tenant_id, donor_id, amount_minor, currency, fund, kind, succeeded_at)
+        FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::text[]) AS b(id, at, pi, charge)
+        WHERE donations.id = b.id
+        RETURNING donations.id, donations.tenant_id, donations.donor_id, donations.amount_minor,
+                  donations.currency, donations.fund, donations.kind, donations.succeeded_at)
      INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
      SELECT d.tenant_id, 'receipt:' || d.id::text, 'donation_receipt', dn.email,
             jsonb_build_object('donation_id', d.id, 'donor_name', dn.name,

@@ -12,6 +12,7 @@
 //! - [`giving`]: starting one-time and recurring gifts on the tenant's connected account, and
 //!   donor cancellation of recurring gifts.
 //! - [`webhooks`]: verified, deduplicated Stripe events applied once.
+//! - [`webhook_batch`]: concurrent payment successes recorded in one transaction.
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod state;
 pub mod tenant;
+pub mod webhook_batch;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;

@@ -43,6 +43,12 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                         &amounts,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("platform_stripe_webhook_group_size".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1_000.0],
+                    )
+                })
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
                 .ok()
@@ -129,6 +135,12 @@ pub fn donation_succeeded(currency: &str, amount_minor: i64) {
     donation_status("succeeded", currency);
     metrics::histogram!("platform_donation_amount_minor", "currency" => currency_label(currency))
         .record(amount_minor as f64);
+}
+
+/// A group of `payment_intent.succeeded` deliveries was committed (or rolled back) together;
+/// the size shows how much grouping the load produced.
+pub fn webhook_group(size: usize) {
+    metrics::histogram!("platform_stripe_webhook_group_size").record(size as f64);
 }
 
 /// A webhook event was handled (`outcome`: applied, ignored, stale, duplicate, rejected).

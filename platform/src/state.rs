@@ -43,6 +43,8 @@ pub struct AppState {
     pub link_key: Arc<[u8; 32]>,
     /// Webhook endpoint secrets (`STRIPE_WEBHOOK_SECRET`), all accepted during a roll.
     pub webhook_secrets: Arc<Vec<Vec<u8>>>,
+    /// Group commit for concurrent `payment_intent.succeeded` deliveries.
+    pub group: crate::webhook_batch::GroupCommit,
 }
 
 /// What donation handlers need from Stripe's configuration.
@@ -59,8 +61,14 @@ impl AppState {
     /// Builds the handles; connects to nothing yet.
     pub fn from_config(config: &PlatformConfig) -> anyhow::Result<Self> {
         let redis = Arc::new(LazyRedis::new(config.redis.url.expose())?);
+        let pool = db::pool(&config.database)?;
         Ok(Self {
-            db: db::pool(&config.database)?,
+            group: crate::webhook_batch::GroupCommit::new(
+                pool.clone(),
+                config.stripe.webhook_batch_max,
+                config.stripe.webhook_batches,
+            ),
+            db: pool,
             profiles: ProfileCache::new(redis.clone()),
             redis,
             started: Instant::now(),

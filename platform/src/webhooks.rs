@@ -14,7 +14,11 @@
 //!    the event time and ignore older ones. Such late events are recorded as `stale`.
 //! 4. Attribution: an event only touches rows of the tenant whose connected account it came
 //!    from; ids in metadata are used to find a row, never to choose the tenant.
+//! 5. `payment_intent.succeeded` from a connected account goes through
+//!    [`crate::webhook_batch`] first, which commits concurrent deliveries together with the
+//!    same rules and hands any delivery it cannot settle back to the path here.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -31,6 +35,8 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::state::AppState;
+// One statement records an event here or a whole group there.
+use crate::webhook_batch::{Verdict, RECORD_EVENTS};
 
 /// What applying an event did, stored in `stripe_events.outcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +50,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Ignored => "ignored",
@@ -97,8 +103,30 @@ pub async fn receive(
         crate::metrics::webhook_event("unparsed", "rejected");
         AppError::BadRequest(format!("event payload: {e}"))
     })?;
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest(format!("event payload: {e}")))?;
+    if chrono::DateTime::from_timestamp(event.created, 0).is_none() {
+        return Err(AppError::BadRequest(
+            "event payload: created out of range".into(),
+        ));
+    }
+    // Stored as sent (PostgreSQL parses it into jsonb); valid JSON from `parse` above.
+    let payload = std::str::from_utf8(&body)
+        .map_err(|_| AppError::BadRequest("event payload: not UTF-8".into()))?;
+    let event = Arc::new(event);
+
+    // Payment successes come in bursts: concurrent ones share one transaction.
+    if event.kind == "payment_intent.succeeded" && event.account.is_some() {
+        match state.group.submit(event.clone(), body.clone()).await {
+            Verdict::Done(outcome) => {
+                crate::metrics::webhook_event(&event.kind, outcome.as_str());
+                return Ok(Json(json!({"received": true, "outcome": outcome.as_str()})));
+            }
+            Verdict::Duplicate => {
+                crate::metrics::webhook_event(&event.kind, "duplicate");
+                return Ok(Json(json!({"received": true, "duplicate": true})));
+            }
+            Verdict::Alone => {}
+        }
+    }
 
     // Where order matters and Stripe is reachable, read the object's current state first (never
     // inside the transaction).
@@ -107,24 +135,22 @@ pub async fn receive(
     let mut conn = state.db.get().await?;
     let stmts = conn.statements();
     let tx = crate::admin::begin(&mut conn).await?;
-    let created = chrono::DateTime::from_timestamp(event.created, 0)
-        .ok_or_else(|| AppError::BadRequest("event payload: created out of range".into()))?;
     // Apply first, then record the id: every effect locks the rows it changes, so a concurrent
     // duplicate waits, finds nothing left to do, then fails the insert below and rolls back.
     let (outcome, tenant) = apply(&state, &stmts, &tx, &event, current.as_ref()).await?;
-    let record = stmts.get(&tx, RECORD_EVENT).await?;
+    let record = stmts.get(&tx, RECORD_EVENTS).await?;
     let fresh = tx
         .execute(
             &record,
             &[
-                &event.id,
-                &event.kind,
-                &event.account,
-                &event.livemode,
-                &created,
-                &outcome.as_str(),
-                &payload,
-                &tenant,
+                &[event.id.as_str()].as_slice(),
+                &[event.kind.as_str()].as_slice(),
+                &[event.account.as_deref()].as_slice(),
+                &[event.livemode].as_slice(),
+                &[event.created as f64].as_slice(),
+                &[outcome.as_str()].as_slice(),
+                &[payload].as_slice(),
+                &[tenant].as_slice(),
             ],
         )
         .await?;
@@ -186,9 +212,6 @@ async fn current_subscription(
 }
 
 type Applied = (Outcome, Option<Uuid>);
-
-const RECORD_EVENT: &str = "INSERT INTO stripe_events (id, event_type, account, livemode, stripe_created_at, outcome, payload, tenant_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
 
 const DONATION_FOR_INTENT: &str = "SELECT d.id, d.tenant_id, d.status, d.amount_minor, d.currency
      FROM donations d JOIN tenants t ON t.id = d.tenant_id
@@ -253,7 +276,7 @@ async fn apply(
     }
 }
 
-fn metadata_uuid(ev: &Event, key: &str) -> Uuid {
+pub(crate) fn metadata_uuid(ev: &Event, key: &str) -> Uuid {
     ev.metadata(key)
         .and_then(|s| s.parse().ok())
         .unwrap_or(Uuid::nil())
@@ -298,8 +321,16 @@ async fn intent_succeeded(
     }
     let charge = ev.str_field("latest_charge").map(str::to_owned);
     let st = stmts.get(tx, INTENT_SUCCEEDED).await?;
-    tx.execute(&st, &[&id, &(ev.created as f64), &pi, &charge])
-        .await?;
+    tx.execute(
+        &st,
+        &[
+            &[id].as_slice(),
+            &[ev.created as f64].as_slice(),
+            &[pi].as_slice(),
+            &[charge].as_slice(),
+        ],
+    )
+    .await?;
     crate::metrics::donation_succeeded(&currency, amount);
     Ok((Outcome::Applied, Some(tenant)))
 }

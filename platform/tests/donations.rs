@@ -970,3 +970,277 @@ async fn account_updates_apply_in_event_order() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// Many successes at once, with redeliveries, a second event for one gift, a wrong amount and
+/// another account's event in the same burst: grouped into few transactions, each gift
+/// applied once with one receipt, and every delivery answered as it would be alone.
+#[tokio::test]
+async fn concurrent_successes_commit_in_groups_each_applied_once() {
+    let e = env().await;
+    // One transaction slot, so deliveries arriving while it is busy must share the next one.
+    let state = platform::AppState {
+        group: platform::webhook_batch::GroupCommit::new(e.state.db.clone(), 64, 1),
+        ..e.state.clone()
+    };
+    let tag = &Uuid::new_v4().simple().to_string()[..10];
+    let donor: Uuid = e
+        .owner
+        .query_one(
+            "INSERT INTO donors (tenant_id, email, name) VALUES ($1, 'many@example.org', 'Many Giver') RETURNING id",
+            &[&e.alpha],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    const N: usize = 40;
+    let rows = e
+        .owner
+        .query(
+            "INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor, stripe_payment_intent_id)
+             SELECT $1, $2, 'one_time', 1000, 'usd', 20, 980, 'pi_grp' || $3 || '_' || g
+             FROM generate_series(1, $4::int) g RETURNING id, stripe_payment_intent_id",
+            &[&e.alpha, &donor, &tag, &(N as i32)],
+        )
+        .await
+        .unwrap();
+    let gifts: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut events: Vec<Value> = gifts
+        .iter()
+        .map(|(id, pi)| {
+            event(
+                "payment_intent.succeeded",
+                &e.acct_alpha,
+                now(),
+                pi_object(pi, *id, 1000),
+            )
+        })
+        .collect();
+    // Redeliveries of the first ten, sent in the same burst.
+    let mut deliveries: Vec<Value> = events.clone();
+    deliveries.extend(events[..10].iter().cloned());
+    // The same success under a second event id: stale.
+    let (id0, pi0) = &gifts[0];
+    deliveries.push(event(
+        "payment_intent.succeeded",
+        &e.acct_alpha,
+        now(),
+        pi_object(pi0, *id0, 1000),
+    ));
+    // An amount that does not match the gift: ignored, gift untouched.
+    let (id1, pi1) = &gifts[1];
+    let wrong = event(
+        "payment_intent.succeeded",
+        &e.acct_alpha,
+        now(),
+        pi_object(pi1, *id1, 999),
+    );
+    deliveries.push(wrong.clone());
+    // Bravo's account naming alpha's intent: ignored, never attributed to alpha.
+    let foreign = event(
+        "payment_intent.succeeded",
+        &e.acct_bravo,
+        now(),
+        pi_object(pi1, *id1, 1000),
+    );
+    deliveries.push(foreign.clone());
+    events.push(wrong);
+    events.push(foreign);
+
+    let mut set = tokio::task::JoinSet::new();
+    for ev in deliveries {
+        let state = state.clone();
+        set.spawn(async move { webhook(&state, &ev).await });
+    }
+    let (mut applied, mut duplicate, mut stale, mut ignored) = (0, 0, 0, 0);
+    while let Some(r) = set.join_next().await {
+        let (status, body) = r.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        match (body["outcome"].as_str(), body["duplicate"].as_bool()) {
+            (Some("applied"), _) => applied += 1,
+            (Some("stale"), _) => stale += 1,
+            (Some("ignored"), _) => ignored += 1,
+            (None, Some(true)) => duplicate += 1,
+            _ => panic!("unexpected answer {body}"),
+        }
+    }
+    assert_eq!((applied, duplicate, stale, ignored), (N, 10, 1, 2));
+
+    let ids: Vec<Uuid> = gifts.iter().map(|(id, _)| *id).collect();
+    let row = e
+        .owner
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(DISTINCT xmin::text)
+             FROM donations WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), N as i64, "every gift succeeded");
+    let transactions = row.get::<_, i64>(1);
+    assert!(
+        transactions <= (N / 2) as i64,
+        "{N} gifts were written by {transactions} transactions: deliveries were not grouped"
+    );
+    assert_eq!(
+        count(
+            &e.owner,
+            "SELECT count(*) FROM email_outbox WHERE template = 'donation_receipt'"
+        )
+        .await,
+        N as i64,
+        "one receipt per gift"
+    );
+    assert_eq!(
+        count(&e.owner, "SELECT count(*) FROM stripe_events").await,
+        events.len() as i64 + 1,
+        "each event id recorded once"
+    );
+    let outcomes = e
+        .owner
+        .query(
+            "SELECT outcome, count(*), count(tenant_id) FROM stripe_events GROUP BY outcome ORDER BY outcome",
+            &[],
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<(String, i64, i64)> = outcomes
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    // The foreign event names no tenant; the wrong amount is alpha's but changes nothing.
+    assert_eq!(
+        outcomes,
+        vec![
+            ("applied".into(), N as i64, N as i64),
+            ("ignored".into(), 2, 1),
+            ("stale".into(), 1, 1)
+        ]
+    );
+    // The stored payload is the event as sent.
+    let stored: Value = e
+        .owner
+        .query_one(
+            "SELECT payload FROM stripe_events WHERE id = $1",
+            &[&events[5]["id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, events[5]);
+}
+
+/// A group that cannot be settled (here an intent that matches two donations) rolls back as a
+/// whole and every delivery in it is handled alone: the healthy ones still apply once.
+#[tokio::test]
+async fn a_failed_group_hands_every_delivery_back() {
+    let e = env().await;
+    let state = platform::AppState {
+        group: platform::webhook_batch::GroupCommit::new(e.state.db.clone(), 64, 1),
+        ..e.state.clone()
+    };
+    let tag = &Uuid::new_v4().simple().to_string()[..10];
+    let donor: Uuid = e
+        .owner
+        .query_one(
+            "INSERT INTO donors (tenant_id, email, name) VALUES ($1, 'two@example.org', 'Two Giver') RETURNING id",
+            &[&e.alpha],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let insert = "INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor, stripe_payment_intent_id)
+                  VALUES ($1, $2, 'one_time', 1000, 'usd', 20, 980, $3) RETURNING id";
+    let mut good = Vec::new();
+    for i in 0..12 {
+        let pi = format!("pi_fb{tag}_{i}");
+        let id: Uuid = e
+            .owner
+            .query_one(insert, &[&e.alpha, &donor, &pi])
+            .await
+            .unwrap()
+            .get(0);
+        good.push((id, pi));
+    }
+    // An intent id on one gift and, in its metadata, another gift that has no intent yet.
+    let taken = format!("pi_fb{tag}_taken");
+    let _: Uuid = e
+        .owner
+        .query_one(insert, &[&e.alpha, &donor, &taken])
+        .await
+        .unwrap()
+        .get(0);
+    let no_intent: Uuid = e
+        .owner
+        .query_one(insert, &[&e.alpha, &donor, &None::<String>])
+        .await
+        .unwrap()
+        .get(0);
+
+    let mut set = tokio::task::JoinSet::new();
+    let mut deliveries: Vec<Value> = good
+        .iter()
+        .map(|(id, pi)| {
+            event(
+                "payment_intent.succeeded",
+                &e.acct_alpha,
+                now(),
+                pi_object(pi, *id, 1000),
+            )
+        })
+        .collect();
+    deliveries.insert(
+        6,
+        event(
+            "payment_intent.succeeded",
+            &e.acct_alpha,
+            now(),
+            pi_object(&taken, no_intent, 1000),
+        ),
+    );
+    for ev in deliveries {
+        let state = state.clone();
+        set.spawn(async move { webhook(&state, &ev).await });
+    }
+    let (mut ok, mut failed) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (status, body) = r.unwrap();
+        if status == StatusCode::OK {
+            assert_eq!(body["outcome"], "applied", "{body}");
+            ok += 1;
+        } else {
+            // Stripe redelivers it later; nothing of it was kept.
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+            failed += 1;
+        }
+    }
+    assert_eq!((ok, failed), (12, 1));
+    let ids: Vec<Uuid> = good.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        e.owner
+            .query_one(
+                "SELECT count(*) FROM donations WHERE id = ANY($1) AND status = 'succeeded'",
+                &[&ids]
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        12
+    );
+    assert_eq!(
+        count(&e.owner, "SELECT count(*) FROM email_outbox").await,
+        12
+    );
+    assert_eq!(
+        count(&e.owner, "SELECT count(*) FROM stripe_events").await,
+        12
+    );
+    assert_eq!(
+        count(
+            &e.owner,
+            "SELECT count(*) FROM donations WHERE status = 'succeeded'"
+        )
+        .await,
+        12,
+        "neither gift of the ambiguous intent was touched"
+    );
+}

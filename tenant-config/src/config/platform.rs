@@ -77,6 +77,12 @@ pub struct StripeConfig {
     pub platform_fee_percent: f64,
     /// API base URL; overridden in tests to point at the Stripe emulator.
     pub api_base: String,
+    /// Most `payment_intent.succeeded` deliveries committed in one transaction
+    /// (`STRIPE_WEBHOOK_BATCH_MAX`); 1 turns grouping off.
+    pub webhook_batch_max: u32,
+    /// Such transactions in flight at once (`STRIPE_WEBHOOK_BATCHES`); deliveries arriving while
+    /// all are busy wait and form the next group.
+    pub webhook_batches: u32,
 }
 
 impl Default for StripeConfig {
@@ -87,6 +93,8 @@ impl Default for StripeConfig {
             webhook_secrets: Vec::new(),
             platform_fee_percent: 2.0,
             api_base: "https://api.stripe.com".into(),
+            webhook_batch_max: 64,
+            webhook_batches: 4,
         }
     }
 }
@@ -137,6 +145,16 @@ impl ConfigFile for PlatformConfig {
             EnvKind::Float,
         ),
         var("STRIPE_API_BASE", "stripe.api_base", EnvKind::Str),
+        var(
+            "STRIPE_WEBHOOK_BATCH_MAX",
+            "stripe.webhook_batch_max",
+            EnvKind::Int,
+        ),
+        var(
+            "STRIPE_WEBHOOK_BATCHES",
+            "stripe.webhook_batches",
+            EnvKind::Int,
+        ),
         var("DNS_RESOLVER", "dns.resolver", EnvKind::Str),
     ];
 
@@ -153,6 +171,20 @@ impl ConfigFile for PlatformConfig {
             ));
         }
         self.stripe.fee_basis_points()?;
+        if !(1..=1000).contains(&self.stripe.webhook_batch_max) {
+            return Err(ConfigError::invalid(
+                "stripe.webhook_batch_max",
+                "must be between 1 and 1000",
+            ));
+        }
+        if self.stripe.webhook_batches == 0
+            || self.stripe.webhook_batches > self.database.max_connections
+        {
+            return Err(ConfigError::invalid(
+                "stripe.webhook_batches",
+                "must be between 1 and database.max_connections",
+            ));
+        }
         if let Some(r) = &self.dns.resolver {
             check_listen("dns.resolver", r)?;
         }

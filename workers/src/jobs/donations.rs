@@ -160,7 +160,13 @@ async fn record(
             let now = chrono::Utc::now().timestamp() as f64;
             tx.execute(
                 payments::ledger::MARK_SUCCEEDED,
-                &[&id, &now, &pi.id, &pi.charge_id()],
+                // One-element arrays: the statement records groups as well.
+                &[
+                    &[id].as_slice(),
+                    &[now].as_slice(),
+                    &[pi.id.as_str()].as_slice(),
+                    &[pi.charge_id()].as_slice(),
+                ],
             )
             .await
             .map_err(|e| e.to_string())?;
