@@ -189,16 +189,23 @@ async fn commit(db: &Pool, group: &[Delivery]) -> Result<Vec<Verdict>, AppError>
     let stmts = conn.statements();
     let tx = crate::admin::begin(&mut conn).await?;
 
-    let pis: Vec<&str> = order.iter().map(|&i| intent(&group[i].event)).collect();
-    let metas: Vec<Uuid> = order
+    // Without an intent id there is nothing to look up (as on the single-event path); the
+    // metadata id alone never selects a gift.
+    let lookups: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| !intent(&group[i].event).is_empty())
+        .collect();
+    let pis: Vec<&str> = lookups.iter().map(|&i| intent(&group[i].event)).collect();
+    let metas: Vec<Uuid> = lookups
         .iter()
         .map(|&i| crate::webhooks::metadata_uuid(&group[i].event, "donation_id"))
         .collect();
-    let accounts: Vec<&str> = order
+    let accounts: Vec<&str> = lookups
         .iter()
         .map(|&i| group[i].event.account.as_deref().unwrap_or(""))
         .collect();
-    let idx: Vec<i32> = order.iter().map(|&i| i as i32).collect();
+    let idx: Vec<i32> = lookups.iter().map(|&i| i as i32).collect();
     let lock = stmts.get(&tx, LOCK).await?;
     let rows = tx.query(&lock, &[&pis, &metas, &accounts, &idx]).await?;
     let mut locked: Vec<Option<Locked>> = (0..n).map(|_| None).collect();
@@ -305,7 +312,7 @@ async fn commit(db: &Pool, group: &[Delivery]) -> Result<Vec<Verdict>, AppError>
     Ok(verdicts)
 }
 
-/// The payment intent id of a delivery (`""` when missing: it then matches nothing).
+/// The payment intent id of a delivery (`""` when missing: such a delivery is not looked up).
 fn intent(ev: &Event) -> &str {
     ev.str_field("id").unwrap_or("")
 }

@@ -1045,6 +1045,22 @@ async fn concurrent_successes_commit_in_groups_each_applied_once() {
     deliveries.push(foreign.clone());
     events.push(wrong);
     events.push(foreign);
+    // No intent id, only a gift's id in the metadata: ignored, the gift (no intent yet) untouched.
+    let orphan: Uuid = e
+        .owner
+        .query_one(
+            "INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor)
+             VALUES ($1, $2, 'one_time', 1000, 'usd', 20, 980) RETURNING id",
+            &[&e.alpha, &donor],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut no_id = pi_object("pi_none", orphan, 1000);
+    no_id.as_object_mut().unwrap().remove("id");
+    let no_id = event("payment_intent.succeeded", &e.acct_alpha, now(), no_id);
+    deliveries.push(no_id.clone());
+    events.push(no_id);
 
     let mut set = tokio::task::JoinSet::new();
     for ev in deliveries {
@@ -1063,7 +1079,7 @@ async fn concurrent_successes_commit_in_groups_each_applied_once() {
             _ => panic!("unexpected answer {body}"),
         }
     }
-    assert_eq!((applied, duplicate, stale, ignored), (N, 10, 1, 2));
+    assert_eq!((applied, duplicate, stale, ignored), (N, 10, 1, 3));
 
     let ids: Vec<Uuid> = gifts.iter().map(|(id, _)| *id).collect();
     let row = e
@@ -1107,15 +1123,23 @@ async fn concurrent_successes_commit_in_groups_each_applied_once() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    // The foreign event names no tenant; the wrong amount is alpha's but changes nothing.
+    // The foreign and the id-less events name no tenant; the wrong amount is alpha's but
+    // changes nothing.
     assert_eq!(
         outcomes,
         vec![
             ("applied".into(), N as i64, N as i64),
-            ("ignored".into(), 2, 1),
+            ("ignored".into(), 3, 1),
             ("stale".into(), 1, 1)
         ]
     );
+    let orphan_status: String = e
+        .owner
+        .query_one("SELECT status FROM donations WHERE id = $1", &[&orphan])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphan_status, "pending");
     // The stored payload is the event as sent.
     let stored: Value = e
         .owner
