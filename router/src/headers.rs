@@ -6,8 +6,8 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderName, HeaderValue};
-use pingora::http::{RequestHeader, ResponseHeader};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use pingora::http::ResponseHeader;
 use tenant_config::config::{CacheRule, Cidr, RouterConfig};
 
 /// Request headers that only the router may set; any client-sent copy is removed.
@@ -27,9 +27,8 @@ const LEAKY_RESPONSE: [&str; 3] = ["server", "x-powered-by", "x-aspnet-version"]
 /// Parsed header policy.
 pub struct HeaderPolicy {
     trusted: Vec<Cidr>,
-    /// Names as static strings: Pingora stores a `&'static str` name without copying it, where
-    /// a non-standard `HeaderName` would be copied on every insert.
-    security: Vec<(&'static str, HeaderValue)>,
+    /// Names built from static strings, so cloning one per response copies nothing.
+    security: Vec<(HeaderName, HeaderValue)>,
     hsts: Option<HeaderValue>,
     cache_rules: Vec<(String, HeaderValue)>,
 }
@@ -49,7 +48,7 @@ impl HeaderPolicy {
             ("permissions-policy", &s.permissions_policy),
         ] {
             if !v.is_empty() {
-                security.push((name, value(v)?));
+                security.push((HeaderName::from_static(name), value(v)?));
             }
         }
         let hsts = if s.strict_transport_security.is_empty() {
@@ -77,7 +76,7 @@ impl HeaderPolicy {
 
     /// Removes every header the client may not set. Forwarding headers survive only from a
     /// trusted peer.
-    pub fn strip_client_headers(&self, req: &mut RequestHeader, trusted_peer: bool) {
+    pub fn strip_client_headers(&self, headers: &mut HeaderMap, trusted_peer: bool) {
         let owned = |n: &HeaderName| {
             let n = n.as_str();
             OWNED_PREFIXES.iter().any(|p| n.starts_with(p))
@@ -85,17 +84,20 @@ impl HeaderPolicy {
                 || (!trusted_peer && FORWARDING.contains(&n))
         };
         // Almost every request carries none of them: look before collecting.
-        if !req.headers.keys().any(owned) {
+        if !headers.keys().any(owned) {
             return;
         }
-        let doomed: Vec<HeaderName> = req.headers.keys().filter(|n| owned(n)).cloned().collect();
+        let doomed: Vec<HeaderName> = headers.keys().filter(|n| owned(n)).cloned().collect();
         for name in doomed {
-            req.remove_header(&name);
+            headers.remove(&name);
         }
     }
 
     /// Adds security headers (HSTS only over TLS), applies the `Cache-Control` rule for `path`,
     /// removes headers that advertise the upstream's software, and echoes the request id.
+    ///
+    /// Works on the plain `http` parts for the reason given at the upstream request (names
+    /// parsed once, no second case-preserving map): response header names leave in lower case.
     pub fn decorate_response(
         &self,
         resp: &mut ResponseHeader,
@@ -103,12 +105,31 @@ impl HeaderPolicy {
         tls: bool,
         request_id: &HeaderValue,
     ) {
+        // Only a non-standard reason phrase is stored, and only that needs carrying over.
+        let reason = resp
+            .get_reason_phrase()
+            .filter(|r| Some(*r) != resp.status.canonical_reason())
+            .map(str::to_owned);
+        let placeholder = ResponseHeader::build_no_case(http::StatusCode::OK, Some(0));
+        let Ok(placeholder) = placeholder else {
+            return;
+        };
+        let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
+        self.decorate(&mut parts.headers, path, tls, request_id);
+        *resp = ResponseHeader::from(parts);
+        if let Some(r) = reason {
+            let _ = resp.set_reason_phrase(Some(&r));
+        }
+    }
+
+    fn decorate(&self, headers: &mut HeaderMap, path: &str, tls: bool, request_id: &HeaderValue) {
+        headers.reserve(self.security.len() + 3);
         // One pass over the upstream's (few) header names instead of a hashed lookup per
         // header we might remove or add: which leaky headers to drop, which of our security
         // headers the upstream already chose.
         let mut leaky = false;
         let mut present = 0u64;
-        for name in resp.headers.keys() {
+        for name in headers.keys() {
             let name = name.as_str();
             leaky |= LEAKY_RESPONSE.contains(&name);
             if let Some(i) = self.security.iter().position(|(n, _)| *n == name) {
@@ -117,18 +138,18 @@ impl HeaderPolicy {
         }
         if leaky {
             for name in LEAKY_RESPONSE {
-                resp.remove_header(name);
+                headers.remove(name);
             }
         }
         for (i, (name, value)) in self.security.iter().enumerate() {
             // Upstream choices (e.g. a stricter frame policy) win over our defaults.
             if present & (1 << i) == 0 {
-                let _ = resp.insert_header(*name, value.clone());
+                headers.insert(name.clone(), value.clone());
             }
         }
         if tls {
             if let Some(h) = &self.hsts {
-                let _ = resp.insert_header("strict-transport-security", h.clone());
+                headers.insert(http::header::STRICT_TRANSPORT_SECURITY, h.clone());
             }
         }
         if let Some((_, v)) = self
@@ -136,11 +157,14 @@ impl HeaderPolicy {
             .iter()
             .find(|(p, _)| path.starts_with(p.as_str()))
         {
-            let _ = resp.insert_header("cache-control", v.clone());
+            headers.insert(http::header::CACHE_CONTROL, v.clone());
         }
-        let _ = resp.insert_header("x-request-id", request_id.clone());
+        headers.insert(REQUEST_ID, request_id.clone());
     }
 }
+
+/// The request id echoed on every response.
+const REQUEST_ID: HeaderName = HeaderName::from_static(tenant_config::edge::REQUEST_ID_HEADER);
 
 /// A request id worth keeping: 8–128 characters of `[A-Za-z0-9._:-]`. Anything else is
 /// replaced, so a client cannot inject log-breaking text through it.
@@ -174,6 +198,7 @@ pub fn client_ip(peer: IpAddr, xff: Option<&str>, policy: &HeaderPolicy) -> IpAd
 
 #[cfg(test)]
 mod tests {
+    use pingora::http::RequestHeader;
     use tenant_config::config::{load, MapEnv};
 
     use super::*;
@@ -203,13 +228,14 @@ mod tests {
         ] {
             req.append_header(k, v).unwrap();
         }
-        let mut trusted = req.clone();
-        p.strip_client_headers(&mut req, false);
-        let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        let mut trusted = req.headers.clone();
+        let mut untrusted = req.headers.clone();
+        p.strip_client_headers(&mut untrusted, false);
+        let left: Vec<&str> = untrusted.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["accept"]);
         p.strip_client_headers(&mut trusted, true);
-        assert!(trusted.headers.contains_key("x-forwarded-for"));
-        assert!(!trusted.headers.contains_key("x-tenant-id"));
+        assert!(trusted.contains_key("x-forwarded-for"));
+        assert!(!trusted.contains_key("x-tenant-id"));
     }
 
     #[test]

@@ -30,6 +30,18 @@ use tenant_config::edge::{
 };
 use tenant_config::host::normalize_host;
 
+/// Upstream request header names, parsed once (`from_static` is checked at compile time).
+const XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
+const FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+const ORIGINAL_HOST: http::HeaderName = http::HeaderName::from_static(ORIGINAL_HOST_HEADER);
+const ROUTE: http::HeaderName = http::HeaderName::from_static(ROUTE_HEADER);
+const TENANT_ID: http::HeaderName = http::HeaderName::from_static(TENANT_ID_HEADER);
+const TENANT_SLUG: http::HeaderName = http::HeaderName::from_static(TENANT_SLUG_HEADER);
+const SIGNATURE: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
+
 use crate::access_log::AccessLog;
 use crate::cache::TenantEntry;
 use crate::headers::{client_ip, is_well_formed_request_id, HeaderPolicy};
@@ -313,6 +325,81 @@ impl EdgeProxy {
         }
         l.push_str("}\n");
     }
+
+    /// Strips what the client may not send and adds the forwarding headers and the signed
+    /// tenant context.
+    fn add_upstream_headers(
+        &self,
+        session: &Session,
+        h: &mut http::HeaderMap,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        h.reserve(12);
+        self.headers.strip_client_headers(h, ctx.trusted_peer);
+        let route = match ctx.route {
+            RouteLabel::Proxied(k) => k.as_str(),
+            other => other.as_str(),
+        };
+        let host = ctx.host_norm.as_deref().unwrap_or_default();
+        let tenant = ctx.tenant.as_deref();
+        if let Some(ip) = ctx.client_ip {
+            // The longest IPv6 text form is 45 bytes.
+            let ip = stack_value(format_args!("{ip}"));
+            let prev = if ctx.trusted_peer {
+                h.get(XFF).and_then(|v| v.to_str().ok())
+            } else {
+                None
+            };
+            let xff = match prev {
+                // Only a trusted peer's header survived stripping: append the hop we saw.
+                Some(prev) => {
+                    let peer = session
+                        .client_addr()
+                        .and_then(|a| a.as_inet())
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default();
+                    HeaderValue::from_str(&format!("{prev}, {peer}")).unwrap_or(ip.clone())
+                }
+                _ => ip.clone(),
+            };
+            h.insert(XFF, xff);
+            h.insert(REAL_IP, ip);
+        }
+        if !(ctx.trusted_peer && h.contains_key(FORWARDED_PROTO)) {
+            let proto = if ctx.tls { "https" } else { "http" };
+            h.insert(FORWARDED_PROTO, HeaderValue::from_static(proto));
+        }
+        // Forwarded only when it is plain visible ASCII (an invalid host never gets a tenant).
+        if !(ctx.trusted_peer && h.contains_key(FORWARDED_HOST)) && ctx.host.to_str().is_ok() {
+            h.insert(FORWARDED_HOST, ctx.host.clone());
+        }
+        h.insert(REQUEST_ID, ctx.request_id.clone());
+        // Usually the client sent the host already normalised: share its bytes.
+        let original = if ctx.host.as_bytes() == host.as_bytes() {
+            ctx.host.clone()
+        } else {
+            HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""))
+        };
+        h.insert(ORIGINAL_HOST, original);
+        h.insert(ROUTE, HeaderValue::from_static(route));
+        if let Some(t) = tenant {
+            h.insert(TENANT_ID, t.id_value.clone());
+            h.insert(TENANT_SLUG, t.slug_value.clone());
+        }
+        let signature = self.signer.signature(
+            &EdgeContext {
+                request_id: ctx.request_id(),
+                route,
+                tenant_id: tenant.map(|t| t.id_text.as_str()),
+                host,
+            },
+            unix_now(),
+        );
+        let signature = HeaderValue::from_bytes(signature.as_bytes())
+            .or_err(InternalError, "edge signature header")?;
+        h.insert(SIGNATURE, signature);
+        Ok(())
+    }
 }
 
 /// Appends `s` as a JSON string literal.
@@ -478,74 +565,29 @@ impl ProxyHttp for EdgeProxy {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.headers.strip_client_headers(req, ctx.trusted_peer);
-        let route = match ctx.route {
-            RouteLabel::Proxied(k) => k.as_str(),
-            other => other.as_str(),
-        };
-        let host = ctx.host_norm.as_deref().unwrap_or_default();
-        let tenant = ctx.tenant.as_deref();
-        if let Some(ip) = ctx.client_ip {
-            // The longest IPv6 text form is 45 bytes.
-            let ip = stack_value(format_args!("{ip}"));
-            let prev = if ctx.trusted_peer {
-                req.headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-            } else {
-                None
-            };
-            let xff = match prev {
-                // Only a trusted peer's header survived stripping: append the hop we saw.
-                Some(prev) => {
-                    let peer = session
-                        .client_addr()
-                        .and_then(|a| a.as_inet())
-                        .map(|a| a.ip().to_string())
-                        .unwrap_or_default();
-                    HeaderValue::from_str(&format!("{prev}, {peer}")).unwrap_or(ip.clone())
-                }
-                _ => ip.clone(),
-            };
-            req.insert_header("x-forwarded-for", xff)?;
-            req.insert_header("x-real-ip", ip)?;
+        // Work on the plain `http` parts: each `RequestHeader::insert_header` parses the name
+        // again (allocating a copy of every custom one) and writes a second, case-preserving
+        // name map, and both maps grow as we add ten headers. Our names are pre-parsed
+        // constants and one reservation covers them. The cost: header names reach the
+        // upstream in lower case, which HTTP allows and our platform (hyper) produces anyway.
+        let raw_target = (req.raw_path()
+            != req
+                .uri
+                .path_and_query()
+                .map_or(&b"/"[..], |p| p.as_str().as_bytes()))
+        .then(|| req.raw_path().to_vec());
+        let end_stream = req.send_end_stream();
+        let placeholder = RequestHeader::build_no_case(http::Method::GET, b"/", Some(0))?;
+        let mut parts: http::request::Parts = std::mem::replace(req, placeholder).into();
+        let result = self.add_upstream_headers(session, &mut parts.headers, ctx);
+        *req = RequestHeader::from(parts);
+        if let Some(raw) = raw_target {
+            req.set_raw_path(&raw)?;
         }
-        if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-proto")) {
-            let proto = if ctx.tls { "https" } else { "http" };
-            req.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
+        if let Some(e) = end_stream {
+            req.set_send_end_stream(e);
         }
-        // Forwarded only when it is plain visible ASCII (an invalid host never gets a tenant).
-        if !(ctx.trusted_peer && req.headers.contains_key("x-forwarded-host"))
-            && ctx.host.to_str().is_ok()
-        {
-            req.insert_header("x-forwarded-host", ctx.host.clone())?;
-        }
-        req.insert_header(REQUEST_ID_HEADER, ctx.request_id.clone())?;
-        // Usually the client sent the host already normalised: share its bytes.
-        let original = if ctx.host.as_bytes() == host.as_bytes() {
-            ctx.host.clone()
-        } else {
-            HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""))
-        };
-        req.insert_header(ORIGINAL_HOST_HEADER, original)?;
-        req.insert_header(ROUTE_HEADER, HeaderValue::from_static(route))?;
-        if let Some(t) = tenant {
-            req.insert_header(TENANT_ID_HEADER, t.id_value.clone())?;
-            req.insert_header(TENANT_SLUG_HEADER, t.slug_value.clone())?;
-        }
-        let signature = self.signer.signature(
-            &EdgeContext {
-                request_id: ctx.request_id(),
-                route,
-                tenant_id: tenant.map(|t| t.id_text.as_str()),
-                host,
-            },
-            unix_now(),
-        );
-        let signature = HeaderValue::from_bytes(signature.as_bytes())
-            .or_err(InternalError, "edge signature header")?;
-        req.insert_header(SIGNATURE_HEADER, signature)?;
-        Ok(())
+        result
     }
 
     async fn upstream_response_filter(

@@ -108,6 +108,16 @@ async fn routes_each_host_class_and_signs_the_context() {
     assert_eq!(header(&t, "x-tenant-slug"), Some("grace"));
     assert_eq!(header(&t, "x-original-host"), Some("grace.platform.test"));
     assert_eq!(verify(&t), Ok(()));
+    let q = echo(
+        r,
+        "grace.platform.test",
+        "/give/%7Eroof?fund=roof&note=a%2Fb",
+    )
+    .await;
+    assert_eq!(
+        q["target"], "/give/%7Eroof?fund=roof&note=a%2Fb",
+        "path and query reach the platform byte for byte"
+    );
 
     let c = echo(r, "Give.GraceChurch.org:8443", "/").await;
     assert_eq!(
@@ -166,7 +176,7 @@ async fn routes_each_host_class_and_signs_the_context() {
     );
     assert_eq!(
         s.platform[0].requests(),
-        6,
+        7,
         "redirects and 403s never reach the platform"
     );
 }

@@ -4,7 +4,8 @@
 //! - `/ws` accepts a WebSocket and echoes every message.
 //! - `/big` answers 32 KiB of compressible text.
 //! - `/slow?ms=N` waits N milliseconds, then echoes.
-//! - anything else echoes the request as JSON: `{"origin", "method", "path", "headers"}`.
+//! - anything else echoes the request as JSON: `{"origin", "method", "path", "target", "headers"}`
+//!   (`target`: path and query as received).
 //!
 //! [`Origin::kill`] aborts the listener and every open connection, like a crashed process.
 
@@ -183,6 +184,7 @@ async fn handle(
             "origin": s.name,
             "method": req.method().as_str(),
             "path": path,
+            "target": req.uri().path_and_query().map_or("", |p| p.as_str()),
             "headers": headers,
         }),
     ))

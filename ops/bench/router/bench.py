@@ -85,6 +85,61 @@ def nginx_conf(work, name, body):
     return path
 
 
+def router_conf(work, name, tenants, up_port, access_log):
+    """A one-thread router configuration on a fresh port; returns (path, port)."""
+    r_port, m_port = free_port(), free_port()
+    path = os.path.join(work, f"router-{name}.toml")
+    with open(path, "w") as f:
+        f.write(f'static_tenants = "{tenants}"\naccess_log = {access_log}\n'
+                f'[domain]\nbase_domain = "platform.test"\n'
+                f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
+                f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
+                f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
+                f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
+                f'upgrade_sock = "{work}/up-{name}.sock"\npid_file = "{work}/router-{name}.pid"\n'
+                f'[log]\nformat = "json"\nlevel = "info"\n')
+    return path, r_port
+
+
+def callgrind_ir(cmd, port, script, work, name, log):
+    """User-space instructions per request of `cmd` under callgrind: a warm-up, then counters
+    zeroed, 10 s of wrk at 16 connections, a dump, and the dump's total divided by requests."""
+    out = os.path.join(work, f"cg-{name}.out")
+    p = subprocess.Popen(["taskset", "-c", "1", "valgrind", "--tool=callgrind",
+                          f"--callgrind-out-file={out}"] + cmd,
+                         stdout=log, stderr=log, start_new_session=True,
+                         env={"PATH": os.environ.get("PATH", "")})
+    try:
+        wait_port(port, 120)
+        time.sleep(3)  # first health checks, slow under valgrind
+        wrk(port, 3, 16, script)
+        subprocess.run(["callgrind_control", "-z", str(p.pid)], capture_output=True, check=True)
+        r = wrk(port, 10, 16, script)
+        subprocess.run(["callgrind_control", "-d", str(p.pid)], capture_output=True, check=True)
+        dumps = sorted(f for f in os.listdir(work) if f.startswith(f"cg-{name}.out."))
+        text = open(os.path.join(work, dumps[-1])).read()
+        total = int(re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M).group(1))
+        return total / r["requests"], r
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def count_instructions(rel, work, rconf, r_port, up_port, script, log):
+    """Deterministic companion to the wall-clock rounds, which this VM's neighbours move by
+    ±30 %: instructions per request of the bare proxy and of our router (access log off)."""
+    b_port = free_port()
+    bare, rb = callgrind_ir([os.path.join(rel, "bare-proxy"), f"127.0.0.1:{b_port}",
+                             f"127.0.0.1:{up_port}", "1"], b_port, script, work, "bare", log)
+    ours, ro = callgrind_ir([os.path.join(rel, "router"), "--config", rconf, "serve"], r_port,
+                            script, work, "router", log)
+    for name, ir, r in (("bare pingora", bare, rb), ("our router, no log", ours, ro)):
+        print(f"{name:20} {ir:>10,.0f} instructions/request ({r['requests']:,} requests, "
+              f"non-2xx {r['non2xx']})")
+    print(f"our router / bare pingora: {ours / bare:.2f}x instructions per request "
+          f"(tenant logic +{(ours / bare - 1) * 100:.0f}%)")
+
+
 class Target:
     def __init__(self, name, port, proc):
         self.name, self.port, self.proc = name, port, proc
@@ -200,6 +255,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--tenants", type=int, default=1000)
+    ap.add_argument("--instructions", action="store_true",
+                    help="instead of the wall-clock rounds: user-space instructions per request of "
+                         "the bare proxy and our router (no log) under valgrind's callgrind")
     ap.add_argument("--big-tenants", type=int, default=100000,
                     help="tenants for the running router's memory figure (0: skip)")
     args = ap.parse_args()
@@ -224,6 +282,16 @@ def main():
         procs.append(start(["nginx", "-c", conf, "-p", work], log, 0))
         wait_port(up_port)
 
+        tenants = os.path.join(work, "tenants.toml")
+        with open(tenants, "w") as f:
+            for h in hosts:
+                slug = h.split(".")[0]
+                f.write(f'[[tenant]]\nid = "{ids[h]}"\nslug = "{slug}"\nname = "Tenant {slug}"\n')
+        if args.instructions:
+            rconf, r_port = router_conf(work, "callgrind", tenants, up_port, "false")
+            count_instructions(rel, work, rconf, r_port, up_port, script, log)
+            return
+
         targets = []
         # Ceiling: the upstream on its own core, no proxy.
         d_port = free_port()
@@ -242,29 +310,13 @@ def main():
 
         # Our router: static tenant file, one thread; once with the access log on (to a file),
         # once without, to show what the log line costs.
-        tenants = os.path.join(work, "tenants.toml")
-        with open(tenants, "w") as f:
-            for h in hosts:
-                slug = h.split(".")[0]
-                f.write(f'[[tenant]]\nid = "{ids[h]}"\nslug = "{slug}"\nname = "Tenant {slug}"\n')
         for label, access_log in (("our router", "true"), ("our router, no log", "false")):
-            r_port, m_port = free_port(), free_port()
-            rconf = os.path.join(work, f"router-{access_log}.toml")
-            with open(rconf, "w") as f:
-                f.write(f'static_tenants = "{tenants}"\naccess_log = {access_log}\n'
-                        f'[domain]\nbase_domain = "platform.test"\n'
-                        f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
-                        f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
-                        f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
-                        f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
-                        f'upgrade_sock = "{work}/up-{access_log}.sock"\npid_file = "{work}/router-{access_log}.pid"\n'
-                        f'[log]\nformat = "json"\nlevel = "info"\n')
+            rconf, r_port = router_conf(work, access_log, tenants, up_port, access_log)
             rlog = open(os.path.join(work, f"router-{access_log}.log"), "w")
             env = {"PATH": os.environ.get("PATH", "")}
             p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], rlog, 1, env)
             procs.append(p)
             targets.append(Target(label, r_port, p))
-
         # nginx doing the router's job: host → tenant map, owned headers replaced, the same
         # forwarding headers, security headers, least_conn + keepalive upstream, access log on.
         n_port = free_port()

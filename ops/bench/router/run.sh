@@ -2,10 +2,11 @@
 # Router benchmark (not a test): builds release binaries, then runs bench.py, which prints
 # req/s, p50, p99, CPU per request and peak RSS for the upstream direct, a bare Pingora proxy,
 # our router and nginx, side by side, then the tenant-resolution figures with 100,000 tenants.
-# Options are passed to bench.py (--seconds, --rounds, --connections, --tenants).
+# Options are passed to bench.py (--seconds, --rounds, --connections, --tenants, --instructions:
+# instructions per request under callgrind instead of the wall-clock rounds).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-ops/scripts/install-deps.sh cmake pkg-config nginx wrk util-linux
+ops/scripts/install-deps.sh cmake pkg-config nginx wrk util-linux valgrind
 cargo build -q --release -p router -p bench-tools
 target=${CARGO_TARGET_DIR:-$PWD/target}
 python3 ops/bench/router/bench.py --target-dir "$target" "$@"
