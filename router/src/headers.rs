@@ -110,10 +110,8 @@ impl HeaderPolicy {
             .get_reason_phrase()
             .filter(|r| Some(*r) != resp.status.canonical_reason())
             .map(str::to_owned);
-        let placeholder = ResponseHeader::build_no_case(http::StatusCode::OK, Some(0));
-        let Ok(placeholder) = placeholder else {
-            return;
-        };
+        // An empty `http` response (no allocation) holds the place while we own the parts.
+        let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
         let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
         self.decorate(&mut parts.headers, path, tls, request_id);
         *resp = ResponseHeader::from(parts);
@@ -236,6 +234,38 @@ mod tests {
         p.strip_client_headers(&mut trusted, true);
         assert!(trusted.contains_key("x-forwarded-for"));
         assert!(!trusted.contains_key("x-tenant-id"));
+    }
+
+    #[test]
+    fn decorating_keeps_status_reason_and_upstream_choices() {
+        let p = policy("10.0.0.0/8");
+        let mut resp = ResponseHeader::build(404, None).unwrap();
+        resp.set_reason_phrase(Some("Gone Fishing")).unwrap();
+        resp.append_header("X-Frame-Options", "DENY").unwrap();
+        resp.append_header("Server", "secret/1.0").unwrap();
+        resp.append_header("Set-Cookie", "a=1").unwrap();
+        resp.append_header("Set-Cookie", "b=2").unwrap();
+        p.decorate_response(
+            &mut resp,
+            "/",
+            false,
+            &HeaderValue::from_static("req-12345678"),
+        );
+        assert_eq!(resp.status, 404);
+        assert_eq!(resp.get_reason_phrase(), Some("Gone Fishing"));
+        assert_eq!(
+            resp.headers["x-frame-options"], "DENY",
+            "upstream choice wins"
+        );
+        assert_eq!(resp.headers["x-content-type-options"], "nosniff");
+        assert_eq!(resp.headers["x-request-id"], "req-12345678");
+        assert!(!resp.headers.contains_key("server"));
+        assert!(
+            !resp.headers.contains_key("strict-transport-security"),
+            "no HSTS over plain HTTP"
+        );
+        let cookies: Vec<_> = resp.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"], "repeated headers survive in order");
     }
 
     #[test]

@@ -577,7 +577,8 @@ impl ProxyHttp for EdgeProxy {
                 .map_or(&b"/"[..], |p| p.as_str().as_bytes()))
         .then(|| req.raw_path().to_vec());
         let end_stream = req.send_end_stream();
-        let placeholder = RequestHeader::build_no_case(http::Method::GET, b"/", Some(0))?;
+        // An empty `http` request (no allocation) holds the place while we own the parts.
+        let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
         let mut parts: http::request::Parts = std::mem::replace(req, placeholder).into();
         let result = self.add_upstream_headers(session, &mut parts.headers, ctx);
         *req = RequestHeader::from(parts);
