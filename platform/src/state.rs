@@ -66,7 +66,11 @@ impl AppState {
             group: crate::webhook_batch::GroupCommit::new(
                 pool.clone(),
                 config.stripe.webhook_batch_max,
-                config.stripe.webhook_batches,
+                // Each group holds a connection: never more groups than the pool has.
+                config
+                    .stripe
+                    .webhook_batches
+                    .min(config.database.max_connections),
             ),
             db: pool,
             profiles: ProfileCache::new(redis.clone()),

@@ -107,6 +107,14 @@ fn errors_name_the_field() {
             platform_env(&[("ENABLE_CUSTOM_DOMAINS", "maybe")]),
             "ENABLE_CUSTOM_DOMAINS",
         ),
+        (
+            platform_env(&[("STRIPE_WEBHOOK_BATCH_MAX", "0")]),
+            "stripe.webhook_batch_max",
+        ),
+        (
+            platform_env(&[("STRIPE_WEBHOOK_BATCHES", "0")]),
+            "stripe.webhook_batches",
+        ),
     ];
     for (env, field) in cases {
         let err = load::<PlatformConfig>(None, &env).unwrap_err().to_string();
@@ -114,6 +122,9 @@ fn errors_name_the_field() {
     }
     let err = load::<PlatformConfig>(None, &MapEnv::default()).unwrap_err();
     assert!(matches!(err, ConfigError::Shape { .. }), "{err}");
+    // A pool smaller than the default number of webhook groups is still a valid setup.
+    let small = load::<PlatformConfig>(None, &platform_env(&[("DATABASE_MAX_CONNECTIONS", "2")]));
+    assert!(small.is_ok(), "{small:?}");
 }
 
 #[test]

@@ -80,8 +80,8 @@ pub struct StripeConfig {
     /// Most `payment_intent.succeeded` deliveries committed in one transaction
     /// (`STRIPE_WEBHOOK_BATCH_MAX`); 1 turns grouping off.
     pub webhook_batch_max: u32,
-    /// Such transactions in flight at once (`STRIPE_WEBHOOK_BATCHES`); deliveries arriving while
-    /// all are busy wait and form the next group.
+    /// Such transactions in flight at once (`STRIPE_WEBHOOK_BATCHES`, capped at
+    /// `database.max_connections`); deliveries arriving while all are busy form the next group.
     pub webhook_batches: u32,
 }
 
@@ -177,12 +177,10 @@ impl ConfigFile for PlatformConfig {
                 "must be between 1 and 1000",
             ));
         }
-        if self.stripe.webhook_batches == 0
-            || self.stripe.webhook_batches > self.database.max_connections
-        {
+        if !(1..=1000).contains(&self.stripe.webhook_batches) {
             return Err(ConfigError::invalid(
                 "stripe.webhook_batches",
-                "must be between 1 and database.max_connections",
+                "must be between 1 and 1000",
             ));
         }
         if let Some(r) = &self.dns.resolver {
