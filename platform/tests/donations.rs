@@ -971,18 +971,13 @@ async fn account_updates_apply_in_event_order() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-/// Many successes at once, with redeliveries, a second event for one gift, a wrong amount and
-/// another account's event in the same burst: grouped into few transactions, each gift
-/// applied once with one receipt, and every delivery answered as it would be alone.
-#[tokio::test]
-async fn concurrent_successes_commit_in_groups_each_applied_once() {
-    let e = env().await;
-    // One transaction slot, so deliveries arriving while it is busy must share the next one.
+/// Alpha's state with one group-commit slot, so deliveries arriving while it is busy must share
+/// the next transaction; plus a donor on alpha and a tag for unique intent ids.
+async fn one_group_slot(e: &Env) -> (platform::AppState, Uuid, String) {
     let state = platform::AppState {
         group: platform::webhook_batch::GroupCommit::new(e.state.db.clone(), 64, 1),
         ..e.state.clone()
     };
-    let tag = &Uuid::new_v4().simple().to_string()[..10];
     let donor: Uuid = e
         .owner
         .query_one(
@@ -992,6 +987,20 @@ async fn concurrent_successes_commit_in_groups_each_applied_once() {
         .await
         .unwrap()
         .get(0);
+    (
+        state,
+        donor,
+        Uuid::new_v4().simple().to_string()[..10].to_owned(),
+    )
+}
+
+/// Many successes at once, with redeliveries, a second event for one gift, a wrong amount and
+/// another account's event in the same burst: grouped into few transactions, each gift
+/// applied once with one receipt, and every delivery answered as it would be alone.
+#[tokio::test]
+async fn concurrent_successes_commit_in_groups_each_applied_once() {
+    let e = env().await;
+    let (state, donor, tag) = one_group_slot(&e).await;
     const N: usize = 40;
     let rows = e
         .owner
@@ -1158,20 +1167,7 @@ async fn concurrent_successes_commit_in_groups_each_applied_once() {
 #[tokio::test]
 async fn a_failed_group_hands_every_delivery_back() {
     let e = env().await;
-    let state = platform::AppState {
-        group: platform::webhook_batch::GroupCommit::new(e.state.db.clone(), 64, 1),
-        ..e.state.clone()
-    };
-    let tag = &Uuid::new_v4().simple().to_string()[..10];
-    let donor: Uuid = e
-        .owner
-        .query_one(
-            "INSERT INTO donors (tenant_id, email, name) VALUES ($1, 'two@example.org', 'Two Giver') RETURNING id",
-            &[&e.alpha],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (state, donor, tag) = one_group_slot(&e).await;
     let insert = "INSERT INTO donations (tenant_id, donor_id, kind, amount_minor, currency, fee_minor, net_minor, stripe_payment_intent_id)
                   VALUES ($1, $2, 'one_time', 1000, 'usd', 20, 980, $3) RETURNING id";
     let mut good = Vec::new();
