@@ -55,6 +55,47 @@ pub enum HostError {
 /// their IDNA (punycode) form, and refuses empty labels, characters outside `[a-z0-9-]`,
 /// hyphens at label edges, over-long labels or names, and IP literals.
 pub fn normalize_host(raw: &str) -> Result<String, HostError> {
+    // Nearly every request names its host already in canonical form: one pass proves it.
+    if is_canonical_plain(raw) {
+        return Ok(raw.to_owned());
+    }
+    normalize_general(raw)
+}
+
+/// True only for names [`normalize_general`] would return unchanged without IDNA: lower-case
+/// `[a-z0-9-]` labels of 1–63 bytes with no hyphen at either edge, at most 253 bytes, no port,
+/// no trailing dot, no `xn--` anywhere, and a last label that starts with a letter (so it can
+/// never read as an IPv4 address). Anything else takes the general path.
+fn is_canonical_plain(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.is_empty() || b.len() > MAX_NAME_LEN {
+        return false;
+    }
+    let mut start = 0;
+    for i in 0..=b.len() {
+        let c = b.get(i).copied().unwrap_or(b'.');
+        if c == b'.' {
+            let label = &b[start..i];
+            match (label.first(), label.last()) {
+                (Some(&f), Some(&l)) if label.len() <= MAX_LABEL_LEN && f != b'-' && l != b'-' => {}
+                _ => return false,
+            }
+            if i < b.len() {
+                start = i + 1;
+            }
+        } else if c == b'-' {
+            if i >= 3 && &b[i - 3..=i] == b"xn--" {
+                return false;
+            }
+        } else if !(c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            return false;
+        }
+    }
+    b[start].is_ascii_lowercase()
+}
+
+/// Every rule, for names that are not already canonical (case, port, trailing dot, IDNA).
+fn normalize_general(raw: &str) -> Result<String, HostError> {
     let raw = raw.trim_matches(|c: char| c == ' ' || c == '\t');
     if raw.is_empty() {
         return Err(HostError::Empty);
@@ -297,6 +338,52 @@ pub enum InvalidHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// The one-pass check only ever accepts what the general path returns unchanged.
+        #[test]
+        fn canonical_fast_path_agrees_with_the_general_one(
+            raw in "([a-z0-9x-]{0,8}[.]?){1,6}(xn--)?[a-z0-9.-]{0,4}"
+        ) {
+            if is_canonical_plain(&raw) {
+                proptest::prop_assert_eq!(normalize_general(&raw), Ok(raw.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_sends_everything_unusual_to_the_general_path() {
+        for raw in [
+            "grace.platform.test.",
+            "Grace.platform.test",
+            "grace.platform.test:8443",
+            "xn--bcher-kva.example",
+            "a..b",
+            "-a.example",
+            "a-.example",
+            "10.0.0.1",
+            "a.0x1f",
+            "a.123",
+            " a.example",
+            "",
+        ] {
+            assert!(!is_canonical_plain(raw), "{raw:?}");
+        }
+        for raw in [
+            "grace.platform.test",
+            "a",
+            "give.grace-church.org",
+            "t0001.platform.test",
+        ] {
+            assert!(is_canonical_plain(raw), "{raw:?}");
+            assert_eq!(normalize_general(raw), Ok(raw.to_owned()));
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        assert!(!is_canonical_plain(&long_label));
+        assert_eq!(normalize_host(&long_label), Err(HostError::LabelTooLong));
+    }
 
     fn rules() -> HostRules {
         HostRules::new("platform.example", "admin.platform.example").unwrap()
