@@ -97,7 +97,8 @@ impl HeaderPolicy {
     /// removes headers that advertise the upstream's software, and echoes the request id.
     ///
     /// Works on the plain `http` parts for the reason given at the upstream request (names
-    /// parsed once, no second case-preserving map): response header names leave in lower case.
+    /// parsed once, no second case-preserving map): the upstream's header-name case is not
+    /// kept (Pingora writes standard names title-cased, the others in lower case).
     pub fn decorate_response(
         &self,
         resp: &mut ResponseHeader,

@@ -614,7 +614,8 @@ impl ProxyHttp for EdgeProxy {
         // again (allocating a copy of every custom one) and writes a second, case-preserving
         // name map, and both maps grow as we add ten headers. Our names are pre-parsed
         // constants and one reservation covers them. The cost: header names reach the
-        // upstream in lower case, which HTTP allows and our platform (hyper) produces anyway.
+        // upstream without the client's original case (standard ones title-cased by Pingora, others
+        // in lower case), which HTTP allows and our platform (hyper) ignores.
         let raw_target = (req.raw_path()
             != req
                 .uri
