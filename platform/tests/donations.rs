@@ -994,6 +994,21 @@ async fn one_group_slot(e: &Env) -> (platform::AppState, Uuid, String) {
     )
 }
 
+/// One `payment_intent.succeeded` event per (gift, intent id), from alpha's account.
+fn successes(e: &Env, gifts: &[(Uuid, String)]) -> Vec<Value> {
+    gifts
+        .iter()
+        .map(|(id, pi)| {
+            event(
+                "payment_intent.succeeded",
+                &e.acct_alpha,
+                now(),
+                pi_object(pi, *id, 1000),
+            )
+        })
+        .collect()
+}
+
 /// Many successes at once, with redeliveries, a second event for one gift, a wrong amount and
 /// another account's event in the same burst: grouped into few transactions, each gift
 /// applied once with one receipt, and every delivery answered as it would be alone.
@@ -1013,17 +1028,7 @@ async fn concurrent_successes_commit_in_groups_each_applied_once() {
         .await
         .unwrap();
     let gifts: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let mut events: Vec<Value> = gifts
-        .iter()
-        .map(|(id, pi)| {
-            event(
-                "payment_intent.succeeded",
-                &e.acct_alpha,
-                now(),
-                pi_object(pi, *id, 1000),
-            )
-        })
-        .collect();
+    let mut events = successes(&e, &gifts);
     // Redeliveries of the first ten, sent in the same burst.
     let mut deliveries: Vec<Value> = events.clone();
     deliveries.extend(events[..10].iter().cloned());
@@ -1197,17 +1202,7 @@ async fn a_failed_group_hands_every_delivery_back() {
         .get(0);
 
     let mut set = tokio::task::JoinSet::new();
-    let mut deliveries: Vec<Value> = good
-        .iter()
-        .map(|(id, pi)| {
-            event(
-                "payment_intent.succeeded",
-                &e.acct_alpha,
-                now(),
-                pi_object(pi, *id, 1000),
-            )
-        })
-        .collect();
+    let mut deliveries = successes(&e, &good);
     deliveries.insert(
         6,
         event(
