@@ -238,13 +238,12 @@ async fn commit(db: &Pool, group: &[Delivery]) -> Result<Vec<Verdict>, AppError>
         outcome[i] = Some(match &locked[i] {
             None => (Outcome::Ignored, None),
             Some(d) => {
-                let paid = ev.int_field("amount_received").or(ev.int_field("amount"));
-                if paid != Some(d.amount) || ev.str_field("currency") != Some(d.currency.as_str()) {
-                    tracing::error!(donation = %d.id, "payment intent amount or currency differs from the donation; not applied");
-                    (Outcome::Ignored, Some(d.tenant))
-                } else if !matches!(d.status.as_str(), "pending" | "failed" | "canceled")
-                    || succeeded.contains(&d.id)
-                {
+                let blocked =
+                    crate::webhooks::success_blocked(ev, d.id, &d.status, d.amount, &d.currency);
+                if let Some(o) = blocked {
+                    (o, Some(d.tenant))
+                } else if succeeded.contains(&d.id) {
+                    // A second success for a gift this group has just applied.
                     (Outcome::Stale, Some(d.tenant))
                 } else {
                     succeeded.insert(d.id);

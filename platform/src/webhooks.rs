@@ -116,14 +116,8 @@ pub async fn receive(
     // Payment successes come in bursts: concurrent ones share one transaction.
     if event.kind == "payment_intent.succeeded" && event.account.is_some() {
         match state.group.submit(event.clone(), body.clone()).await {
-            Verdict::Done(outcome) => {
-                crate::metrics::webhook_event(&event.kind, outcome.as_str());
-                return Ok(Json(json!({"received": true, "outcome": outcome.as_str()})));
-            }
-            Verdict::Duplicate => {
-                crate::metrics::webhook_event(&event.kind, "duplicate");
-                return Ok(Json(json!({"received": true, "duplicate": true})));
-            }
+            Verdict::Done(outcome) => return Ok(recorded(&event.kind, outcome)),
+            Verdict::Duplicate => return Ok(duplicate(&event.kind)),
             Verdict::Alone => {}
         }
     }
@@ -157,15 +151,25 @@ pub async fn receive(
     if fresh == 0 {
         // Seen before: undo whatever this delivery did (nothing, by the locks above).
         tx.rollback().await?;
-        crate::metrics::webhook_event(&event.kind, "duplicate");
-        return Ok(Json(json!({"received": true, "duplicate": true})));
+        return Ok(duplicate(&event.kind));
     }
     tx.commit().await?;
-    crate::metrics::webhook_event(&event.kind, outcome.as_str());
     if let Some(t) = tenant.filter(|_| event.kind == "account.updated") {
         state.profiles.invalidate(tenant_config::TenantId(t)).await;
     }
-    Ok(Json(json!({"received": true, "outcome": outcome.as_str()})))
+    Ok(recorded(&event.kind, outcome))
+}
+
+/// The answer (and metric) for an event recorded with `outcome`.
+fn recorded(kind: &str, outcome: Outcome) -> Json<Value> {
+    crate::metrics::webhook_event(kind, outcome.as_str());
+    Json(json!({"received": true, "outcome": outcome.as_str()}))
+}
+
+/// The answer (and metric) for a redelivery: 200, nothing changed.
+fn duplicate(kind: &str) -> Json<Value> {
+    crate::metrics::webhook_event(kind, "duplicate");
+    Json(json!({"received": true, "duplicate": true}))
 }
 
 /// The Connect endpoint: the same handling; events carry the connected account.
@@ -311,13 +315,8 @@ async fn intent_succeeded(
     };
     let (id, tenant, status): (Uuid, Uuid, String) = (row.get(0), row.get(1), row.get(2));
     let (amount, currency): (i64, String) = (row.get(3), row.get(4));
-    let paid = ev.int_field("amount_received").or(ev.int_field("amount"));
-    if paid != Some(amount) || ev.str_field("currency") != Some(currency.as_str()) {
-        tracing::error!(donation = %id, "payment intent amount or currency differs from the donation; not applied");
-        return Ok((Outcome::Ignored, Some(tenant)));
-    }
-    if !matches!(status.as_str(), "pending" | "failed" | "canceled") {
-        return Ok((Outcome::Stale, Some(tenant)));
+    if let Some(outcome) = success_blocked(ev, id, &status, amount, &currency) {
+        return Ok((outcome, Some(tenant)));
     }
     let charge = ev.str_field("latest_charge").map(str::to_owned);
     let st = stmts.get(tx, INTENT_SUCCEEDED).await?;
@@ -333,6 +332,27 @@ async fn intent_succeeded(
     .await?;
     crate::metrics::donation_succeeded(&currency, amount);
     Ok((Outcome::Applied, Some(tenant)))
+}
+
+/// Whether a success may be applied to a locked donation: `None` to apply it, else the outcome
+/// that leaves the donation alone — `Ignored` (logged) when the intent's amount or currency
+/// differs, `Stale` once the donation is past waiting for payment. Shared with the group path.
+pub(crate) fn success_blocked(
+    ev: &Event,
+    donation: Uuid,
+    status: &str,
+    amount: i64,
+    currency: &str,
+) -> Option<Outcome> {
+    let paid = ev.int_field("amount_received").or(ev.int_field("amount"));
+    if paid != Some(amount) || ev.str_field("currency") != Some(currency) {
+        tracing::error!(donation = %donation, "payment intent amount or currency differs from the donation; not applied");
+        return Some(Outcome::Ignored);
+    }
+    if !matches!(status, "pending" | "failed" | "canceled") {
+        return Some(Outcome::Stale);
+    }
+    None
 }
 
 async fn intent_moved(

@@ -7,8 +7,9 @@
 use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use tenant_config::config::{CacheRule, Cidr, RouterConfig};
+use tenant_config::edge;
 
 /// Request headers that only the router may set; any client-sent copy is removed.
 const OWNED_PREFIXES: [&str; 2] = ["x-tenant-", "x-edge-"];
@@ -23,6 +24,78 @@ const FORWARDING: [&str; 4] = [
 ];
 /// Upstream response headers that advertise internals.
 const LEAKY_RESPONSE: [&str; 3] = ["server", "x-powered-by", "x-aspnet-version"];
+
+/// Header names the router writes, parsed once (`from_static` is checked at compile time).
+pub const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-real-ip`.
+pub const REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `x-forwarded-proto`.
+pub const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-forwarded-host`.
+pub const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `x-request-id`, on the upstream request and on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static(edge::REQUEST_ID_HEADER);
+/// `x-original-host`.
+pub const ORIGINAL_HOST: HeaderName = HeaderName::from_static(edge::ORIGINAL_HOST_HEADER);
+/// `x-route`.
+pub const ROUTE: HeaderName = HeaderName::from_static(edge::ROUTE_HEADER);
+/// `x-tenant-id`.
+pub const TENANT_ID: HeaderName = HeaderName::from_static(edge::TENANT_ID_HEADER);
+/// `x-tenant-slug`.
+pub const TENANT_SLUG: HeaderName = HeaderName::from_static(edge::TENANT_SLUG_HEADER);
+/// `x-edge-signature`.
+pub const SIGNATURE: HeaderName = HeaderName::from_static(edge::SIGNATURE_HEADER);
+
+/// Runs `f` on the request's plain `http` header map, then puts the request back together.
+///
+/// Why: each `RequestHeader::insert_header` parses the name again (allocating a copy of every
+/// custom one) and also writes a second, case-preserving name map, and both grow as the router
+/// adds its ten headers. On the plain map our names are pre-parsed constants and one
+/// reservation covers them. The cost: names reach the upstream without the client's original
+/// case (Pingora writes standard ones title-cased, others in lower case), which HTTP allows
+/// and our platform (hyper) ignores. A request target the URI cannot reproduce and the
+/// end-of-stream flag are carried over.
+pub fn with_plain_request<T>(
+    req: &mut RequestHeader,
+    f: impl FnOnce(&mut HeaderMap) -> pingora::Result<T>,
+) -> pingora::Result<T> {
+    let from_uri = req
+        .uri
+        .path_and_query()
+        .map_or(&b"/"[..], |p| p.as_str().as_bytes());
+    let raw_target = (req.raw_path() != from_uri).then(|| req.raw_path().to_vec());
+    let end_stream = req.send_end_stream();
+    // An empty `http` request (no allocation) holds the place while we own the parts.
+    let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts: http::request::Parts = std::mem::replace(req, placeholder).into();
+    let result = f(&mut parts.headers);
+    *req = RequestHeader::from(parts);
+    if let Some(raw) = raw_target {
+        req.set_raw_path(&raw)?;
+    }
+    if let Some(e) = end_stream {
+        req.set_send_end_stream(e);
+    }
+    result
+}
+
+/// The same for a response (see [`with_plain_request`]); a non-standard reason phrase is
+/// carried over.
+pub fn with_plain_response<T>(resp: &mut ResponseHeader, f: impl FnOnce(&mut HeaderMap) -> T) -> T {
+    // Only a non-standard reason phrase is stored, and only that needs carrying over.
+    let reason = resp
+        .get_reason_phrase()
+        .filter(|r| Some(*r) != resp.status.canonical_reason())
+        .map(str::to_owned);
+    let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
+    let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
+    let result = f(&mut parts.headers);
+    *resp = ResponseHeader::from(parts);
+    if let Some(r) = reason {
+        let _ = resp.set_reason_phrase(Some(&r));
+    }
+    result
+}
 
 /// Parsed header policy.
 pub struct HeaderPolicy {
@@ -96,9 +169,7 @@ impl HeaderPolicy {
     /// Adds security headers (HSTS only over TLS), applies the `Cache-Control` rule for `path`,
     /// removes headers that advertise the upstream's software, and echoes the request id.
     ///
-    /// Works on the plain `http` parts for the reason given at the upstream request (names
-    /// parsed once, no second case-preserving map): the upstream's header-name case is not
-    /// kept (Pingora writes standard names title-cased, the others in lower case).
+    /// Works on the plain `http` map ([`with_plain_response`]).
     pub fn decorate_response(
         &self,
         resp: &mut ResponseHeader,
@@ -106,19 +177,7 @@ impl HeaderPolicy {
         tls: bool,
         request_id: &HeaderValue,
     ) {
-        // Only a non-standard reason phrase is stored, and only that needs carrying over.
-        let reason = resp
-            .get_reason_phrase()
-            .filter(|r| Some(*r) != resp.status.canonical_reason())
-            .map(str::to_owned);
-        // An empty `http` response (no allocation) holds the place while we own the parts.
-        let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
-        let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
-        self.decorate(&mut parts.headers, path, tls, request_id);
-        *resp = ResponseHeader::from(parts);
-        if let Some(r) = reason {
-            let _ = resp.set_reason_phrase(Some(&r));
-        }
+        with_plain_response(resp, |h| self.decorate(h, path, tls, request_id));
     }
 
     fn decorate(&self, headers: &mut HeaderMap, path: &str, tls: bool, request_id: &HeaderValue) {
@@ -162,9 +221,6 @@ impl HeaderPolicy {
     }
 }
 
-/// The request id echoed on every response.
-const REQUEST_ID: HeaderName = HeaderName::from_static(tenant_config::edge::REQUEST_ID_HEADER);
-
 /// A request id worth keeping: 8–128 characters of `[A-Za-z0-9._:-]`. Anything else is
 /// replaced, so a client cannot inject log-breaking text through it.
 pub fn is_well_formed_request_id(v: &[u8]) -> bool {
@@ -197,7 +253,6 @@ pub fn client_ip(peer: IpAddr, xff: Option<&str>, policy: &HeaderPolicy) -> IpAd
 
 #[cfg(test)]
 mod tests {
-    use pingora::http::RequestHeader;
     use tenant_config::config::{load, MapEnv};
 
     use super::*;

@@ -24,27 +24,16 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
-use tenant_config::edge::{
-    EdgeContext, EdgeSigner, ORIGINAL_HOST_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER,
-    SIGNATURE_HEADER, TENANT_ID_HEADER, TENANT_SLUG_HEADER,
-};
+use tenant_config::edge::{EdgeContext, EdgeSigner};
 use tenant_config::host::normalize_host;
-
-/// Upstream request header names, parsed once (`from_static` is checked at compile time).
-const XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-const REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
-const FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
-const FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
-const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
-const ORIGINAL_HOST: http::HeaderName = http::HeaderName::from_static(ORIGINAL_HOST_HEADER);
-const ROUTE: http::HeaderName = http::HeaderName::from_static(ROUTE_HEADER);
-const TENANT_ID: http::HeaderName = http::HeaderName::from_static(TENANT_ID_HEADER);
-const TENANT_SLUG: http::HeaderName = http::HeaderName::from_static(TENANT_SLUG_HEADER);
-const SIGNATURE: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
 
 use crate::access_log::AccessLog;
 use crate::cache::TenantEntry;
-use crate::headers::{client_ip, is_well_formed_request_id, HeaderPolicy};
+use crate::headers::{
+    client_ip, is_well_formed_request_id, with_plain_request, HeaderPolicy, FORWARDED_HOST,
+    FORWARDED_PROTO, ORIGINAL_HOST, REAL_IP, REQUEST_ID, ROUTE, SIGNATURE, TENANT_ID, TENANT_SLUG,
+    XFF,
+};
 use crate::metrics::{Metrics, RouteLabel};
 use crate::pages;
 use crate::resolve::{Decision, Resolver, RouteKind};
@@ -435,16 +424,11 @@ impl RequestCtx {
     }
 }
 
-/// A short header value (request id, IP address: at most 64 bytes) formatted on the stack
-/// instead of through a `String`.
 /// `<prefix>-<n in hex>`, assembled by hand: `fmt` machinery costs more than the rest of the
-/// id. (The prefix is 12 hex digits, so 12 + 1 + 16 bytes always fit.)
+/// id. The prefix is the 12 hex digits `EdgeProxy::new` draws (longer ones are cut to fit).
 fn request_id_value(prefix: &str, n: u64) -> HeaderValue {
-    let p = prefix.as_bytes();
+    let p = &prefix.as_bytes()[..prefix.len().min(47)];
     let mut buf = [0u8; 64];
-    if p.len() > 40 {
-        return stack_value(format_args!("{prefix}-{n:x}"));
-    }
     buf[..p.len()].copy_from_slice(p);
     buf[p.len()] = b'-';
     let mut len = p.len() + 1;
@@ -484,6 +468,8 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static(""))
 }
 
+/// A short header value (at most 64 bytes) formatted on the stack instead of through a
+/// `String`.
 fn stack_value(args: std::fmt::Arguments<'_>) -> HeaderValue {
     use std::io::Write as _;
     let mut buf = [0u8; 64];
@@ -536,7 +522,7 @@ impl ProxyHttp for EdgeProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // `ctx.start` was taken in `new_ctx`, right after the request head was read.
         let req = session.req_header();
-        ctx.request_id = match req.headers.get(REQUEST_ID_HEADER) {
+        ctx.request_id = match req.headers.get(REQUEST_ID) {
             Some(v) if is_well_formed_request_id(v.as_bytes()) => v.clone(),
             _ => self.new_request_id(),
         };
@@ -610,31 +596,7 @@ impl ProxyHttp for EdgeProxy {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // Work on the plain `http` parts: each `RequestHeader::insert_header` parses the name
-        // again (allocating a copy of every custom one) and writes a second, case-preserving
-        // name map, and both maps grow as we add ten headers. Our names are pre-parsed
-        // constants and one reservation covers them. The cost: header names reach the
-        // upstream without the client's original case (standard ones title-cased by Pingora, others
-        // in lower case), which HTTP allows and our platform (hyper) ignores.
-        let raw_target = (req.raw_path()
-            != req
-                .uri
-                .path_and_query()
-                .map_or(&b"/"[..], |p| p.as_str().as_bytes()))
-        .then(|| req.raw_path().to_vec());
-        let end_stream = req.send_end_stream();
-        // An empty `http` request (no allocation) holds the place while we own the parts.
-        let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
-        let mut parts: http::request::Parts = std::mem::replace(req, placeholder).into();
-        let result = self.add_upstream_headers(session, &mut parts.headers, ctx);
-        *req = RequestHeader::from(parts);
-        if let Some(raw) = raw_target {
-            req.set_raw_path(&raw)?;
-        }
-        if let Some(e) = end_stream {
-            req.set_send_end_stream(e);
-        }
-        result
+        with_plain_request(req, |h| self.add_upstream_headers(session, h, ctx))
     }
 
     async fn upstream_response_filter(
