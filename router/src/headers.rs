@@ -23,7 +23,11 @@ const FORWARDING: [&str; 4] = [
     "forwarded",
 ];
 /// Upstream response headers that advertise internals.
-const LEAKY_RESPONSE: [&str; 3] = ["server", "x-powered-by", "x-aspnet-version"];
+const LEAKY_RESPONSE: [HeaderName; 3] = [
+    http::header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-aspnet-version"),
+];
 
 /// Header names the router writes, parsed once (`from_static` is checked at compile time).
 pub const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -185,17 +189,19 @@ impl HeaderPolicy {
         // One pass over the upstream's (few) header names instead of a hashed lookup per
         // header we might remove or add: which leaky headers to drop, which of our security
         // headers the upstream already chose.
-        let mut leaky = false;
+        let mut leaky = 0u8;
         let mut present = 0u64;
         for name in headers.keys() {
-            let name = name.as_str();
-            leaky |= LEAKY_RESPONSE.contains(&name);
-            if let Some(i) = self.security.iter().position(|(n, _)| *n == name) {
+            if let Some(i) = LEAKY_RESPONSE.iter().position(|n| n == name) {
+                leaky |= 1 << i;
+            }
+            if let Some(i) = self.security.iter().position(|(n, _)| n == name) {
                 present |= 1 << i;
             }
         }
-        if leaky {
-            for name in LEAKY_RESPONSE {
+        // Only the ones present: a removal hashes the name even when nothing is there.
+        for (i, name) in LEAKY_RESPONSE.iter().enumerate() {
+            if leaky & (1 << i) != 0 {
                 headers.remove(name);
             }
         }

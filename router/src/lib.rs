@@ -13,6 +13,7 @@
 //! - [`pages`]: redirects and branded error pages.
 //! - [`metrics`]: Prometheus series and the `/metrics`, `/health`, `/ready` admin endpoints.
 //! - [`access_log`]: one JSON line per request, written in batches.
+//! - [`text`]: hand-rolled formatting of the numbers and addresses written per request.
 
 pub mod access_log;
 pub mod cache;
@@ -24,4 +25,5 @@ pub mod pages;
 pub mod proxy;
 pub mod resolve;
 pub mod server;
+pub mod text;
 pub mod upstream;

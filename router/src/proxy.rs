@@ -37,6 +37,7 @@ use crate::headers::{
 use crate::metrics::{Metrics, RouteLabel};
 use crate::pages;
 use crate::resolve::{Decision, Resolver, RouteKind};
+use crate::text;
 use crate::upstream::{InFlight, Pool};
 
 /// Settings the proxy reads on every request, fixed at start.
@@ -263,15 +264,13 @@ impl EdgeProxy {
         status: u16,
         error: Option<&Error>,
     ) {
-        use std::fmt::Write as _;
         let req = session.req_header();
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let _ = write!(
-            l,
-            "{{\"ts_ms\":{ts_ms},\"level\":\"INFO\",\"target\":\"access\",\"request_id\":"
-        );
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        l.push_str("{\"ts_ms\":");
+        text::push_u64(l, ts_ms);
+        l.push_str(",\"level\":\"INFO\",\"target\":\"access\",\"request_id\":");
         json_str(l, ctx.request_id());
         l.push_str(",\"method\":");
         json_str(l, req.method.as_str());
@@ -279,37 +278,46 @@ impl EdgeProxy {
         json_str(l, &String::from_utf8_lossy(ctx.host.as_bytes()));
         l.push_str(",\"path\":");
         json_str(l, req.uri.path());
-        let _ = write!(l, ",\"route\":\"{}\",\"tenant\":", ctx.route.as_str());
+        l.push_str(",\"route\":\"");
+        l.push_str(ctx.route.as_str());
+        l.push_str("\",\"tenant\":");
         match ctx.tenant.as_deref() {
             Some(t) => json_str(l, &t.slug),
             None => l.push_str("null"),
         }
         match ctx.client_ip {
             Some(ip) => {
-                let _ = write!(l, ",\"client\":\"{ip}\"");
+                l.push_str(",\"client\":\"");
+                text::push_ip(l, ip);
+                l.push('"');
             }
             None => l.push_str(",\"client\":null"),
         }
-        let _ = write!(
-            l,
-            ",\"status\":{status},\"bytes\":{},\"total_ms\":{:.3}",
-            session.body_bytes_sent(),
-            ctx.start.elapsed().as_secs_f64() * 1000.0
-        );
+        l.push_str(",\"status\":");
+        text::push_u64(l, u64::from(status));
+        l.push_str(",\"bytes\":");
+        text::push_u64(l, session.body_bytes_sent() as u64);
+        l.push_str(",\"total_ms\":");
+        text::push_millis(l, ctx.start.elapsed());
         match ctx.upstream_header {
             Some(d) => {
-                let _ = write!(l, ",\"upstream_ms\":{:.3}", d.as_secs_f64() * 1000.0);
+                l.push_str(",\"upstream_ms\":");
+                text::push_millis(l, d);
             }
             None => l.push_str(",\"upstream_ms\":null"),
         }
         match &ctx.upstream {
             Some(u) => {
-                let _ = write!(l, ",\"upstream\":\"{}\"", u.addr());
+                l.push_str(",\"upstream\":\"");
+                text::push_socket_addr(l, u.addr());
+                l.push('"');
             }
             None => l.push_str(",\"upstream\":null"),
         }
         if let Some(e) = error {
-            let _ = write!(l, ",\"error\":\"{}\"", e.etype().as_str());
+            l.push_str(",\"error\":\"");
+            l.push_str(e.etype().as_str());
+            l.push('"');
         }
         l.push_str("}\n");
     }
@@ -393,6 +401,12 @@ impl EdgeProxy {
 fn json_str(out: &mut String, s: &str) {
     use std::fmt::Write as _;
     out.push('"');
+    // Nearly always nothing needs escaping: copy the whole string.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -447,25 +461,7 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
         // The longest IPv6 text form is 45 bytes.
         return stack_value(format_args!("{ip}"));
     };
-    let mut buf = [0u8; 15];
-    let mut len = 0;
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buf[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buf[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        buf[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static(""))
+    HeaderValue::from_str(text::Ipv4Text::new(v4).as_str()).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// A short header value (at most 64 bytes) formatted on the stack instead of through a

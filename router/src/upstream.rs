@@ -5,24 +5,31 @@
 //! keeps an in-flight counter per instance and asks the round-robin selector (through
 //! `select_with`) for the next instance whose count equals the current minimum: ties rotate, and
 //! a slow instance stops receiving new requests while it is busy.
+//!
+//! The request path reads only atomics: the active check's verdict is mirrored into each
+//! member by the health check's change callback (Pingora's own readiness lookup hashes the
+//! backend with SipHash on every call), a passive mark-down is a deadline in an atomic, and
+//! when a single instance holds the minimum it is taken without asking the selector.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use pingora::http::RequestHeader;
+use pingora::lb::health_check::HealthObserve;
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{health_check::HttpHealthCheck, Backend, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
 use tenant_config::config::Upstreams;
 
-/// Passive-failure state of one instance.
+/// Failures counted towards `max_fails` (touched only when an attempt fails).
 #[derive(Debug)]
 struct Passive {
     fails: u32,
     window_start: Instant,
-    down_until: Option<Instant>,
 }
 
 /// One instance and its counters.
@@ -32,6 +39,11 @@ pub struct Member {
     /// Where it listens.
     pub addr: SocketAddr,
     inflight: AtomicUsize,
+    /// The active health check's current verdict (Pingora starts every backend healthy).
+    healthy: AtomicBool,
+    /// Marked down by passive failures until this many milliseconds after the pool's epoch;
+    /// 0 when not marked down.
+    down_until_ms: AtomicU64,
     passive: Mutex<Passive>,
 }
 
@@ -40,10 +52,17 @@ impl Member {
     pub fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Relaxed)
     }
+}
 
-    fn passive_down(&self, now: Instant) -> bool {
-        let p = self.passive.lock().unwrap_or_else(|e| e.into_inner());
-        p.down_until.is_some_and(|t| now < t)
+/// Mirrors the active check's flips into the members, so selection reads a flag.
+struct MirrorHealth(Vec<Arc<Member>>);
+
+#[async_trait]
+impl HealthObserve for MirrorHealth {
+    async fn observe(&self, target: &Backend, healthy: bool) {
+        for m in self.0.iter().filter(|m| m.backend == *target) {
+            m.healthy.store(healthy, Ordering::Relaxed);
+        }
     }
 }
 
@@ -72,6 +91,8 @@ pub struct Pool {
     members: Vec<Arc<Member>>,
     max_fails: u32,
     fail_timeout: Duration,
+    /// Origin of the members' `down_until_ms`.
+    epoch: Instant,
 }
 
 impl Pool {
@@ -84,7 +105,28 @@ impl Pool {
     ) -> Result<(Arc<Self>, GenBackgroundService<LoadBalancer<RoundRobin>>), String> {
         let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().map(String::as_str))
             .map_err(|e| format!("upstreams.{name}: {e}"))?;
+        let now = Instant::now();
+        let members: Vec<Arc<Member>> = lb
+            .backends()
+            .get_backend()
+            .iter()
+            .filter_map(|b| {
+                let addr = *b.addr.as_inet()?;
+                Some(Arc::new(Member {
+                    backend: b.clone(),
+                    addr,
+                    inflight: AtomicUsize::new(0),
+                    healthy: AtomicBool::new(true),
+                    down_until_ms: AtomicU64::new(0),
+                    passive: Mutex::new(Passive {
+                        fails: 0,
+                        window_start: now,
+                    }),
+                }))
+            })
+            .collect();
         let mut hc = HttpHealthCheck::new("localhost", false);
+        hc.health_changed_callback = Some(Box::new(MirrorHealth(members.clone())));
         hc.req = RequestHeader::build("GET", config.health_path.as_bytes(), None)
             .map_err(|e| format!("upstreams.health_path: {e}"))?;
         hc.req
@@ -97,25 +139,6 @@ impl Pool {
         lb.health_check_frequency = Some(Duration::from_millis(config.health_interval_ms));
         lb.parallel_health_check = true;
 
-        let now = Instant::now();
-        let members = lb
-            .backends()
-            .get_backend()
-            .iter()
-            .filter_map(|b| {
-                let addr = *b.addr.as_inet()?;
-                Some(Arc::new(Member {
-                    backend: b.clone(),
-                    addr,
-                    inflight: AtomicUsize::new(0),
-                    passive: Mutex::new(Passive {
-                        fails: 0,
-                        window_start: now,
-                        down_until: None,
-                    }),
-                }))
-            })
-            .collect();
         let service = background_service(&format!("{name} health check"), lb);
         let pool = Arc::new(Self {
             name,
@@ -123,6 +146,7 @@ impl Pool {
             members,
             max_fails: config.max_fails,
             fail_timeout: Duration::from_secs(config.fail_timeout_secs),
+            epoch: now,
         });
         Ok((pool, service))
     }
@@ -139,21 +163,37 @@ impl Pool {
 
     /// Whether the active health check currently passes for `m`.
     pub fn is_healthy(&self, m: &Member) -> bool {
-        self.lb.backends().ready(&m.backend)
+        m.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the pool's epoch (at least 1, so 0 can mean "not marked down").
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).map_or(u64::MAX, |ms| ms.max(1))
+    }
+
+    /// Whether passive failures currently keep `m` out. The clock is read (once, into `now`)
+    /// only when some mark exists, so the usual path takes no clock reading.
+    fn passive_down(&self, m: &Member, now: &Cell<Option<u64>>) -> bool {
+        let until = m.down_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        let now_ms = now.get().unwrap_or_else(|| {
+            let ms = self.now_ms();
+            now.set(Some(ms));
+            ms
+        });
+        now_ms < until
     }
 
     /// Whether `m` may take a request now: healthy and not marked down by passive failures.
-    pub fn is_usable(&self, m: &Member, now: Instant) -> bool {
-        self.is_healthy(m) && !m.passive_down(now)
+    pub fn is_usable(&self, m: &Member) -> bool {
+        self.is_healthy(m) && !self.passive_down(m, &Cell::new(None))
     }
 
     /// Number of instances that may take a request.
     pub fn usable_count(&self) -> usize {
-        let now = Instant::now();
-        self.members
-            .iter()
-            .filter(|m| self.is_usable(m, now))
-            .count()
+        self.members.iter().filter(|m| self.is_usable(m)).count()
     }
 
     fn member(&self, b: &Backend) -> Option<&Arc<Member>> {
@@ -163,33 +203,41 @@ impl Pool {
     /// Picks the usable instance with the fewest requests in flight, skipping `exclude`
     /// (instances this request already failed on), and counts the request against it.
     pub fn select(&self, exclude: &[SocketAddr]) -> Option<InFlight> {
-        let now = Instant::now();
-        let available = |m: &Member| !exclude.contains(&m.addr) && !m.passive_down(now);
-        let min = self
-            .members
-            .iter()
-            .filter(|m| available(m) && self.is_healthy(m))
-            .map(|m| m.inflight())
-            .min()?;
-        let picked = self
-            .lb
-            // `healthy` is the active check's verdict, already looked up by the selector.
-            .select_with(b"", self.members.len() * 2 + 1, |b, healthy| {
-                healthy
-                    && self
-                        .member(b)
-                        .is_some_and(|m| m.inflight() <= min && available(m))
-            })
-            .and_then(|b| self.member(&b).cloned())
-            // The counts moved between the two passes: take any usable instance.
-            .or_else(|| {
-                self.members
-                    .iter()
-                    .find(|m| available(m) && self.is_healthy(m))
-                    .cloned()
-            })?;
+        let now = Cell::new(None);
+        let available = |m: &Member| !exclude.contains(&m.addr) && !self.passive_down(m, &now);
+        // One pass: the minimum count among usable instances, and how many share it.
+        let mut min = usize::MAX;
+        let mut tied = 0;
+        let mut first = None;
+        for m in &self.members {
+            if !(self.is_healthy(m) && available(m)) {
+                continue;
+            }
+            let n = m.inflight();
+            if n < min {
+                (min, tied, first) = (n, 1, Some(m));
+            } else if n == min {
+                tied += 1;
+            }
+        }
+        let first = first?;
+        let picked = if tied == 1 {
+            first
+        } else {
+            // Several instances share the minimum: the round-robin selector rotates them.
+            self.lb
+                .select_with(b"", self.members.len() * 2 + 1, |b, healthy| {
+                    healthy
+                        && self
+                            .member(b)
+                            .is_some_and(|m| m.inflight() <= min && available(m))
+                })
+                .and_then(|b| self.member(&b))
+                // The counts moved meanwhile: the first instance found at the minimum.
+                .unwrap_or(first)
+        };
         picked.inflight.fetch_add(1, Ordering::Relaxed);
-        Some(InFlight(picked))
+        Some(InFlight(picked.clone()))
     }
 
     /// Records a failed attempt (connect error, reset, timeout) on `addr`. After `max_fails`
@@ -206,7 +254,10 @@ impl Pool {
         }
         p.fails += 1;
         if p.fails >= self.max_fails {
-            p.down_until = Some(now + self.fail_timeout);
+            let until = self.now_ms().saturating_add(
+                u64::try_from(self.fail_timeout.as_millis()).unwrap_or(u64::MAX),
+            );
+            m.down_until_ms.store(until, Ordering::Relaxed);
             p.fails = 0;
             p.window_start = now;
             tracing::warn!(pool = self.name, upstream = %addr, "upstream marked down after repeated failures");
@@ -264,5 +315,24 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(p.select(&[]).unwrap().addr(), other);
         }
+    }
+
+    #[tokio::test]
+    async fn health_flips_are_mirrored_into_selection() {
+        let p = pool(2);
+        let mirror = MirrorHealth(p.members().to_vec());
+        let sick = p.members()[0].clone();
+        mirror.observe(&sick.backend, false).await;
+        assert!(!p.is_healthy(&sick));
+        assert_eq!(p.usable_count(), 1);
+        let held: Vec<InFlight> = (0..4).map(|_| p.select(&[]).unwrap()).collect();
+        assert!(held.iter().all(|h| h.addr() != sick.addr), "an unhealthy instance gets nothing");
+        assert!(p.select(&[p.members()[1].addr]).is_none());
+        mirror.observe(&sick.backend, true).await;
+        assert_eq!(
+            p.select(&[]).unwrap().addr(),
+            sick.addr,
+            "back in rotation, and the least loaded"
+        );
     }
 }

@@ -125,19 +125,24 @@ def callgrind_ir(cmd, port, script, work, name, log):
         p.wait()
 
 
-def count_instructions(rel, work, rconf, r_port, up_port, script, log):
+def count_instructions(rel, work, confs, up_port, script, log):
     """Deterministic companion to the wall-clock rounds, which this VM's neighbours move by
-    ±30 %: instructions per request of the bare proxy and of our router (access log off)."""
+    ±30 %: instructions per request of the bare proxy and of our router, access log off and on
+    (`confs`: [(name, config path, port)])."""
     b_port = free_port()
     bare, rb = callgrind_ir([os.path.join(rel, "bare-proxy"), f"127.0.0.1:{b_port}",
                              f"127.0.0.1:{up_port}", "1"], b_port, script, work, "bare", log)
-    ours, ro = callgrind_ir([os.path.join(rel, "router"), "--config", rconf, "serve"], r_port,
-                            script, work, "router", log)
-    for name, ir, r in (("bare pingora", bare, rb), ("our router, no log", ours, ro)):
+    rows = [("bare pingora", bare, rb)]
+    for name, rconf, r_port in confs:
+        ir, r = callgrind_ir([os.path.join(rel, "router"), "--config", rconf, "serve"], r_port,
+                             script, work, name.replace(" ", "-").replace(",", ""), log)
+        rows.append((name, ir, r))
+    for name, ir, r in rows:
         print(f"{name:20} {ir:>10,.0f} instructions/request ({r['requests']:,} requests, "
               f"non-2xx {r['non2xx']})")
-    print(f"our router / bare pingora: {ours / bare:.2f}x instructions per request "
-          f"(tenant logic +{(ours / bare - 1) * 100:.0f}%)")
+    for name, ir, _ in rows[1:]:
+        print(f"{name} / bare pingora: {ir / bare:.2f}x instructions per request "
+              f"(tenant logic +{(ir / bare - 1) * 100:.0f}%)")
 
 
 class Target:
@@ -288,8 +293,11 @@ def main():
                 slug = h.split(".")[0]
                 f.write(f'[[tenant]]\nid = "{ids[h]}"\nslug = "{slug}"\nname = "Tenant {slug}"\n')
         if args.instructions:
-            rconf, r_port = router_conf(work, "callgrind", tenants, up_port, "false")
-            count_instructions(rel, work, rconf, r_port, up_port, script, log)
+            confs = []
+            for name, flag in (("our router, no log", "false"), ("our router", "true")):
+                rconf, r_port = router_conf(work, f"callgrind-{flag}", tenants, up_port, flag)
+                confs.append((name, rconf, r_port))
+            count_instructions(rel, work, confs, up_port, script, log)
             return
 
         targets = []
