@@ -10,6 +10,7 @@
 //! - [`notify`]: `LISTEN tenant_changed` → cache invalidation, with reconnect.
 //! - [`upstream`]: pools with active and passive health and least-connections selection.
 //! - [`headers`]: request header hygiene and response headers.
+//! - [`compression`]: gzip/brotli, set up only for requests that accept an encoding.
 //! - [`pages`]: redirects and branded error pages.
 //! - [`metrics`]: Prometheus series and the `/metrics`, `/health`, `/ready` admin endpoints.
 //! - [`access_log`]: one JSON line per request, written in batches.
@@ -18,6 +19,7 @@
 pub mod access_log;
 pub mod cache;
 pub mod cli;
+pub mod compression;
 pub mod headers;
 pub mod metrics;
 pub mod notify;

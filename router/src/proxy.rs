@@ -18,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::modules::http::compression::ResponseCompressionBuilder;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
@@ -29,6 +28,7 @@ use tenant_config::host::normalize_host;
 
 use crate::access_log::AccessLog;
 use crate::cache::TenantEntry;
+use crate::compression::LazyCompression;
 use crate::headers::{
     client_ip, is_well_formed_request_id, with_plain_request, HeaderPolicy, FORWARDED_HOST,
     FORWARDED_PROTO, ORIGINAL_HOST, REAL_IP, REQUEST_ID, ROUTE, SIGNATURE, TENANT_ID, TENANT_SLUG,
@@ -510,9 +510,9 @@ impl ProxyHttp for EdgeProxy {
     }
 
     fn init_downstream_modules(&self, modules: &mut HttpModules) {
-        modules.add_module(ResponseCompressionBuilder::enable(
-            self.settings.compression_level.unwrap_or(0),
-        ));
+        if let Some(level) = self.settings.compression_level {
+            modules.add_module(LazyCompression::module(level));
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {

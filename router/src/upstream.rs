@@ -254,9 +254,9 @@ impl Pool {
         }
         p.fails += 1;
         if p.fails >= self.max_fails {
-            let until = self.now_ms().saturating_add(
-                u64::try_from(self.fail_timeout.as_millis()).unwrap_or(u64::MAX),
-            );
+            let until = self
+                .now_ms()
+                .saturating_add(u64::try_from(self.fail_timeout.as_millis()).unwrap_or(u64::MAX));
             m.down_until_ms.store(until, Ordering::Relaxed);
             p.fails = 0;
             p.window_start = now;
@@ -326,7 +326,10 @@ mod tests {
         assert!(!p.is_healthy(&sick));
         assert_eq!(p.usable_count(), 1);
         let held: Vec<InFlight> = (0..4).map(|_| p.select(&[]).unwrap()).collect();
-        assert!(held.iter().all(|h| h.addr() != sick.addr), "an unhealthy instance gets nothing");
+        assert!(
+            held.iter().all(|h| h.addr() != sick.addr),
+            "an unhealthy instance gets nothing"
+        );
         assert!(p.select(&[p.members()[1].addr]).is_none());
         mirror.observe(&sick.backend, true).await;
         assert_eq!(

@@ -261,11 +261,40 @@ async fn responses_carry_security_and_cache_headers_and_are_compressed() {
         .await
         .unwrap();
     assert_eq!(big.headers()["content-encoding"], "gzip");
+    assert!(big.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .eq_ignore_ascii_case("accept-encoding"));
     let compressed = big.bytes().await.unwrap();
     assert!(
         compressed.len() < 4_000,
         "32 KiB of text compressed to {} bytes",
         compressed.len()
+    );
+
+    let brotli = client()
+        .get(s.router.url("/big"))
+        .header("host", "grace.platform.test")
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brotli.headers()["content-encoding"], "br");
+    assert!(brotli.bytes().await.unwrap().len() < 4_000);
+
+    // A client that accepts no encoding gets the body as the upstream sent it.
+    let plain = client()
+        .get(s.router.url("/big"))
+        .header("host", "grace.platform.test")
+        .send()
+        .await
+        .unwrap();
+    assert!(!plain.headers().contains_key("content-encoding"));
+    assert!(!plain.headers().contains_key("vary"));
+    assert_eq!(
+        plain.text().await.unwrap(),
+        "donate generously. ".repeat(1724),
+        "the origin's 32 KiB text, unchanged"
     );
 }
 
@@ -441,4 +470,21 @@ async fn health_metrics_and_unavailable_platform() {
     assert!(failed["request_id"]
         .as_str()
         .is_some_and(|id| id.len() >= 8));
+    // The hand-formatted fields of a proxied request parse back to what they describe.
+    let ok = lines
+        .iter()
+        .find(|l| l["status"] == 200 && l["route"] == "tenant")
+        .expect("a proxied request is logged");
+    assert_eq!(ok["tenant"], "grace");
+    assert_eq!(ok["client"], "127.0.0.1");
+    assert_eq!(ok["method"], "GET");
+    let upstream: std::net::SocketAddr = ok["upstream"].as_str().unwrap().parse().unwrap();
+    assert_eq!(upstream.to_string(), s.platform[0].host_port());
+    let (total, up) = (
+        ok["total_ms"].as_f64().unwrap(),
+        ok["upstream_ms"].as_f64().unwrap(),
+    );
+    assert!(total > 0.0 && up > 0.0 && up <= total, "{ok}");
+    assert!(ok["bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(ok["ts_ms"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
 }
