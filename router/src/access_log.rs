@@ -28,6 +28,9 @@ thread_local! {
 pub struct AccessLog {
     writer: NonBlocking,
     pending: Mutex<Vec<u8>>,
+    /// The last written batch's buffer, kept for the next one: a fresh `Vec` would grow from
+    /// nothing again, reallocating and copying a dozen times per batch.
+    spare: Mutex<Vec<u8>>,
 }
 
 impl AccessLog {
@@ -36,6 +39,7 @@ impl AccessLog {
         Self {
             writer,
             pending: Mutex::new(Vec::with_capacity(FLUSH_BYTES * 2)),
+            spare: Mutex::new(Vec::with_capacity(FLUSH_BYTES * 2)),
         }
     }
 
@@ -54,11 +58,19 @@ impl AccessLog {
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.extend_from_slice(line);
-            (pending.len() >= FLUSH_BYTES).then(|| std::mem::take(&mut *pending))
+            (pending.len() >= FLUSH_BYTES).then(|| self.swap_out(&mut pending))
         };
         if let Some(chunk) = full {
-            self.write(&chunk);
+            self.write(chunk);
         }
+    }
+
+    /// Takes the pending batch, leaving the spare buffer (cleared, capacity kept) in its place.
+    fn swap_out(&self, pending: &mut Vec<u8>) -> Vec<u8> {
+        let mut next = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+        next.clear();
+        next.reserve(FLUSH_BYTES * 2);
+        std::mem::replace(pending, next)
     }
 
     /// Writes whatever is pending (the flusher's tick, and shutdown).
@@ -68,14 +80,16 @@ impl AccessLog {
             if pending.is_empty() {
                 return;
             }
-            std::mem::take(&mut *pending)
+            self.swap_out(&mut pending)
         };
-        self.write(&chunk);
+        self.write(chunk);
     }
 
-    fn write(&self, chunk: &[u8]) {
+    fn write(&self, chunk: Vec<u8>) {
         // The writer is lossless (it blocks when its queue is full) and never fails on write.
-        let _ = self.writer.clone().write_all(chunk);
+        // It copies what it is given, so the buffer is free for reuse at once.
+        let _ = self.writer.clone().write_all(&chunk);
+        *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = chunk;
     }
 }
 
