@@ -49,19 +49,11 @@ impl Ipv4Text {
 }
 
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, n: u64) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let digits = tenant_config::edge::decimal(n, &mut buf);
     // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 /// Appends `d` in milliseconds with three decimals (microsecond resolution, truncated), as

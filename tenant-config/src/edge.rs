@@ -173,9 +173,9 @@ fn parse_header(header: &str) -> Option<(u64, [u8; 32])> {
     Some((t.parse().ok()?, tag))
 }
 
-/// Writes `v` in decimal into `buf` and returns the digits, without allocating (the signing
-/// path runs on every request).
-fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+/// Writes `v` in decimal into `buf` and returns the digits, without allocating or going
+/// through `core::fmt` (the signing path and the router's access log run on every request).
+pub fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
