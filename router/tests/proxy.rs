@@ -488,3 +488,34 @@ async fn health_metrics_and_unavailable_platform() {
     assert!(ok["bytes"].as_u64().is_some_and(|b| b > 0));
     assert!(ok["ts_ms"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_gets_a_504_after_the_read_timeout() {
+    let db = testkit::database().await;
+    db.connect_as("postgres")
+        .await
+        .batch_execute(SEED)
+        .await
+        .unwrap();
+    let platform = testkit::origin("platform-0").start().await;
+    let workers = testkit::origin("workers").start().await;
+    // One second: a timeout on Tokio's timer (the router's setting for a second and more).
+    let router = testkit::router(env!("CARGO_BIN_EXE_router"))
+        .database(&db.router_url())
+        .platform(&[platform.host_port()])
+        .workers(&[workers.host_port()])
+        .set("upstreams", "read_timeout_ms = 1000")
+        .start();
+    let started = Instant::now();
+    let resp = get(&router, "grace.platform.test", "/slow?ms=6000").await;
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), 504);
+    assert!(resp.text().await.unwrap().contains("Timed out"));
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_secs(5),
+        "answered after {waited:?}"
+    );
+    // A request within the limit still goes through.
+    let ok = get(&router, "grace.platform.test", "/slow?ms=100").await;
+    assert_eq!(ok.status(), 200);
+}
