@@ -270,11 +270,13 @@ impl EdgeProxy {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         l.push_str("{\"ts_ms\":");
         text::push_u64(l, ts_ms);
-        l.push_str(",\"level\":\"INFO\",\"target\":\"access\",\"request_id\":");
-        json_str(l, ctx.request_id());
-        l.push_str(",\"method\":");
-        json_str(l, req.method.as_str());
-        l.push_str(",\"host\":");
+        // The request id (checked or generated) and the method (an HTTP token) never need
+        // escaping; what the client chose freely does.
+        l.push_str(",\"level\":\"INFO\",\"target\":\"access\",\"request_id\":\"");
+        l.push_str(ctx.request_id());
+        l.push_str("\",\"method\":\"");
+        l.push_str(req.method.as_str());
+        l.push_str("\",\"host\":");
         json_str(l, &String::from_utf8_lossy(ctx.host.as_bytes()));
         l.push_str(",\"path\":");
         json_str(l, req.uri.path());
@@ -309,7 +311,7 @@ impl EdgeProxy {
         match &ctx.upstream {
             Some(u) => {
                 l.push_str(",\"upstream\":\"");
-                text::push_socket_addr(l, u.addr());
+                l.push_str(u.addr_text());
                 l.push('"');
             }
             None => l.push_str(",\"upstream\":null"),

@@ -38,6 +38,8 @@ pub struct Member {
     backend: Backend,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `addr` as text, for the access log (formatted once, not per request).
+    addr_text: Box<str>,
     inflight: AtomicUsize,
     /// The active health check's current verdict (Pingora starts every backend healthy).
     healthy: AtomicBool,
@@ -75,6 +77,11 @@ impl InFlight {
     /// The instance this request went to.
     pub fn addr(&self) -> SocketAddr {
         self.0.addr
+    }
+
+    /// The same address as text (`ip:port`).
+    pub fn addr_text(&self) -> &str {
+        &self.0.addr_text
     }
 }
 
@@ -115,6 +122,7 @@ impl Pool {
                 Some(Arc::new(Member {
                     backend: b.clone(),
                     addr,
+                    addr_text: addr.to_string().into(),
                     inflight: AtomicUsize::new(0),
                     healthy: AtomicBool::new(true),
                     down_until_ms: AtomicU64::new(0),

@@ -274,6 +274,9 @@ def main():
     ap.add_argument("--instructions", action="store_true",
                     help="instead of the wall-clock rounds: user-space instructions per request of "
                          "the bare proxy and our router (no log) under valgrind's callgrind")
+    ap.add_argument("--alt-router", metavar="BINARY",
+                    help="also run this router build (access log on) as target 'alt router', "
+                         "for an A/B of two builds in the same rounds")
     ap.add_argument("--big-tenants", type=int, default=100000,
                     help="tenants for the running router's memory figure (0: skip)")
     args = ap.parse_args()
@@ -336,6 +339,13 @@ def main():
             p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], rlog, 1, env)
             procs.append(p)
             targets.append(Target(label, r_port, p))
+        if args.alt_router:
+            rconf, r_port = router_conf(work, "alt", tenants, up_port, "true")
+            rlog = open(os.path.join(work, "router-alt.log"), "w")
+            p = start([args.alt_router, "--config", rconf, "serve"], rlog, 1,
+                      {"PATH": os.environ.get("PATH", "")})
+            procs.append(p)
+            targets.append(Target("alt router", r_port, p))
         # nginx doing the router's job: host → tenant map, owned headers replaced, the same
         # forwarding headers, security headers, least_conn + keepalive upstream, access log on.
         n_port = free_port()
@@ -417,11 +427,13 @@ def main():
         def paired(a, b, k):
             return sorted(x[k] / y[k] for x, y in zip(a.runs, b.runs))
         by = {t.name: t for t in targets}
-        for label, a, b, k in (
+        pairs = [("alt router / our router CPU/req", "alt router", "our router", "cpu_us_per_req")] \
+            if args.alt_router else []
+        for label, a, b, k in pairs + [
                 ("our router / bare CPU/req", "our router", "bare pingora", "cpu_us_per_req"),
                 ("no-log router / bare CPU/req", "our router, no log", "bare pingora", "cpu_us_per_req"),
                 ("our router / nginx req/s", "our router", "nginx", "rps"),
-                ("our router / nginx p99", "our router", "nginx", "p99")):
+                ("our router / nginx p99", "our router", "nginx", "p99")]:
             rs = paired(by[a], by[b], k)
             print(f"per round, {label:29} median {statistics.median(rs):.2f}x "
                   f"(rounds: {', '.join(f'{x:.2f}' for x in rs)})")
