@@ -138,22 +138,36 @@ impl TenantCache {
         }
     }
 
+    fn is_fresh(&self, e: &Entry) -> bool {
+        let ttl = if e.tenant.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
+        e.fetched.elapsed() < ttl
+    }
+
+    /// The cached answer for `key` while it is fresh (`Some(None)`: known to be unknown);
+    /// `None` when only the store can answer.
+    pub fn fresh(&self, key: Key<'_>) -> Option<Option<Arc<TenantEntry>>> {
+        let (names, name) = self.names(key);
+        names
+            .get(name)
+            .filter(|e| self.is_fresh(e))
+            .map(|e| e.tenant.clone())
+    }
+
     /// Resolves `key`: a fresh entry, else the store, else (on store failure) a stale entry.
+    /// Callers pass only names that passed classification (valid, unreserved slugs): the
+    /// resolver's fast path trusts any cached slug to be one.
     pub async fn get(
         &self,
         key: Key<'_>,
     ) -> Result<(Option<Arc<TenantEntry>>, Outcome), StoreError> {
         let (names, name) = self.names(key);
         let cached = names.get(name);
-        if let Some(e) = &cached {
-            let ttl = if e.tenant.is_some() {
-                self.ttl
-            } else {
-                self.negative_ttl
-            };
-            if e.fetched.elapsed() < ttl {
-                return Ok((e.tenant.clone(), Outcome::Hit));
-            }
+        if let Some(e) = cached.as_ref().filter(|e| self.is_fresh(e)) {
+            return Ok((e.tenant.clone(), Outcome::Hit));
         }
         let looked_up = match key {
             Key::Slug(s) => self.store.by_slug(s).await,

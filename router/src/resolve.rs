@@ -69,12 +69,19 @@ pub enum Decision {
 pub struct Resolver {
     rules: HostRules,
     cache: TenantCache,
+    /// `.<base>`, for the cached-subdomain fast path.
+    dot_base: String,
 }
 
 impl Resolver {
     /// A resolver over an existing cache.
     pub fn new(rules: HostRules, cache: TenantCache) -> Self {
-        Self { rules, cache }
+        let dot_base = format!(".{}", rules.base());
+        Self {
+            rules,
+            cache,
+            dot_base,
+        }
     }
 
     /// The store the configuration names (PostgreSQL when `database` is set, else the static
@@ -116,6 +123,17 @@ impl Resolver {
         let Some(host) = host else {
             return (Decision::RedirectToApex, None);
         };
+        // Most requests name a tenant subdomain that is cached. Only names that passed
+        // classification (slug rules, reserved names) are ever looked up and so cached, so a
+        // fresh entry answers without validating the slug again; anything else is classified.
+        if let Some(slug) = host
+            .strip_suffix(self.dot_base.as_str())
+            .filter(|s| !s.contains('.'))
+        {
+            if let Some(tenant) = self.cache.fresh(Key::Slug(slug)) {
+                return (decide(tenant), Some(Outcome::Hit));
+            }
+        }
         let key = match self.rules.classify_name(host) {
             NameClass::Admin => return (forward(RouteKind::Admin, None), None),
             NameClass::Apex => return (forward(RouteKind::Apex, None), None),
@@ -124,11 +142,7 @@ impl Resolver {
             NameClass::Custom(domain) => Key::Domain(domain),
         };
         match self.cache.get(key).await {
-            Ok((None, outcome)) => (Decision::RedirectToApex, Some(outcome)),
-            Ok((Some(t), outcome)) if t.status.is_served() => {
-                (forward(RouteKind::Tenant, Some(t)), Some(outcome))
-            }
-            Ok((Some(t), outcome)) => (Decision::Suspended(t), Some(outcome)),
+            Ok((tenant, outcome)) => (decide(tenant), Some(outcome)),
             Err(e) => {
                 tracing::warn!(error = %e, "tenant lookup failed with nothing cached");
                 (Decision::Unavailable, None)
@@ -139,4 +153,13 @@ impl Resolver {
 
 fn forward(route: RouteKind, tenant: Option<Arc<TenantEntry>>) -> Decision {
     Decision::Forward { route, tenant }
+}
+
+/// What a tenant lookup's answer means: unknown → apex, served → forward, else the 403 page.
+fn decide(tenant: Option<Arc<TenantEntry>>) -> Decision {
+    match tenant {
+        None => Decision::RedirectToApex,
+        Some(t) if t.status.is_served() => forward(RouteKind::Tenant, Some(t)),
+        Some(t) => Decision::Suspended(t),
+    }
 }

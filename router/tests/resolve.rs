@@ -93,4 +93,24 @@ async fn resolves_subdomains_custom_domains_and_refusals() {
             tenant: None
         }
     );
+
+    // Asked again, cached subdomains answer from the cache with the same decisions (the
+    // fast path that skips re-validating the slug), and refused names stay refused.
+    use router::cache::Outcome;
+    let (again, outcome) = r.resolve("grace.platform.test").await;
+    assert_eq!(tenant(again).id, grace.id);
+    assert_eq!(outcome, Some(Outcome::Hit));
+    let (hope_again, outcome) = r.resolve("hope.platform.test").await;
+    assert!(matches!(hope_again, Decision::Suspended(_)));
+    assert_eq!(outcome, Some(Outcome::Hit));
+    assert_eq!(
+        r.resolve("nobody.platform.test").await,
+        (Decision::RedirectToApex, Some(Outcome::Hit)),
+        "unknown names are cached as unknown"
+    );
+    for host in ["api.platform.test", "a.b.platform.test"] {
+        assert_eq!(r.resolve(host).await, (Decision::RedirectToApex, None));
+    }
+    assert_eq!(r.resolve("admin.platform.test").await.0, admin);
+    assert_eq!(r.resolve("www.platform.test").await.0, apex);
 }
