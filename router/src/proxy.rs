@@ -265,7 +265,7 @@ impl EdgeProxy {
     }
 
     fn access_line(
-        l: &mut String,
+        l: &mut Vec<u8>,
         session: &Session,
         ctx: &RequestCtx,
         status: u16,
@@ -276,68 +276,68 @@ impl EdgeProxy {
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        l.push_str("{\"ts_ms\":");
+        l.extend_from_slice(b"{\"ts_ms\":");
         text::push_u64(l, ts_ms);
         // The request id (checked or generated) and the method (an HTTP token) never need
         // escaping; what the client chose freely does.
-        l.push_str(",\"level\":\"INFO\",\"target\":\"access\",\"request_id\":\"");
-        l.push_str(ctx.request_id());
-        l.push_str("\",\"method\":\"");
-        l.push_str(req.method.as_str());
-        l.push_str("\",\"host\":");
+        l.extend_from_slice(b",\"level\":\"INFO\",\"target\":\"access\",\"request_id\":\"");
+        l.extend_from_slice(ctx.request_id().as_bytes());
+        l.extend_from_slice(b"\",\"method\":\"");
+        l.extend_from_slice(req.method.as_str().as_bytes());
+        l.extend_from_slice(b"\",\"host\":");
         match ctx.host_norm.as_deref() {
             // Sent in canonical form: only letters, digits, dots and hyphens.
             Some(h) if h.as_bytes() == ctx.host.as_bytes() => {
-                l.push('"');
-                l.push_str(h);
-                l.push('"');
+                l.push(b'"');
+                l.extend_from_slice(h.as_bytes());
+                l.push(b'"');
             }
             _ => json_str(l, &String::from_utf8_lossy(ctx.host.as_bytes())),
         }
-        l.push_str(",\"path\":");
+        l.extend_from_slice(b",\"path\":");
         json_str(l, req.uri.path());
-        l.push_str(",\"route\":\"");
-        l.push_str(ctx.route.as_str());
-        l.push_str("\",\"tenant\":");
+        l.extend_from_slice(b",\"route\":\"");
+        l.extend_from_slice(ctx.route.as_str().as_bytes());
+        l.extend_from_slice(b"\",\"tenant\":");
         match ctx.tenant.as_deref() {
             Some(t) => json_str(l, &t.slug),
-            None => l.push_str("null"),
+            None => l.extend_from_slice(b"null"),
         }
         match ctx.client_ip {
             Some(ip) => {
-                l.push_str(",\"client\":\"");
+                l.extend_from_slice(b",\"client\":\"");
                 text::push_ip(l, ip);
-                l.push('"');
+                l.push(b'"');
             }
-            None => l.push_str(",\"client\":null"),
+            None => l.extend_from_slice(b",\"client\":null"),
         }
-        l.push_str(",\"status\":");
+        l.extend_from_slice(b",\"status\":");
         text::push_u64(l, u64::from(status));
-        l.push_str(",\"bytes\":");
+        l.extend_from_slice(b",\"bytes\":");
         text::push_u64(l, session.body_bytes_sent() as u64);
-        l.push_str(",\"total_ms\":");
+        l.extend_from_slice(b",\"total_ms\":");
         text::push_millis(l, total);
         match ctx.upstream_header {
             Some(d) => {
-                l.push_str(",\"upstream_ms\":");
+                l.extend_from_slice(b",\"upstream_ms\":");
                 text::push_millis(l, d);
             }
-            None => l.push_str(",\"upstream_ms\":null"),
+            None => l.extend_from_slice(b",\"upstream_ms\":null"),
         }
         match &ctx.upstream {
             Some(u) => {
-                l.push_str(",\"upstream\":\"");
-                l.push_str(u.addr_text());
-                l.push('"');
+                l.extend_from_slice(b",\"upstream\":\"");
+                l.extend_from_slice(u.addr_text().as_bytes());
+                l.push(b'"');
             }
-            None => l.push_str(",\"upstream\":null"),
+            None => l.extend_from_slice(b",\"upstream\":null"),
         }
         if let Some(e) = error {
-            l.push_str(",\"error\":\"");
-            l.push_str(e.etype().as_str());
-            l.push('"');
+            l.extend_from_slice(b",\"error\":\"");
+            l.extend_from_slice(e.etype().as_str().as_bytes());
+            l.push(b'"');
         }
-        l.push_str("}\n");
+        l.extend_from_slice(b"}\n");
     }
 
     /// Strips what the client may not send and adds the forwarding headers and the signed
@@ -416,26 +416,26 @@ impl EdgeProxy {
 }
 
 /// Appends `s` as a JSON string literal.
-fn json_str(out: &mut String, s: &str) {
-    use std::fmt::Write as _;
-    out.push('"');
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    use std::io::Write as _;
+    out.push(b'"');
     // Nearly always nothing needs escaping: copy the whole string.
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
-        out.push('"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
         return;
     }
     for c in s.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 fn is_idempotent(method: &http::Method) -> bool {
@@ -479,7 +479,8 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
         // The longest IPv6 text form is 45 bytes.
         return stack_value(format_args!("{ip}"));
     };
-    HeaderValue::from_str(text::Ipv4Text::new(v4).as_str()).unwrap_or(HeaderValue::from_static(""))
+    HeaderValue::from_bytes(text::Ipv4Text::new(v4).as_bytes())
+        .unwrap_or(HeaderValue::from_static(""))
 }
 
 /// A short header value (at most 64 bytes) formatted on the stack instead of through a
@@ -762,10 +763,11 @@ mod tests {
 
     #[test]
     fn access_log_strings_are_escaped() {
-        let mut s = String::new();
-        json_str(&mut s, "evil\"host\\\n\u{1}ok");
-        assert_eq!(s, r#""evil\"host\\\u000a\u0001ok""#);
+        let mut b = Vec::new();
+        json_str(&mut b, "evil\"host\\\n\u{1}ok\u{e9}");
+        let s = String::from_utf8(b).unwrap();
+        assert_eq!(s, "\"evil\\\"host\\\\\\u000a\\u0001ok\u{e9}\"");
         let parsed: String = serde_json::from_str(&s).unwrap();
-        assert_eq!(parsed, "evil\"host\\\n\u{1}ok");
+        assert_eq!(parsed, "evil\"host\\\n\u{1}ok\u{e9}");
     }
 }

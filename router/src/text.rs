@@ -41,39 +41,37 @@ impl Ipv4Text {
         self.len += 1;
     }
 
-    /// The text, ASCII.
-    pub fn as_str(&self) -> &str {
-        // Only ASCII digits and dots were written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    /// The text, ASCII digits and dots.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut String, n: u64) {
-    let mut buf = [0u8; 20];
-    let digits = tenant_config::edge::decimal(n, &mut buf);
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
+pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(tenant_config::edge::decimal(n, &mut [0u8; 20]));
 }
 
 /// Appends `d` in milliseconds with three decimals (microsecond resolution, truncated), as
 /// `{:.3}` of the millisecond float would print it up to rounding in the last digit.
-pub fn push_millis(out: &mut String, d: Duration) {
+pub fn push_millis(out: &mut Vec<u8>, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     push_u64(out, us / 1000);
-    out.push('.');
     let frac = us % 1000;
-    out.push(char::from(b'0' + (frac / 100) as u8));
-    out.push(char::from(b'0' + (frac / 10 % 10) as u8));
-    out.push(char::from(b'0' + (frac % 10) as u8));
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
 }
 
 /// Appends `ip` as `Display` would; IPv4 by hand, IPv6 (rare here) through `fmt`.
-pub fn push_ip(out: &mut String, ip: IpAddr) {
+pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
-        IpAddr::V4(v4) => out.push_str(Ipv4Text::new(v4).as_str()),
+        IpAddr::V4(v4) => out.extend_from_slice(Ipv4Text::new(v4).as_bytes()),
         IpAddr::V6(v6) => {
-            use std::fmt::Write as _;
+            use std::io::Write as _;
             let _ = write!(out, "{v6}");
         }
     }
@@ -85,22 +83,21 @@ mod tests {
 
     #[test]
     fn matches_display() {
+        let text = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = Vec::new();
+            f(&mut b);
+            String::from_utf8(b).unwrap()
+        };
         for n in [0u64, 7, 10, 99, 100, 12_345, u64::MAX] {
-            let mut s = String::new();
-            push_u64(&mut s, n);
-            assert_eq!(s, n.to_string());
+            assert_eq!(text(&|b| push_u64(b, n)), n.to_string());
         }
         for o in 0..=255u8 {
             let ip = Ipv4Addr::new(o, 255 - o, o / 10, o % 100);
-            assert_eq!(Ipv4Text::new(ip).as_str(), ip.to_string());
-            let mut s = String::new();
-            push_ip(&mut s, IpAddr::V4(ip));
-            assert_eq!(s, ip.to_string());
+            assert_eq!(Ipv4Text::new(ip).as_bytes(), ip.to_string().as_bytes());
+            assert_eq!(text(&|b| push_ip(b, IpAddr::V4(ip))), ip.to_string());
         }
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let mut s = String::new();
-        push_ip(&mut s, v6);
-        assert_eq!(s, "2001:db8::1");
+        assert_eq!(text(&|b| push_ip(b, v6)), "2001:db8::1");
     }
 
     #[test]
@@ -112,9 +109,9 @@ mod tests {
             (Duration::from_nanos(1_234_999), "1.234"),
             (Duration::from_secs(61), "61000.000"),
         ] {
-            let mut s = String::new();
-            push_millis(&mut s, d);
-            assert_eq!(s, text);
+            let mut b = Vec::new();
+            push_millis(&mut b, d);
+            assert_eq!(b, text.as_bytes());
         }
     }
 }
