@@ -134,6 +134,9 @@ start stripe-emulator python3 testkit/py/stripe_emulator.py "$STRIPE_PORT" "$((S
 # The demo tenant takes gifts on a (local, emulated) connected account.
 psql_owner -d platform -c "UPDATE tenants SET stripe_account_id = 'acct_gracelocal', stripe_account_status = 'enabled'
   WHERE slug = 'grace' AND stripe_account_id IS NULL" >/dev/null
+# The emulator holds its objects in memory only, so customer ids saved by an earlier run name
+# nothing now (a second gift from the same donor would fail with Stripe's 404). Forget them.
+psql_owner -d platform -c "UPDATE donors SET stripe_customer_id = NULL WHERE stripe_customer_id IS NOT NULL" >/dev/null
 export STRIPE_SECRET_KEY=sk_test_local STRIPE_PUBLISHABLE_KEY=pk_test_local
 export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT" STRIPE_WEBHOOK_SECRET=whsec_local_demo_secret
 export SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
