@@ -100,40 +100,16 @@ impl EdgeSigner {
         let mut mac = self.mac.clone();
         // Fields are separated by '\n', which no header value can contain, so distinct field
         // tuples always produce distinct messages.
-        let fields = [
+        mac.update(b"v1\n");
+        mac.update(decimal(timestamp, &mut [0u8; 20]));
+        for field in [
             ctx.request_id,
             ctx.route,
             ctx.tenant_id.unwrap_or("-"),
             ctx.host,
-        ];
-        let mut ts = [0u8; 20];
-        let ts = decimal(timestamp, &mut ts);
-        // The message assembled on the stack and hashed in one call: each `update` has its
-        // own buffering cost, and the router signs every request. Longer messages (never from
-        // the router: its ids and hosts are bounded) are fed piece by piece; the bytes hashed
-        // are the same either way.
-        let mut msg = [0u8; 512];
-        let len = 3 + ts.len() + fields.iter().map(|f| 1 + f.len()).sum::<usize>();
-        if len <= msg.len() {
-            let mut at = 0;
-            let mut put = |b: &[u8]| {
-                msg[at..at + b.len()].copy_from_slice(b);
-                at += b.len();
-            };
-            put(b"v1\n");
-            put(ts);
-            for field in fields {
-                put(b"\n");
-                put(field.as_bytes());
-            }
-            mac.update(&msg[..len]);
-        } else {
-            mac.update(b"v1\n");
-            mac.update(ts);
-            for field in fields {
-                mac.update(b"\n");
-                mac.update(field.as_bytes());
-            }
+        ] {
+            mac.update(b"\n");
+            mac.update(field.as_bytes());
         }
         mac
     }
