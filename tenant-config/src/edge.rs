@@ -199,7 +199,7 @@ mod tests {
     };
 
     #[test]
-    fn stack_and_piecewise_messages_hash_the_same_bytes() {
+    fn signature_is_a_plain_hmac_of_the_newline_joined_fields() {
         let secret = b"0123456789abcdef0123456789abcdef";
         let s = EdgeSigner::new(secret);
         let long_host = format!("{}.example", "a".repeat(600));
