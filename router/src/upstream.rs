@@ -191,7 +191,15 @@ impl Pool {
             now.set(Some(ms));
             ms
         });
-        now_ms < until
+        if now_ms < until {
+            return true;
+        }
+        // Expired: clear the mark (unless a new one was set meanwhile) so later requests
+        // skip the clock again.
+        let _ = m
+            .down_until_ms
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
     }
 
     /// Whether `m` may take a request now: healthy and not marked down by passive failures.
@@ -323,6 +331,28 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(p.select(&[]).unwrap().addr(), other);
         }
+    }
+
+    #[test]
+    fn a_passive_mark_down_expires_and_is_cleared() {
+        let config = Upstreams {
+            max_fails: 1,
+            fail_timeout_secs: 1,
+            ..Upstreams::default()
+        };
+        let addrs = ["127.0.0.1:1000".to_owned(), "127.0.0.1:1001".to_owned()];
+        let p = Pool::new("platform", &addrs, &config).unwrap().0;
+        let down = p.members()[0].clone();
+        p.record_failure(down.addr);
+        assert_eq!(p.usable_count(), 1);
+        assert_ne!(p.select(&[]).unwrap().addr(), down.addr);
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert_eq!(p.usable_count(), 2, "back after fail_timeout");
+        assert_eq!(
+            down.down_until_ms.load(Ordering::Relaxed),
+            0,
+            "mark cleared"
+        );
     }
 
     #[tokio::test]
