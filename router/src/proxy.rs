@@ -285,14 +285,13 @@ impl EdgeProxy {
         l.extend_from_slice(b"\",\"method\":\"");
         l.extend_from_slice(req.method.as_str().as_bytes());
         l.extend_from_slice(b"\",\"host\":");
-        match ctx.host_norm.as_deref() {
-            // Sent in canonical form: only letters, digits, dots and hyphens.
-            Some(h) if h.as_bytes() == ctx.host.as_bytes() => {
-                l.push(b'"');
-                l.extend_from_slice(h.as_bytes());
-                l.push(b'"');
-            }
-            _ => json_str(l, &String::from_utf8_lossy(ctx.host.as_bytes())),
+        if ctx.host_sent_canonical() {
+            // Only letters, digits, dots and hyphens: nothing to escape.
+            l.push(b'"');
+            l.extend_from_slice(ctx.host.as_bytes());
+            l.push(b'"');
+        } else {
+            json_str(l, &String::from_utf8_lossy(ctx.host.as_bytes()));
         }
         l.extend_from_slice(b",\"path\":");
         json_str(l, req.uri.path());
@@ -388,7 +387,7 @@ impl EdgeProxy {
         }
         h.insert(REQUEST_ID, ctx.request_id.clone());
         // Usually the client sent the host already normalised: share its bytes.
-        let original = if ctx.host.as_bytes() == host.as_bytes() {
+        let original = if ctx.host_sent_canonical() {
             ctx.host.clone()
         } else {
             HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static(""))
@@ -453,6 +452,14 @@ impl RequestCtx {
     /// The request id as text (ids are ASCII by construction).
     fn request_id(&self) -> &str {
         self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// Whether the client's `Host` was already the normalised name (so its bytes can be
+    /// shared and need no escaping).
+    fn host_sent_canonical(&self) -> bool {
+        self.host_norm
+            .as_deref()
+            .is_some_and(|h| h.as_bytes() == self.host.as_bytes())
     }
 }
 
@@ -563,7 +570,7 @@ impl ProxyHttp for EdgeProxy {
                 let xff = session
                     .req_header()
                     .headers
-                    .get("x-forwarded-for")
+                    .get(XFF)
                     .and_then(|v| v.to_str().ok());
                 client_ip(peer, xff, &self.headers)
             } else {

@@ -69,19 +69,12 @@ pub enum Decision {
 pub struct Resolver {
     rules: HostRules,
     cache: TenantCache,
-    /// `.<base>`, for the cached-subdomain fast path.
-    dot_base: String,
 }
 
 impl Resolver {
     /// A resolver over an existing cache.
     pub fn new(rules: HostRules, cache: TenantCache) -> Self {
-        let dot_base = format!(".{}", rules.base());
-        Self {
-            rules,
-            cache,
-            dot_base,
-        }
+        Self { rules, cache }
     }
 
     /// The store the configuration names (PostgreSQL when `database` is set, else the static
@@ -126,10 +119,7 @@ impl Resolver {
         // Most requests name a tenant subdomain that is cached. Only names that passed
         // classification (slug rules, reserved names) are ever looked up and so cached, so a
         // fresh entry answers without validating the slug again; anything else is classified.
-        if let Some(slug) = host
-            .strip_suffix(self.dot_base.as_str())
-            .filter(|s| !s.contains('.'))
-        {
+        if let Some(slug) = self.rules.subdomain_label(host) {
             if let Some(tenant) = self.cache.fresh(Key::Slug(slug)) {
                 return (decide(tenant), Some(Outcome::Hit));
             }

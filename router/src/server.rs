@@ -59,8 +59,9 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
     conf.threads = life.threads;
     conf.work_stealing = life.work_stealing;
     // Upstream connect/read/idle timeouts of a second and more on Tokio's timer rather than
-    // Pingora's shared timer wheel. Each proxy thread runs its own single-threaded runtime,
-    // so Tokio's timer is per thread and uncontended (docs/benchmarks.md has the comparison).
+    // Pingora's shared timer wheel. With the default `work_stealing = false` each proxy thread
+    // runs its own single-threaded runtime, so Tokio's timer is per thread and uncontended
+    // (docs/benchmarks.md has the comparison).
     conf.fast_timeout_to_tokio_threshold_seconds = Some(0);
     // Pingora keeps serving in-flight requests for the grace period, then drops whatever is
     // left; `drain_then_exit` ends the wait as soon as nothing is in flight.

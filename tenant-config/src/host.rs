@@ -270,12 +270,12 @@ impl HostRules {
             return NameClass::Apex;
         }
         if let Some(prefix) = name.strip_suffix(self.dot_base.as_str()) {
-            if prefix.contains('.') {
-                return NameClass::Invalid(InvalidHost::NestedSubdomain);
-            }
-            return match validate_slug(prefix) {
-                Ok(()) => NameClass::Tenant(prefix),
-                Err(e) => NameClass::Invalid(InvalidHost::NotASlug(e)),
+            return match single_label(prefix) {
+                None => NameClass::Invalid(InvalidHost::NestedSubdomain),
+                Some(label) => match validate_slug(label) {
+                    Ok(()) => NameClass::Tenant(label),
+                    Err(e) => NameClass::Invalid(InvalidHost::NotASlug(e)),
+                },
             };
         }
         if !name.contains('.') {
@@ -283,6 +283,19 @@ impl HostRules {
         }
         NameClass::Custom(name)
     }
+
+    /// The one label in front of `.<base>`, not yet checked as a slug (`None` for the base
+    /// itself, nested names and other domains): what a tenant subdomain would be keyed by.
+    /// The router uses it to answer cached tenants before full classification.
+    pub fn subdomain_label<'a>(&self, name: &'a str) -> Option<&'a str> {
+        name.strip_suffix(self.dot_base.as_str())
+            .and_then(single_label)
+    }
+}
+
+/// `prefix` when it is a single label (no dot).
+fn single_label(prefix: &str) -> Option<&str> {
+    (!prefix.contains('.')).then_some(prefix)
 }
 
 /// [`HostClass`] borrowing from the classified name (see [`HostRules::classify_name`]).
@@ -338,6 +351,20 @@ pub enum InvalidHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subdomain_label_is_the_one_label_before_the_base() {
+        let r = HostRules::new("platform.example", "admin.platform.example").unwrap();
+        assert_eq!(r.subdomain_label("grace.platform.example"), Some("grace"));
+        assert_eq!(r.subdomain_label("admin.platform.example"), Some("admin"));
+        for name in [
+            "platform.example",
+            "a.b.platform.example",
+            "grace.example.org",
+        ] {
+            assert_eq!(r.subdomain_label(name), None, "{name}");
+        }
+    }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
