@@ -273,7 +273,7 @@ def main():
     ap.add_argument("--tenants", type=int, default=1000)
     ap.add_argument("--instructions", action="store_true",
                     help="instead of the wall-clock rounds: user-space instructions per request of "
-                         "the bare proxy and our router (no log) under valgrind's callgrind")
+                         "the bare proxy and our router (log off and on) under valgrind's callgrind")
     ap.add_argument("--alt-router", metavar="BINARY",
                     help="also run this router build (access log on) as target 'alt router', "
                          "for an A/B of two builds in the same rounds")
@@ -332,20 +332,18 @@ def main():
 
         # Our router: static tenant file, one thread; once with the access log on (to a file),
         # once without, to show what the log line costs.
-        for label, access_log in (("our router", "true"), ("our router, no log", "false")):
-            rconf, r_port = router_conf(work, access_log, tenants, up_port, access_log)
-            rlog = open(os.path.join(work, f"router-{access_log}.log"), "w")
+        # (`--alt-router`: a second build, log on, in the same rounds.)
+        routers = [("our router", os.path.join(rel, "router"), "true", "true"),
+                   ("our router, no log", os.path.join(rel, "router"), "false", "false")]
+        if args.alt_router:
+            routers.append(("alt router", args.alt_router, "alt", "true"))
+        for label, binary, name, access_log in routers:
+            rconf, r_port = router_conf(work, name, tenants, up_port, access_log)
+            rlog = open(os.path.join(work, f"router-{name}.log"), "w")
             env = {"PATH": os.environ.get("PATH", "")}
-            p = start([os.path.join(rel, "router"), "--config", rconf, "serve"], rlog, 1, env)
+            p = start([binary, "--config", rconf, "serve"], rlog, 1, env)
             procs.append(p)
             targets.append(Target(label, r_port, p))
-        if args.alt_router:
-            rconf, r_port = router_conf(work, "alt", tenants, up_port, "true")
-            rlog = open(os.path.join(work, "router-alt.log"), "w")
-            p = start([args.alt_router, "--config", rconf, "serve"], rlog, 1,
-                      {"PATH": os.environ.get("PATH", "")})
-            procs.append(p)
-            targets.append(Target("alt router", r_port, p))
         # nginx doing the router's job: host → tenant map, owned headers replaced, the same
         # forwarding headers, security headers, least_conn + keepalive upstream, access log on.
         n_port = free_port()
