@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tenant_config::config::{self, RouterConfig, EXIT_BAD_CONFIG};
-use tenant_config::store::StaticTenantStore;
 
+use crate::resolve::load_static_tenants;
 use crate::server::{run, StartMode};
 
 /// Edge router for the donation platform: tenants by host, TLS, rate limits, load balancing.
@@ -49,10 +49,7 @@ pub fn main(cli: Cli) -> i32 {
                 .domain
                 .rules()
                 .map_err(|e| e.to_string())
-                .and_then(|r| {
-                    StaticTenantStore::load(path, &r, config.domain.policy())
-                        .map_err(|e| e.to_string())
-                });
+                .and_then(|r| load_static_tenants(path, &r, config.domain.policy()));
             if let Err(e) = checked {
                 eprintln!("router: config error: {e}");
                 return EXIT_BAD_CONFIG;

@@ -10,6 +10,7 @@
 //! - `fail_to_proxy`: branded error pages.
 //! - `logging`: metrics and one JSON access-log line.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,10 +25,10 @@ use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use tenant_config::edge::{EdgeContext, EdgeSigner};
-use tenant_config::host::normalize_host;
+use tenant_config::host::canonical_host;
 
 use crate::access_log::AccessLog;
-use crate::cache::TenantEntry;
+use crate::cache::{Outcome, TenantEntry};
 use crate::compression::LazyCompression;
 use crate::headers::{
     client_ip, is_well_formed_request_id, with_plain_request, HeaderPolicy, FORWARDED_HOST,
@@ -82,6 +83,16 @@ enum PoolChoice {
     Workers,
 }
 
+/// The request's host in canonical form (see [`RequestCtx::host_norm`]).
+enum CanonicalHost {
+    /// Not a valid host name.
+    Invalid,
+    /// Exactly the bytes the client sent: nothing copied.
+    AsSent,
+    /// Rewritten (case, port, trailing dot, IDNA).
+    Normalized(String),
+}
+
 /// Per-request state, shared across the hooks.
 pub struct RequestCtx {
     start: Instant,
@@ -90,8 +101,8 @@ pub struct RequestCtx {
     request_id: HeaderValue,
     /// Host as the client sent it (shared with the parsed request).
     host: HeaderValue,
-    /// The host normalised once per request; `None` when it is not a valid name.
-    host_norm: Option<String>,
+    /// The host in canonical form, worked out once per request.
+    host_norm: CanonicalHost,
     route: RouteLabel,
     tenant: Option<Arc<TenantEntry>>,
     pool: PoolChoice,
@@ -164,15 +175,19 @@ impl EdgeProxy {
 
     /// Handles the request without proxying when the router answers it itself. Returns the
     /// status written, or `None` to proxy.
+    ///
+    /// `early` is the answer of the cached-subdomain lookup made before normalisation, if it
+    /// hit.
     async fn answer_locally(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        early: Option<Decision>,
     ) -> Result<Option<u16>> {
         let path = session.req_header().uri.path();
         let is_health = path == "/health" || path == "/ready";
         // The router's own health path, for load balancers that probe by IP address.
-        if is_health && ctx.host_norm.is_none() {
+        if is_health && ctx.host_norm().is_none() {
             ctx.route = RouteLabel::Router;
             let ready = self.platform.usable_count() > 0;
             let (status, body) = if path == "/ready" && !ready {
@@ -191,7 +206,7 @@ impl EdgeProxy {
                 return Ok(Some(404));
             }
             ctx.route = RouteLabel::Redirect;
-            let target = match &ctx.host_norm {
+            let target = match ctx.host_norm() {
                 Some(h) => {
                     let pq = session
                         .req_header()
@@ -210,10 +225,10 @@ impl EdgeProxy {
             ctx.route = RouteLabel::Proxied(RouteKind::Webhook);
             return Ok(None);
         }
-        let (decision, outcome) = self
-            .resolver
-            .resolve_normalized(ctx.host_norm.as_deref())
-            .await;
+        let (decision, outcome) = match early {
+            Some(decision) => (decision, Some(Outcome::Hit)),
+            None => self.resolver.resolve_normalized(ctx.host_norm()).await,
+        };
         if let Some(o) = outcome {
             self.metrics.cache(o);
         }
@@ -353,7 +368,7 @@ impl EdgeProxy {
             RouteLabel::Proxied(k) => k.as_str(),
             other => other.as_str(),
         };
-        let host = ctx.host_norm.as_deref().unwrap_or_default();
+        let host = ctx.host_norm().unwrap_or_default();
         let tenant = ctx.tenant.as_deref();
         if let Some(ip) = ctx.client_ip {
             let ip = ip_value(ip);
@@ -457,9 +472,16 @@ impl RequestCtx {
     /// Whether the client's `Host` was already the normalised name (so its bytes can be
     /// shared and need no escaping).
     fn host_sent_canonical(&self) -> bool {
-        self.host_norm
-            .as_deref()
-            .is_some_and(|h| h.as_bytes() == self.host.as_bytes())
+        matches!(self.host_norm, CanonicalHost::AsSent)
+    }
+
+    /// The host in canonical form; `None` when it is not a valid name.
+    fn host_norm(&self) -> Option<&str> {
+        match &self.host_norm {
+            CanonicalHost::AsSent => self.host.to_str().ok(),
+            CanonicalHost::Normalized(h) => Some(h),
+            CanonicalHost::Invalid => None,
+        }
     }
 }
 
@@ -519,7 +541,7 @@ impl ProxyHttp for EdgeProxy {
             start: Instant::now(),
             request_id: HeaderValue::from_static(""),
             host: HeaderValue::from_static(""),
-            host_norm: None,
+            host_norm: CanonicalHost::Invalid,
             route: RouteLabel::Router,
             tenant: None,
             pool: PoolChoice::Platform,
@@ -557,7 +579,19 @@ impl ProxyHttp for EdgeProxy {
                 .and_then(|h| HeaderValue::from_str(h).ok())
                 .unwrap_or(HeaderValue::from_static("")),
         };
-        ctx.host_norm = ctx.host.to_str().ok().and_then(|h| normalize_host(h).ok());
+        let sent = ctx.host.to_str().ok();
+        // A fresh cached tenant subdomain named exactly as sent needs no normalisation: only
+        // canonical names are ever cached, so the hit proves the name canonical.
+        let early = sent.and_then(|h| self.resolver.cached_subdomain(h));
+        ctx.host_norm = if early.is_some() {
+            CanonicalHost::AsSent
+        } else {
+            match sent.map(canonical_host) {
+                Some(Ok(Cow::Borrowed(_))) => CanonicalHost::AsSent,
+                Some(Ok(Cow::Owned(h))) => CanonicalHost::Normalized(h),
+                Some(Err(_)) | None => CanonicalHost::Invalid,
+            }
+        };
         ctx.websocket = session.is_upgrade_req();
         let peer = session
             .client_addr()
@@ -577,7 +611,7 @@ impl ProxyHttp for EdgeProxy {
                 peer
             });
         }
-        match self.answer_locally(session, ctx).await? {
+        match self.answer_locally(session, ctx, early).await? {
             Some(status) => {
                 ctx.status = status;
                 Ok(true)

@@ -5,6 +5,7 @@
 //! means. These functions are pure (no I/O, no allocation beyond the result) so they can be
 //! property-tested and fuzzed.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::slug::{validate_slug, SlugError};
@@ -55,11 +56,17 @@ pub enum HostError {
 /// their IDNA (punycode) form, and refuses empty labels, characters outside `[a-z0-9-]`,
 /// hyphens at label edges, over-long labels or names, and IP literals.
 pub fn normalize_host(raw: &str) -> Result<String, HostError> {
-    // Nearly every request names its host already in canonical form: one pass proves it.
+    canonical_host(raw).map(Cow::into_owned)
+}
+
+/// [`normalize_host`] that borrows `raw` when it is already canonical, as nearly every
+/// request's `Host` is: one pass proves it and nothing is copied (the router normalises every
+/// request's host).
+pub fn canonical_host(raw: &str) -> Result<Cow<'_, str>, HostError> {
     if is_canonical_plain(raw) {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
-    normalize_general(raw)
+    normalize_general(raw).map(Cow::Owned)
 }
 
 /// True only for names [`normalize_general`] would return unchanged without IDNA: lower-case
@@ -351,6 +358,25 @@ pub enum InvalidHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_host_borrows_only_names_already_canonical() {
+        let sent = "grace.platform.example";
+        assert!(matches!(canonical_host(sent), Ok(Cow::Borrowed(s)) if s == sent));
+        for raw in [
+            "Grace.Platform.Example",
+            "grace.platform.example:8443",
+            "grace.platform.example.",
+        ] {
+            let got = canonical_host(raw);
+            assert!(
+                matches!(&got, Ok(Cow::Owned(s)) if s == sent),
+                "{raw:?}: {got:?}"
+            );
+            assert_eq!(normalize_host(raw).as_deref(), Ok(sent));
+        }
+        assert_eq!(canonical_host("a..example"), Err(HostError::EmptyLabel));
+    }
 
     #[test]
     fn subdomain_label_is_the_one_label_before_the_base() {
