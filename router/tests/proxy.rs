@@ -118,6 +118,15 @@ async fn routes_each_host_class_and_signs_the_context() {
         q["target"], "/give/%7Eroof?fund=roof&note=a%2Fb",
         "path and query reach the platform byte for byte"
     );
+    // "grace" is cached now; the same tenant spelled otherwise still takes normalisation
+    // (the cached fast path matches only the canonical spelling) and is signed canonically.
+    for spelled in ["GRACE.platform.test:8080", "grace.platform.test."] {
+        let n = echo(r, spelled, "/").await;
+        assert_eq!(header(&n, "x-tenant-slug"), Some("grace"), "{spelled}");
+        assert_eq!(header(&n, "x-original-host"), Some("grace.platform.test"));
+        assert_eq!(header(&n, "x-forwarded-host"), Some(spelled));
+        assert_eq!(verify(&n), Ok(()), "{spelled}");
+    }
 
     let c = echo(r, "Give.GraceChurch.org:8443", "/").await;
     assert_eq!(
@@ -176,7 +185,7 @@ async fn routes_each_host_class_and_signs_the_context() {
     );
     assert_eq!(
         s.platform[0].requests(),
-        7,
+        9,
         "redirects and 403s never reach the platform"
     );
 }

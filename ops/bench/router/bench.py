@@ -133,10 +133,11 @@ def callgrind_ir(cmd, port, script, work, name, log):
         p.wait()
 
 
-def count_instructions(rel, work, confs, up_port, script, log):
+def count_instructions(rel, work, confs, nginx, up_port, script, log):
     """Deterministic companion to the wall-clock rounds, which this VM's neighbours move by
-    ±30 %: instructions per request of the bare proxy and of our router, access log off and on
-    (`confs`: [(name, config path, port)])."""
+    ±30 %: instructions per request of the bare proxy, of our router with the access log off
+    and on (`confs`: [(name, config path, port)]), and of nginx doing the same job (`nginx`:
+    (config path, port); one process, `master_process off`)."""
     b_port = free_port()
     bare, rb = callgrind_ir([os.path.join(rel, "bare-proxy"), f"127.0.0.1:{b_port}",
                              f"127.0.0.1:{up_port}", "1"], b_port, script, work, "bare", log)
@@ -145,15 +146,54 @@ def count_instructions(rel, work, confs, up_port, script, log):
         ir, r = callgrind_ir([os.path.join(rel, "router"), "--config", rconf, "serve"], r_port,
                              script, work, name.replace(" ", "-").replace(",", ""), log)
         rows.append((name, ir, r))
-    for name, ir, r in rows:
+    n_conf, n_port = nginx
+    ngx, rn = callgrind_ir(["nginx", "-c", n_conf, "-p", work, "-g", "master_process off;"],
+                           n_port, script, work, "nginx", log)
+    for name, ir, r in rows + [("nginx", ngx, rn)]:
         print(f"{name:20} {ir:>10,.0f} instructions/request ({r['requests']:,} requests, "
               f"non-2xx {r['non2xx']}; software SHA-256 {r['soft_sha_per_req']:,.0f})")
+    print(f"bare pingora / nginx: {bare / ngx:.2f}x instructions per request (the framework's "
+          f"floor against nginx doing the whole job, signature aside)")
     for name, ir, r in rows[1:]:
         no_sha = ir - r["soft_sha_per_req"]
         print(f"{name} / bare pingora: {ir / bare:.2f}x instructions per request "
               f"(tenant logic +{(ir / bare - 1) * 100:.0f}%; without the software SHA-256 "
               f"compressions, which run on the CPU's SHA instructions outside valgrind: "
               f"+{(no_sha / bare - 1) * 100:.0f}%)")
+
+
+def nginx_proxy_conf(work, hosts, ids, up_port):
+    """nginx doing the router's job: host → tenant map, owned headers replaced, the same
+    forwarding headers, security headers, least_conn + keepalive upstream, access log on.
+    Returns (config path, port)."""
+    n_port = free_port()
+    maps = "\n".join(f"    {h} {ids[h]};" for h in hosts)
+    slugs = "\n".join(f"    {h} {h.split('.')[0]};" for h in hosts)
+    body = (
+        "  log_format j escape=json '{\"request_id\":\"$request_id\",\"host\":\"$host\",\"status\":$status,"
+        "\"bytes\":$body_bytes_sent,\"total\":$request_time,\"upstream\":\"$upstream_response_time\"}';\n"
+        "  access_log %s/nginx-access.log j;\n"
+        "  map $host $tenant_id { hostnames; default \"\";\n%s\n  }\n"
+        "  map $host $tenant_slug { hostnames; default \"\";\n%s\n  }\n"
+        "  upstream platform { least_conn; server 127.0.0.1:%d max_fails=3 fail_timeout=30s; keepalive 64; }\n"
+        "  server { listen 127.0.0.1:%d; keepalive_requests 100000;\n"
+        "    if ($tenant_id = \"\") { return 308 https://platform.test/; }\n"
+        "    location / {\n"
+        "      proxy_pass http://platform; proxy_http_version 1.1; proxy_set_header Connection \"\";\n"
+        "      proxy_set_header Host $host;\n"
+        "      proxy_set_header X-Request-Id $request_id; proxy_set_header X-Real-IP $remote_addr;\n"
+        "      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme;\n"
+        "      proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Original-Host $host;\n"
+        "      proxy_set_header X-Route tenant; proxy_set_header X-Tenant-Id $tenant_id;\n"
+        "      proxy_set_header X-Tenant-Slug $tenant_slug; proxy_set_header X-Edge-Signature \"\";\n"
+        "      proxy_hide_header Server; proxy_hide_header X-Powered-By;\n"
+        "      add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options SAMEORIGIN always;\n"
+        "      add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
+        "      add_header Permissions-Policy \"camera=(), microphone=(), geolocation=(), payment=(self)\" always;\n"
+        "      add_header X-Request-Id $request_id always;\n"
+        "      gzip on; gzip_types text/plain text/css application/json application/javascript;\n"
+        "    } }" % (work, maps, slugs, up_port, n_port))
+    return nginx_conf(work, "proxy", body), n_port
 
 
 class Target:
@@ -311,7 +351,8 @@ def main():
             for name, flag in (("our router, no log", "false"), ("our router", "true")):
                 rconf, r_port = router_conf(work, f"callgrind-{flag}", tenants, up_port, flag)
                 confs.append((name, rconf, r_port))
-            count_instructions(rel, work, confs, up_port, script, log)
+            count_instructions(rel, work, confs, nginx_proxy_conf(work, hosts, ids, up_port),
+                               up_port, script, log)
             return
 
         targets = []
@@ -344,36 +385,7 @@ def main():
             p = start([binary, "--config", rconf, "serve"], rlog, 1, env)
             procs.append(p)
             targets.append(Target(label, r_port, p))
-        # nginx doing the router's job: host → tenant map, owned headers replaced, the same
-        # forwarding headers, security headers, least_conn + keepalive upstream, access log on.
-        n_port = free_port()
-        maps = "\n".join(f"    {h} {ids[h]};" for h in hosts)
-        slugs = "\n".join(f"    {h} {h.split('.')[0]};" for h in hosts)
-        body = (
-            "  log_format j escape=json '{\"request_id\":\"$request_id\",\"host\":\"$host\",\"status\":$status,"
-            "\"bytes\":$body_bytes_sent,\"total\":$request_time,\"upstream\":\"$upstream_response_time\"}';\n"
-            "  access_log %s/nginx-access.log j;\n"
-            "  map $host $tenant_id { hostnames; default \"\";\n%s\n  }\n"
-            "  map $host $tenant_slug { hostnames; default \"\";\n%s\n  }\n"
-            "  upstream platform { least_conn; server 127.0.0.1:%d max_fails=3 fail_timeout=30s; keepalive 64; }\n"
-            "  server { listen 127.0.0.1:%d; keepalive_requests 100000;\n"
-            "    if ($tenant_id = \"\") { return 308 https://platform.test/; }\n"
-            "    location / {\n"
-            "      proxy_pass http://platform; proxy_http_version 1.1; proxy_set_header Connection \"\";\n"
-            "      proxy_set_header Host $host;\n"
-            "      proxy_set_header X-Request-Id $request_id; proxy_set_header X-Real-IP $remote_addr;\n"
-            "      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme;\n"
-            "      proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Original-Host $host;\n"
-            "      proxy_set_header X-Route tenant; proxy_set_header X-Tenant-Id $tenant_id;\n"
-            "      proxy_set_header X-Tenant-Slug $tenant_slug; proxy_set_header X-Edge-Signature \"\";\n"
-            "      proxy_hide_header Server; proxy_hide_header X-Powered-By;\n"
-            "      add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options SAMEORIGIN always;\n"
-            "      add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
-            "      add_header Permissions-Policy \"camera=(), microphone=(), geolocation=(), payment=(self)\" always;\n"
-            "      add_header X-Request-Id $request_id always;\n"
-            "      gzip on; gzip_types text/plain text/css application/json application/javascript;\n"
-            "    } }" % (work, maps, slugs, up_port, n_port))
-        conf = nginx_conf(work, "proxy", body)
+        conf, n_port = nginx_proxy_conf(work, hosts, ids, up_port)
         p = start(["nginx", "-c", conf, "-p", work], log, 1)
         procs.append(p)
         targets.append(Target("nginx", n_port, p))
