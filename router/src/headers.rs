@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{Entry, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use tenant_config::config::{CacheRule, Cidr, RouterConfig};
 use tenant_config::edge;
@@ -186,29 +186,24 @@ impl HeaderPolicy {
 
     fn decorate(&self, headers: &mut HeaderMap, path: &str, tls: bool, request_id: &HeaderValue) {
         headers.reserve(self.security.len() + 3);
-        // One pass over the upstream's (few) header names instead of a hashed lookup per
-        // header we might remove or add: which leaky headers to drop, which of our security
-        // headers the upstream already chose.
+        // One pass over the upstream's (few) header names for the leaky ones: a removal hashes
+        // the name even when nothing is there.
         let mut leaky = 0u8;
-        let mut present = 0u64;
         for name in headers.keys() {
             if let Some(i) = LEAKY_RESPONSE.iter().position(|n| n == name) {
                 leaky |= 1 << i;
             }
-            if let Some(i) = self.security.iter().position(|(n, _)| n == name) {
-                present |= 1 << i;
-            }
         }
-        // Only the ones present: a removal hashes the name even when nothing is there.
         for (i, name) in LEAKY_RESPONSE.iter().enumerate() {
             if leaky & (1 << i) != 0 {
                 headers.remove(name);
             }
         }
-        for (i, (name, value)) in self.security.iter().enumerate() {
-            // Upstream choices (e.g. a stricter frame policy) win over our defaults.
-            if present & (1 << i) == 0 {
-                headers.insert(name.clone(), value.clone());
+        for (name, value) in &self.security {
+            // Upstream choices (e.g. a stricter frame policy) win over our defaults; the entry
+            // hashes the name once, as the insert alone would.
+            if let Entry::Vacant(slot) = headers.entry(name.clone()) {
+                slot.insert(value.clone());
             }
         }
         if tls {
