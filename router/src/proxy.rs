@@ -89,7 +89,7 @@ enum CanonicalHost {
     Invalid,
     /// Exactly the bytes the client sent: nothing copied.
     AsSent,
-    /// Rewritten (case, port, trailing dot, IDNA).
+    /// Differs from what was sent (case, port, trailing dot, IDNA).
     Normalized(String),
 }
 
@@ -588,6 +588,10 @@ impl ProxyHttp for EdgeProxy {
         } else {
             match sent.map(canonical_host) {
                 Some(Ok(Cow::Borrowed(_))) => CanonicalHost::AsSent,
+                // The general path can return the name unchanged (e.g. punycode labels).
+                Some(Ok(Cow::Owned(h))) if h.as_bytes() == ctx.host.as_bytes() => {
+                    CanonicalHost::AsSent
+                }
                 Some(Ok(Cow::Owned(h))) => CanonicalHost::Normalized(h),
                 Some(Err(_)) | None => CanonicalHost::Invalid,
             }

@@ -214,9 +214,12 @@ mod tests {
     fn decimal_matches_display() {
         let mut values: Vec<u64> = (0..=1_000).collect();
         let mut p = 10u64;
-        while let Some(next) = p.checked_mul(10) {
+        loop {
             values.extend([p - 1, p, p + 1]);
-            p = next;
+            match p.checked_mul(10) {
+                Some(next) => p = next,
+                None => break,
+            }
         }
         values.extend([1_796_131_121_380, u64::MAX]);
         for v in values {

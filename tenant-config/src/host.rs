@@ -60,8 +60,8 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
 }
 
 /// [`normalize_host`] that borrows `raw` when it is already canonical, as nearly every
-/// request's `Host` is: one pass proves it and nothing is copied (the router normalises every
-/// request's host).
+/// request's `Host` is: one pass proves it and nothing is copied (the router runs this on
+/// every request whose host it cannot answer from its cache as sent).
 pub fn canonical_host(raw: &str) -> Result<Cow<'_, str>, HostError> {
     if is_canonical_plain(raw) {
         return Ok(Cow::Borrowed(raw));

@@ -136,8 +136,9 @@ def callgrind_ir(cmd, port, script, work, name, log):
 def count_instructions(rel, work, confs, nginx, up_port, script, log):
     """Deterministic companion to the wall-clock rounds, which this VM's neighbours move by
     ±30 %: instructions per request of the bare proxy, of our router with the access log off
-    and on (`confs`: [(name, config path, port)]), and of nginx doing the same job (`nginx`:
-    (config path, port); one process, `master_process off`)."""
+    and on (`confs`: [(name, config path, port)]), and of nginx doing the same job (`nginx()`
+    writes its configuration on a fresh port just before its run and returns (path, port); one
+    process, `master_process off`)."""
     b_port = free_port()
     bare, rb = callgrind_ir([os.path.join(rel, "bare-proxy"), f"127.0.0.1:{b_port}",
                              f"127.0.0.1:{up_port}", "1"], b_port, script, work, "bare", log)
@@ -146,7 +147,7 @@ def count_instructions(rel, work, confs, nginx, up_port, script, log):
         ir, r = callgrind_ir([os.path.join(rel, "router"), "--config", rconf, "serve"], r_port,
                              script, work, name.replace(" ", "-").replace(",", ""), log)
         rows.append((name, ir, r))
-    n_conf, n_port = nginx
+    n_conf, n_port = nginx()
     ngx, rn = callgrind_ir(["nginx", "-c", n_conf, "-p", work, "-g", "master_process off;"],
                            n_port, script, work, "nginx", log)
     for name, ir, r in rows + [("nginx", ngx, rn)]:
@@ -313,7 +314,8 @@ def main():
     ap.add_argument("--tenants", type=int, default=1000)
     ap.add_argument("--instructions", action="store_true",
                     help="instead of the wall-clock rounds: user-space instructions per request of "
-                         "the bare proxy and our router (log off and on) under valgrind's callgrind")
+                         "the bare proxy, our router (log off and on) and nginx under valgrind's "
+                         "callgrind")
     ap.add_argument("--alt-router", metavar="BINARY",
                     help="also run this router build (access log on) as target 'alt router', "
                          "for an A/B of two builds in the same rounds")
@@ -351,7 +353,8 @@ def main():
             for name, flag in (("our router, no log", "false"), ("our router", "true")):
                 rconf, r_port = router_conf(work, f"callgrind-{flag}", tenants, up_port, flag)
                 confs.append((name, rconf, r_port))
-            count_instructions(rel, work, confs, nginx_proxy_conf(work, hosts, ids, up_port),
+            count_instructions(rel, work, confs,
+                               lambda: nginx_proxy_conf(work, hosts, ids, up_port),
                                up_port, script, log)
             return
 
