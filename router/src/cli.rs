@@ -42,20 +42,25 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let config: RouterConfig = config::load_or_exit("router", cli.config.as_deref());
-    // The static tenant file is part of the configuration: refuse a bad one up front.
-    if config.database.is_none() {
-        if let Some(path) = &config.static_tenants {
-            let checked = config
+    // The static tenant file is part of the configuration: refuse a bad one up front. What
+    // is read here is what `serve` serves (read once).
+    let static_tenants = match (&config.database, &config.static_tenants) {
+        (None, Some(path)) => {
+            let loaded = config
                 .domain
                 .rules()
                 .map_err(|e| e.to_string())
                 .and_then(|r| load_static_tenants(path, &r, config.domain.policy()));
-            if let Err(e) = checked {
-                eprintln!("router: config error: {e}");
-                return EXIT_BAD_CONFIG;
+            match loaded {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    eprintln!("router: config error: {e}");
+                    return EXIT_BAD_CONFIG;
+                }
             }
         }
-    }
+        _ => None,
+    };
     match cli.command {
         Command::CheckConfig => {
             let rules = config
@@ -80,7 +85,7 @@ pub fn main(cli: Cli) -> i32 {
             // Both ring and aws-lc-rs are compiled in; choose one before any TLS is set up.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             tenant_config::runtime::init_logging(&config.log);
-            match run(config, StartMode { upgrade }) {
+            match run(config, StartMode { upgrade }, static_tenants) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("router: {e}");

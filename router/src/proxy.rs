@@ -227,6 +227,10 @@ impl EdgeProxy {
         }
         let (decision, outcome) = match early {
             Some(decision) => (decision, Some(Outcome::Hit)),
+            // The name as sent is the canonical one, and its cached step has just missed.
+            None if ctx.host_sent_canonical() => {
+                self.resolver.classify_and_look_up(ctx.host_norm()).await
+            }
             None => self.resolver.resolve_normalized(ctx.host_norm()).await,
         };
         if let Some(o) = outcome {

@@ -105,17 +105,19 @@ impl Resolver {
         Self { rules, cache }
     }
 
-    /// The store the configuration names (PostgreSQL when `database` is set, else the static
-    /// file). Must run inside a Tokio runtime: the pool spawns its maintenance task.
-    pub fn store_from_config(config: &RouterConfig) -> Result<Arc<dyn TenantStore>, String> {
-        let rules = config.domain.rules().map_err(|e| e.to_string())?;
-        Ok(match (&config.database, &config.static_tenants) {
+    /// The store the configuration names: PostgreSQL when `database` is set, else the static
+    /// tenant file, which the command line has already read (and so checked) with
+    /// [`load_static_tenants`] — it is read once per start. Must run inside a Tokio runtime:
+    /// the pool spawns its maintenance task.
+    pub fn store_from_config(
+        config: &RouterConfig,
+        static_tenants: Option<StaticTenantStore>,
+    ) -> Result<Arc<dyn TenantStore>, String> {
+        Ok(match (&config.database, static_tenants) {
             (Some(db), _) => Arc::new(PgTenantStore::new(
                 tenant_config::db::pool(db).map_err(|e| e.to_string())?,
             )),
-            (None, Some(path)) => {
-                Arc::new(load_static_tenants(path, &rules, config.domain.policy())?)
-            }
+            (None, Some(store)) => Arc::new(store),
             (None, None) => return Err("no tenant store configured".into()),
         })
     }
@@ -139,8 +141,9 @@ impl Resolver {
 
     /// The decision for `sent`, a host exactly as the client sent it, when it names a tenant
     /// subdomain with a fresh cache entry; `None` sends the caller through normalisation and
-    /// [`Resolver::resolve_normalized`]. Only classified (hence canonical) names are ever
-    /// cached, so a hit also proves `sent` canonical: the common request skips normalising.
+    /// classification. Only classified names (canonical, valid and unreserved slugs) are ever
+    /// looked up and so cached, so a hit needs no slug validation and also proves `sent`
+    /// canonical: the common request skips normalising.
     pub fn cached_subdomain(&self, sent: &str) -> Option<Decision> {
         let slug = self.rules.subdomain_label(sent)?;
         self.cache.fresh(Key::Slug(slug)).map(decide)
@@ -149,17 +152,19 @@ impl Resolver {
     /// Like [`Resolver::resolve`] for a host already normalised (`None`: not a valid name), so
     /// the proxy normalises a request's host at most once.
     pub async fn resolve_normalized(&self, host: Option<&str>) -> (Decision, Option<Outcome>) {
+        // Most requests name a cached tenant subdomain: answered without classification.
+        if let Some(decision) = host.and_then(|h| self.cached_subdomain(h)) {
+            return (decision, Some(Outcome::Hit));
+        }
+        self.classify_and_look_up(host).await
+    }
+
+    /// [`Resolver::resolve_normalized`] without its [`Resolver::cached_subdomain`] step, for
+    /// a caller that has just tried that step on this very name.
+    pub async fn classify_and_look_up(&self, host: Option<&str>) -> (Decision, Option<Outcome>) {
         let Some(host) = host else {
             return (Decision::RedirectToApex, None);
         };
-        // Most requests name a tenant subdomain that is cached. Only names that passed
-        // classification (slug rules, reserved names) are ever looked up and so cached, so a
-        // fresh entry answers without validating the slug again; anything else is classified.
-        if let Some(slug) = self.rules.subdomain_label(host) {
-            if let Some(tenant) = self.cache.fresh(Key::Slug(slug)) {
-                return (decide(tenant), Some(Outcome::Hit));
-            }
-        }
         let key = match self.rules.classify_name(host) {
             NameClass::Admin => return (forward(RouteKind::Admin, None), None),
             NameClass::Apex => return (forward(RouteKind::Apex, None), None),

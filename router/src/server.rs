@@ -9,6 +9,7 @@ use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::listening::Service;
 use tenant_config::config::RouterConfig;
 use tenant_config::edge::EdgeSigner;
+use tenant_config::store::StaticTenantStore;
 
 use crate::cache::TenantCache;
 use crate::headers::HeaderPolicy;
@@ -25,7 +26,14 @@ pub struct StartMode {
 }
 
 /// Builds everything and runs until shutdown. Returns the process exit code.
-pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
+///
+/// `static_tenants`: the static tenant file as the command line read it (`None` on
+/// PostgreSQL).
+pub fn run(
+    config: RouterConfig,
+    mode: StartMode,
+    static_tenants: Option<StaticTenantStore>,
+) -> Result<(), String> {
     // Database pool, LISTEN task and metrics upkeep live on a small runtime of their own:
     // Pingora gives each service its own runtime, and the pool needs one from the start.
     let helper = tokio::runtime::Builder::new_multi_thread()
@@ -37,7 +45,7 @@ pub fn run(config: RouterConfig, mode: StartMode) -> Result<(), String> {
     let guard = helper.enter();
 
     let rules = config.domain.rules().map_err(|e| e.to_string())?;
-    let store = Resolver::store_from_config(&config)?;
+    let store = Resolver::store_from_config(&config, static_tenants)?;
     let cache = TenantCache::new(store, &config.cache);
     if let Some(db) = &config.database {
         helper.spawn(crate::notify::listen(db.url.clone(), cache.clone()));
