@@ -132,19 +132,19 @@ pub fn new_account(
     let email = email.trim().to_lowercase();
     if !email.contains('@') || email.len() > 254 {
         return Err(AppError::Invalid {
-            field: "email",
+            field: "email".into(),
             message: "must be an email address".into(),
         });
     }
     if password.chars().count() < 12 {
         return Err(AppError::Invalid {
-            field: "password",
+            field: "password".into(),
             message: "must be at least 12 characters".into(),
         });
     }
     if !roles.contains(&role) {
         return Err(AppError::Invalid {
-            field: "role",
+            field: "role".into(),
             message: format!("must be one of {}", roles.join(", ")),
         });
     }

@@ -1,16 +1,17 @@
 //! The router's signed tenant context, verified with the same code that signs it.
 //!
-//! Requests without a valid `x-edge-signature` (missing, forged, for another host or tenant, or
-//! older than `edge.max_skew_secs`) are refused with 401 and no detail, so reaching a platform
-//! instance directly never lets anyone pose as a tenant or as the admin host.
+//! Requests without a valid `x-edge-signature` (missing, forged, for another host, tenant,
+//! method, path or body length, older than `edge.max_skew_secs`, or already used once) are
+//! refused with 401 and no detail, so reaching a platform instance directly never lets anyone
+//! pose as a tenant or as the admin host, and a captured request cannot be replayed.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tenant_config::edge::{
-    EdgeContext, ORIGINAL_HOST_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER, SIGNATURE_HEADER,
-    TENANT_ID_HEADER, TENANT_SLUG_HEADER,
+    signature_mac, verify_any, EdgeContext, ORIGINAL_HOST_HEADER, REQUEST_ID_HEADER, ROUTE_HEADER,
+    SIGNATURE_HEADER, TENANT_ID_HEADER, TENANT_SLUG_HEADER,
 };
 use tenant_config::TenantId;
 
@@ -51,14 +52,21 @@ impl FromRequestParts<AppState> for EdgeRequest {
             route,
             tenant_id,
             host,
+            method: parts.method.as_str(),
+            target: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            content_length: h(axum::http::header::CONTENT_LENGTH.as_str()),
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        state
-            .signer
-            .verify(sig, &ctx, now, state.max_skew_secs)
+        verify_any(&state.signers, sig, &ctx, now, state.max_skew_secs)
             .map_err(|_| AppError::Unauthorized)?;
+        // Verified, so well formed. Checked after the MAC so forgeries never reach Redis.
+        let mac = signature_mac(sig).ok_or(AppError::Unauthorized)?;
+        if !state.replay.first_use(&mac).await {
+            tracing::warn!(request_id, "edge signature replayed; refused");
+            return Err(AppError::Unauthorized);
+        }
         let tenant = match tenant_id {
             Some(t) => Some(TenantId(t.parse().map_err(|_| AppError::Unauthorized)?)),
             None => None,

@@ -1,11 +1,21 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`).
 //!
 //! Users see a stable type, a title and, for input errors, which field is wrong. Internal causes
-//! (SQL errors, pool timeouts) are logged with the request id and never returned.
+//! (SQL errors, pool timeouts) are logged with the request id, tenant and route by [`context`]
+//! and never returned.
+//!
+//! Statuses follow RFC 9110: 400 for a body that is not JSON (or not a form), 413 for a body
+//! over the limit, 415 for a body of the wrong type, 422 for well-formed input with an invalid
+//! value (naming the field), 405 with an `Allow` list. Input reaches SQL only after
+//! [`check_text`] has refused NUL and other control characters, and database errors that input
+//! can still cause (a constraint, a value out of range) map to 4xx, never to 500.
+
+use std::borrow::Cow;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 
 /// Every error a handler can return.
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +32,8 @@ pub enum AppError {
     /// A field failed validation.
     #[error("{field}: {message}")]
     Invalid {
-        /// The field at fault.
-        field: &'static str,
+        /// The field at fault (a path such as `settings.funds[2]` for nested input).
+        field: Cow<'static, str>,
         /// What is wrong.
         message: String,
     },
@@ -33,6 +43,15 @@ pub enum AppError {
     /// The request conflicts with existing data (duplicate slug, email).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The body is larger than the service accepts.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The body is not of a type this endpoint reads; the message names the expected one.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(&'static str),
+    /// The path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// A dependency is down (database, Redis).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -81,6 +100,21 @@ impl AppError {
             ),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request body too large",
+            ),
+            AppError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            AppError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -98,11 +132,6 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
-        match &self {
-            AppError::Internal(cause) => tracing::error!(%cause, "request failed"),
-            AppError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
-            _ => {}
-        }
         let errors = match &self {
             AppError::Invalid { field, message } => Some(vec![FieldError { field, message }]),
             _ => None,
@@ -110,6 +139,7 @@ impl IntoResponse for AppError {
         let detail = match &self {
             AppError::Invalid { field, message } => Some(format!("{field}: {message}")),
             AppError::Conflict(what) | AppError::BadRequest(what) => Some(what.clone()),
+            AppError::UnsupportedMediaType(want) => Some(format!("send {want}")),
             _ => None,
         };
         let type_uri = format!("https://docs.platform.example/problems/{kind}");
@@ -121,18 +151,77 @@ impl IntoResponse for AppError {
             errors,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut resp = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             json,
         )
-            .into_response()
+            .into_response();
+        // The cause travels to `context`, which logs it with the request's identity.
+        if let AppError::Internal(cause) | AppError::Unavailable(cause) = self {
+            resp.extensions_mut().insert(ErrorCause(cause));
+        }
+        resp
+    }
+}
+
+/// The logged cause of a 5xx, handed from the error to [`context`].
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+/// Describes a database error for the log: SQLSTATE, constraint, table and the server's
+/// message, never the `DETAIL` line (which can quote the row's values, i.e. personal data).
+pub fn describe_db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("database: SQLSTATE {} {}", db.code().code(), db.message());
+            if let Some(c) = db.constraint() {
+                s.push_str(&format!(" (constraint {c})"));
+            }
+            if let Some(t) = db.table() {
+                s.push_str(&format!(" (table {t})"));
+            }
+            s
+        }
+        None => {
+            let mut s = format!("database: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                s.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            s
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for AppError {
     fn from(e: tokio_postgres::Error) -> Self {
-        AppError::Internal(format!("database: {e}"))
+        let cause = describe_db_error(&e);
+        let Some(code) = e.code() else {
+            return AppError::Internal(cause);
+        };
+        // Errors the request's own values can cause are the client's, not a fault of ours:
+        // a unique key taken, a check or length limit, a value out of range. They are still
+        // logged (as a warning), so a bug that produces them does not go unseen.
+        let class = &code.code()[..2];
+        let client_error = if *code == SqlState::UNIQUE_VIOLATION {
+            Some(AppError::Conflict("this already exists".into()))
+        } else if class == "22" || class == "23" {
+            Some(AppError::Invalid {
+                field: "body".into(),
+                message: "a value is not acceptable".into(),
+            })
+        } else {
+            None
+        };
+        match client_error {
+            Some(err) => {
+                tracing::warn!(%cause, "database refused a value from the request");
+                err
+            }
+            None => AppError::Internal(cause),
+        }
     }
 }
 
@@ -142,8 +231,161 @@ impl<E: std::error::Error + 'static> From<bb8::RunError<E>> for AppError {
     }
 }
 
-/// `Json<T>` whose rejections (malformed JSON, wrong content type, missing or unknown fields)
-/// are problem responses naming what is wrong, like every other error.
+/// Middleware: logs every 5xx once, with the request id, tenant, route template and the
+/// error's cause chain, and marks private responses uncacheable (`Cache-Control: no-store`
+/// unless the handler chose otherwise): sessions, donor data and logins must never be kept
+/// by a shared cache between the client and us.
+pub async fn context(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request_id = header_text(req.headers(), "x-request-id");
+    let tenant = header_text(req.headers(), "x-tenant-id");
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let cacheable = method == axum::http::Method::GET && PUBLIC_PAGES.contains(&route.as_str());
+    let mut resp = next.run(req).await;
+    if resp.status().is_server_error() {
+        let cause = resp
+            .extensions()
+            .get::<ErrorCause>()
+            .map_or("no cause recorded", |c| c.0.as_str());
+        if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(request_id, tenant, route, %method, status = resp.status().as_u16(), cause, "dependency unavailable");
+        } else {
+            tracing::error!(request_id, tenant, route, %method, status = resp.status().as_u16(), cause, "request failed");
+        }
+    }
+    if !cacheable && !resp.headers().contains_key(header::CACHE_CONTROL) {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    resp
+}
+
+/// Pages that carry nothing personal and may be cached by the router's rules.
+const PUBLIC_PAGES: &[&str] = &["/", "/api/tenant"];
+
+fn header_text(h: &axum::http::HeaderMap, name: &str) -> String {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(128).collect())
+        .unwrap_or_default()
+}
+
+/// Refuses text that no field of ours may hold: NUL (PostgreSQL cannot store it) and other
+/// control characters (invisible in the console, dangerous in logs and CSV).
+pub fn check_text(value: &str) -> Result<(), &'static str> {
+    if value.chars().any(char::is_control) {
+        Err("must not contain control characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// Walks parsed JSON and refuses the first string (value or key) that [`check_text`] refuses,
+/// naming where it sits (`donor_name`, `settings.funds[2]`).
+pub fn check_json_text(v: &serde_json::Value) -> Result<(), AppError> {
+    walk_json(v, &mut String::new(), check_text)
+}
+
+/// Like [`check_json_text`] but refusing only NUL, which PostgreSQL cannot store: for payloads
+/// we do not author (Stripe events), where a newline in a description is legitimate.
+pub fn check_json_storable(v: &serde_json::Value) -> Result<(), AppError> {
+    walk_json(v, &mut String::new(), |s| {
+        if s.contains('\0') {
+            Err("must not contain NUL")
+        } else {
+            Ok(())
+        }
+    })
+}
+
+fn walk_json(
+    v: &serde_json::Value,
+    path: &mut String,
+    check: fn(&str) -> Result<(), &'static str>,
+) -> Result<(), AppError> {
+    let bad = |path: &str, message: &'static str| AppError::Invalid {
+        field: if path.is_empty() {
+            "body".into()
+        } else {
+            path.to_owned().into()
+        },
+        message: message.into(),
+    };
+    match v {
+        serde_json::Value::String(s) => check(s).map_err(|m| bad(path, m)),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk_json(item, path, check)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(map) => {
+            for (k, item) in map {
+                if let Err(m) = check(k) {
+                    return Err(bad(path, m));
+                }
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                walk_json(item, path, check)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads a body of at most [`crate::MAX_BODY_BYTES`], as 413 when it is larger.
+async fn body_bytes(req: axum::extract::Request) -> Result<axum::body::Bytes, AppError> {
+    axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge)
+}
+
+fn content_type_is(req: &axum::extract::Request, want: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case(want)
+                || (want == "application/json"
+                    && v.len() > 5
+                    && v[..v.len() - 5].contains('/')
+                    && v.to_ascii_lowercase().ends_with("+json"))
+        })
+}
+
+/// Deserialises `value` into `T`, naming the field at fault in a 422.
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        AppError::Invalid {
+            field: if path == "." {
+                "body".into()
+            } else {
+                path.into()
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// A JSON body: 415 unless `Content-Type` is JSON, 413 over the size limit, 400 when it is
+/// not JSON, 422 naming the field when a value is missing, of the wrong type, unknown or
+/// holds control characters.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
@@ -153,18 +395,53 @@ where
 {
     type Rejection = AppError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
-        axum::Json::<T>::from_request(req, state)
-            .await
-            .map(|axum::Json(v)| ApiJson(v))
-            .map_err(|e| AppError::Invalid {
-                field: "body",
-                message: e.body_text(),
-            })
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, AppError> {
+        if !content_type_is(&req, "application/json") {
+            return Err(AppError::UnsupportedMediaType("application/json"));
+        }
+        let bytes = body_bytes(req).await?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AppError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        check_json_text(&value)?;
+        typed(value).map(ApiJson)
     }
 }
 
-/// `Query<T>` whose rejections are problem responses naming the query string.
+/// Deserialises a URL-encoded string (query or form) into `T`: 422 naming the parameter when
+/// a name or value holds control characters or a value does not fit its field.
+fn from_urlencoded<T: serde::de::DeserializeOwned>(
+    raw: &str,
+    what: &'static str,
+) -> Result<T, AppError> {
+    for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        if let Err(m) = check_text(&k) {
+            return Err(AppError::Invalid {
+                field: what.into(),
+                message: format!("a parameter name {m}"),
+            });
+        }
+        if let Err(m) = check_text(&v) {
+            return Err(AppError::Invalid {
+                field: k.into_owned().into(),
+                message: m.into(),
+            });
+        }
+    }
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        AppError::Invalid {
+            field: if path == "." {
+                what.into()
+            } else {
+                path.into()
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// A query string: 422 naming the parameter when it is invalid or holds control characters.
 pub struct ApiQuery<T>(pub T);
 
 impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
@@ -176,19 +453,13 @@ where
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, AppError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|e| AppError::Invalid {
-                field: "query",
-                message: e.body_text(),
-            })
+        from_urlencoded(parts.uri.query().unwrap_or_default(), "query").map(ApiQuery)
     }
 }
 
-/// `Form<T>` whose rejections are problem responses naming the form body.
+/// A URL-encoded form body: 415 unless it is one, 413 over the limit, 422 naming the field.
 pub struct ApiForm<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for ApiForm<T>
@@ -198,21 +469,23 @@ where
 {
     type Rejection = AppError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
-        axum::Form::<T>::from_request(req, state)
-            .await
-            .map(|axum::Form(v)| ApiForm(v))
-            .map_err(|e| AppError::Invalid {
-                field: "body",
-                message: e.body_text(),
-            })
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, AppError> {
+        if !content_type_is(&req, "application/x-www-form-urlencoded") {
+            return Err(AppError::UnsupportedMediaType(
+                "application/x-www-form-urlencoded",
+            ));
+        }
+        let bytes = body_bytes(req).await?;
+        let raw = std::str::from_utf8(&bytes)
+            .map_err(|_| AppError::BadRequest("form body is not UTF-8".into()))?;
+        from_urlencoded(raw, "body").map(ApiForm)
     }
 }
 
 /// Parses an id from the URL path; a malformed one is a 422 naming `id`, never a 404 or 500.
 pub fn path_uuid(id: &str) -> Result<uuid::Uuid, AppError> {
     id.parse().map_err(|_| AppError::Invalid {
-        field: "id",
+        field: "id".into(),
         message: "must be a UUID".into(),
     })
 }

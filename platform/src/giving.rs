@@ -64,7 +64,7 @@ pub fn stripe_error(e: payments::StripeError) -> AppError {
             message,
             ..
         } => AppError::Invalid {
-            field: "payment",
+            field: "payment".into(),
             message,
         },
         other => AppError::Unavailable(format!("stripe: {other}")),

@@ -20,8 +20,10 @@ pub struct AppState {
     pub redis: Arc<LazyRedis>,
     /// When the process started, for `uptime_seconds`.
     pub started: Instant,
-    /// Verifies the router's `x-edge-signature`.
-    pub signer: EdgeSigner,
+    /// Verify the router's `x-edge-signature`: the current secret, then the one being retired.
+    pub signers: Arc<[EdgeSigner]>,
+    /// Signatures already used (Redis, with a bounded local fallback).
+    pub replay: crate::replay::ReplayGuard,
     /// Accepted clock difference for edge signatures.
     pub max_skew_secs: u64,
     /// Tenant profiles (moka + Redis).
@@ -74,9 +76,15 @@ impl AppState {
             ),
             db: pool,
             profiles: ProfileCache::new(redis.clone()),
-            redis,
             started: Instant::now(),
-            signer: EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
+            signers: std::iter::once(&config.edge.signing_secret)
+                .chain(config.edge.previous_signing_secret.as_ref())
+                .map(|s| EdgeSigner::new(s.expose().as_bytes()))
+                .collect(),
+            replay: crate::replay::ReplayGuard::new(
+                redis.clone(),
+                std::time::Duration::from_secs(2 * config.edge.max_skew_secs + 1),
+            ),
             max_skew_secs: config.edge.max_skew_secs,
             rules: config.domain.rules()?,
             domain_policy: config.domain.policy(),
@@ -105,6 +113,7 @@ impl AppState {
                     .map(|s| s.expose().as_bytes().to_vec())
                     .collect(),
             ),
+            redis,
             resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
                 .map_err(anyhow::Error::msg)?,
         })

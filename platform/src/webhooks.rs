@@ -103,6 +103,16 @@ pub async fn receive(
         crate::metrics::webhook_event("unparsed", "rejected");
         AppError::BadRequest(format!("event payload: {e}"))
     })?;
+    // Verified, but still input: a NUL anywhere (which PostgreSQL cannot store) is refused
+    // with the field named, before any write.
+    let tree: Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("event payload: {e}")))?;
+    if let Err(e) = crate::error::check_json_storable(&tree) {
+        tracing::warn!(event = %event.id.escape_debug(), error = %e, "stripe event refused: unstorable text");
+        crate::metrics::webhook_event("unparsed", "rejected");
+        return Err(e);
+    }
+    drop(tree);
     if chrono::DateTime::from_timestamp(event.created, 0).is_none() {
         return Err(AppError::BadRequest(
             "event payload: created out of range".into(),

@@ -11,7 +11,6 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tenant_config::config::{MapEnv, PlatformConfig};
-use tenant_config::edge::{EdgeContext, EdgeSigner};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -94,27 +93,13 @@ fn tenant_req(
     slug: &str,
     body: Option<Value>,
 ) -> Request<Body> {
-    let host = format!("{slug}.platform.test");
-    let t = tenant.to_string();
-    let sig = EdgeSigner::new(SECRET.as_bytes()).sign(
-        &EdgeContext {
-            request_id: "req-donation-test",
-            route: "tenant",
-            tenant_id: Some(&t),
-            host: &host,
-        },
-        now() as u64,
-    );
-    let b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-request-id", "req-donation-test")
-        .header("x-route", "tenant")
-        .header("x-original-host", &host)
-        .header("x-tenant-id", &t)
-        .header("x-edge-signature", sig)
-        .header("content-type", "application/json");
-    b.body(body.map_or_else(Body::empty, |v| Body::from(v.to_string())))
+    let text = body.map(|v| v.to_string());
+    testkit::edge::Signed::new(SECRET, "tenant", &format!("{slug}.platform.test"))
+        .tenant(tenant)
+        .id_prefix("req-donation-test")
+        .request(method, path, text.as_ref().map(String::len))
+        .header("content-type", "application/json")
+        .body(text.map_or_else(Body::empty, Body::from))
         .unwrap()
 }
 
@@ -328,13 +313,14 @@ async fn bad_gifts_are_refused_and_write_nothing() {
             json!({"amount_minor": 1000, "currency": "usd", "donor_name": "A", "donor_email": "a@b.co", "frequency": "month"}),
             "payment_method",
         ),
+        // Type errors and unknown fields now name the field (they said only "body" before).
         (
             json!({"amount_minor": 10.5, "currency": "usd", "donor_name": "A", "donor_email": "a@b.co"}),
-            "body",
+            "amount_minor",
         ),
         (
             json!({"amount_minor": 1000, "currency": "usd", "donor_name": "A", "donor_email": "a@b.co", "card": "4242"}),
-            "body",
+            "card",
         ),
     ];
     for (body, field) in cases {

@@ -3,14 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tenant_config::config::{MapEnv, PlatformConfig};
-use tenant_config::edge::{EdgeContext, EdgeSigner};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -107,39 +104,21 @@ fn req(
     csrf: Option<&str>,
     body: Option<Value>,
 ) -> Request<Body> {
-    let host = "tenant.platform.test";
-    let t = tenant.to_string();
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let sig = EdgeSigner::new(SECRET.as_bytes()).sign(
-        &EdgeContext {
-            request_id: "req-staff-0001",
-            route: "tenant",
-            tenant_id: Some(&t),
-            host,
-        },
-        ts,
-    );
-    let mut b = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-request-id", "req-staff-0001")
-        .header("x-route", "tenant")
-        .header("x-original-host", host)
-        .header("x-tenant-id", t)
-        .header("x-edge-signature", sig);
+    let text = body.map(|v| v.to_string());
+    let mut b = testkit::edge::Signed::new(SECRET, "tenant", "tenant.platform.test")
+        .tenant(tenant)
+        .id_prefix("req-staff-0001")
+        .request(method, path, text.as_ref().map(String::len));
     if let Some(c) = cookie {
         b = b.header("cookie", c);
     }
     if let Some(c) = csrf {
         b = b.header("x-csrf-token", c);
     }
-    match body {
+    match text {
         Some(v) => b
             .header("content-type", "application/json")
-            .body(Body::from(v.to_string()))
+            .body(Body::from(v))
             .unwrap(),
         None => b.body(Body::empty()).unwrap(),
     }

@@ -10,7 +10,6 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tenant_config::config::{MapEnv, PlatformConfig};
-use tenant_config::edge::{EdgeContext, EdgeSigner};
 use tenant_config::TenantId;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -84,26 +83,11 @@ fn now() -> u64 {
 
 /// A request as the router would send it, signed with `secret` at time `ts`.
 fn signed(path: &str, route: &str, tenant: Option<Uuid>, secret: &str, ts: u64) -> Request<Body> {
-    let host = "alpha.platform.test";
-    let tenant_s = tenant.map(|t| t.to_string());
-    let sig = EdgeSigner::new(secret.as_bytes()).sign(
-        &EdgeContext {
-            request_id: "req-test-0001",
-            route,
-            tenant_id: tenant_s.as_deref(),
-            host,
-        },
-        ts,
-    );
-    let mut b = Request::get(path)
-        .header("x-request-id", "req-test-0001")
-        .header("x-route", route)
-        .header("x-original-host", host)
-        .header("x-edge-signature", sig);
-    if let Some(t) = tenant_s {
-        b = b.header("x-tenant-id", t);
+    let mut s = testkit::edge::Signed::new(secret, route, "alpha.platform.test").at(ts);
+    if let Some(t) = tenant {
+        s = s.tenant(t);
     }
-    b.body(Body::empty()).unwrap()
+    s.request("GET", path, None).body(Body::empty()).unwrap()
 }
 
 async fn send(state: &platform::AppState, req: Request<Body>) -> (StatusCode, String, Value) {

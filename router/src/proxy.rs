@@ -365,6 +365,8 @@ impl EdgeProxy {
         session: &Session,
         h: &mut http::HeaderMap,
         ctx: &RequestCtx,
+        method: &str,
+        target: &str,
     ) -> Result<()> {
         h.reserve(12);
         self.headers.strip_client_headers(h, ctx.trusted_peer);
@@ -423,6 +425,11 @@ impl EdgeProxy {
                 route,
                 tenant_id: tenant.map(|t| t.id_text.as_str()),
                 host,
+                method,
+                target,
+                content_length: h
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()),
             },
             unix_now(),
         );
@@ -660,7 +667,15 @@ impl ProxyHttp for EdgeProxy {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        with_plain_request(req, |h| self.add_upstream_headers(session, h, ctx))
+        // The signature binds the method and target as forwarded; read them before the
+        // header map is borrowed.
+        // (Both clones are reference-count bumps, not copies.)
+        let method = req.method.clone();
+        let uri = req.uri.clone();
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        with_plain_request(req, |h| {
+            self.add_upstream_headers(session, h, ctx, method.as_str(), target)
+        })
     }
 
     async fn upstream_response_filter(

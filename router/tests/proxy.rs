@@ -52,6 +52,9 @@ fn verify(v: &Value) -> Result<(), EdgeSignatureError> {
         route: header(v, "x-route").unwrap(),
         tenant_id: header(v, "x-tenant-id"),
         host: header(v, "x-original-host").unwrap(),
+        method: v["method"].as_str().unwrap(),
+        target: v["target"].as_str().unwrap(),
+        content_length: header(v, "content-length"),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -235,6 +238,14 @@ async fn spoofed_headers_are_replaced_and_tampering_is_detected() {
     let mut moved = v.clone();
     moved["headers"]["x-original-host"] = Value::from("hope.platform.test");
     assert_eq!(verify(&moved), Err(EdgeSignatureError::Mismatch));
+    // The signature binds the request line too: the same context on another method or path
+    // does not verify.
+    let mut other_method = v.clone();
+    other_method["method"] = Value::from("POST");
+    assert_eq!(verify(&other_method), Err(EdgeSignatureError::Mismatch));
+    let mut other_path = v.clone();
+    other_path["target"] = Value::from("/api/donations");
+    assert_eq!(verify(&other_path), Err(EdgeSignatureError::Mismatch));
 
     let bad_id = client()
         .get(s.router.url("/"))

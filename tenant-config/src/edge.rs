@@ -2,11 +2,20 @@
 //!
 //! The router strips client-sent `x-tenant-*`/`x-edge-*` headers and adds its own, plus
 //! `x-edge-signature`: an HMAC-SHA256, under a secret shared by router and platform, over the
-//! request id, route, tenant id, host and a timestamp. The platform verifies it with this same
-//! code, so reaching a platform instance directly never lets anyone pose as a tenant, and a
-//! captured header cannot be replayed for long or for another host.
+//! request id, route, tenant id, host, method, path and query, `Content-Length` and a
+//! timestamp. The platform verifies it with this same code, so reaching a platform instance
+//! directly never lets anyone pose as a tenant, and a captured header cannot be reused for
+//! another host, method, path or body length. Within the skew window the platform also refuses
+//! a request id it has already seen (its replay set), so a captured request cannot be replayed
+//! as it is either.
 //!
-//! Header format: `t=<unix seconds>,v1=<64 hex digits>`.
+//! The body itself is not covered: the router forwards headers before it has read the body.
+//! Binding `Content-Length` still stops a signed small request from carrying a bigger body.
+//!
+//! Secrets roll without downtime: platforms accept the current and the previous secret
+//! ([`verify_any`]) while routers move to the new one.
+//!
+//! Header format: `t=<unix seconds>,v2=<64 hex digits>`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -26,7 +35,7 @@ pub const ORIGINAL_HOST_HEADER: &str = "x-original-host";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `t=` + at most 20 digits + `,v1=` + 64 hex digits.
+/// `t=` + at most 20 digits + `,v2=` + 64 hex digits.
 const SIGNATURE_MAX: usize = 2 + 20 + 4 + 64;
 
 /// A signature header value held on the stack.
@@ -60,12 +69,18 @@ pub struct EdgeContext<'a> {
     pub tenant_id: Option<&'a str>,
     /// `x-original-host` (normalised host the client asked for).
     pub host: &'a str,
+    /// Request method as forwarded (`GET`, `POST`, …).
+    pub method: &'a str,
+    /// Path and query as forwarded (`/api/donations?x=1`).
+    pub target: &'a str,
+    /// `Content-Length` as forwarded, when the request has one.
+    pub content_length: Option<&'a str>,
 }
 
 /// Why a signature was refused. Deliberately coarse: callers answer 401 without detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EdgeSignatureError {
-    /// Header missing or not in the `t=…,v1=…` format.
+    /// Header missing or not in the `t=…,v2=…` format.
     #[error("edge signature header is malformed")]
     Malformed,
     /// Timestamp further from now than the allowed skew.
@@ -98,15 +113,18 @@ impl EdgeSigner {
 
     fn mac_for(&self, ctx: &EdgeContext<'_>, timestamp: u64) -> HmacSha256 {
         let mut mac = self.mac.clone();
-        // Fields are separated by '\n', which no header value can contain, so distinct field
-        // tuples always produce distinct messages.
-        mac.update(b"v1\n");
+        // Fields are separated by '\n', which no header value or request target can contain,
+        // so distinct field tuples always produce distinct messages.
+        mac.update(b"v2\n");
         mac.update(decimal(timestamp, &mut [0u8; 20]));
         for field in [
             ctx.request_id,
             ctx.route,
             ctx.tenant_id.unwrap_or("-"),
             ctx.host,
+            ctx.method,
+            ctx.target,
+            ctx.content_length.unwrap_or("-"),
         ] {
             mac.update(b"\n");
             mac.update(field.as_bytes());
@@ -133,7 +151,7 @@ impl EdgeSigner {
         };
         put(b"t=");
         put(decimal(timestamp, &mut [0u8; 20]));
-        put(b",v1=");
+        put(b",v2=");
         let mut hex = [0u8; 64];
         // 32 bytes always fit 64 hex digits.
         let _ = hex::encode_to_slice(tag, &mut hex);
@@ -160,16 +178,40 @@ impl EdgeSigner {
     }
 }
 
-/// Parses `t=<digits>,v1=<64 hex>` strictly.
+/// Checks `header` against each of `signers` in turn (the current secret first, then the one
+/// being rolled out), succeeding if any matches. A stale or malformed header fails at once.
+pub fn verify_any(
+    signers: &[EdgeSigner],
+    header: &str,
+    ctx: &EdgeContext<'_>,
+    now: u64,
+    max_skew_secs: u64,
+) -> Result<(), EdgeSignatureError> {
+    let mut result = Err(EdgeSignatureError::Mismatch);
+    for s in signers {
+        result = s.verify(header, ctx, now, max_skew_secs);
+        if !matches!(result, Err(EdgeSignatureError::Mismatch)) {
+            return result;
+        }
+    }
+    result
+}
+
+/// The MAC carried by a well-formed header: the key of the platform's replay set.
+pub fn signature_mac(header: &str) -> Option<[u8; 32]> {
+    parse_header(header).map(|(_, mac)| mac)
+}
+
+/// Parses `t=<digits>,v2=<64 hex>` strictly (`v1`, which bound no method or path, is refused).
 fn parse_header(header: &str) -> Option<(u64, [u8; 32])> {
-    let (t, v1) = header.split_once(',')?;
+    let (t, v2) = header.split_once(',')?;
     let t = t.strip_prefix("t=")?;
-    let v1 = v1.strip_prefix("v1=")?;
-    if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| b.is_ascii_digit()) || v1.len() != 64 {
+    let v2 = v2.strip_prefix("v2=")?;
+    if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| b.is_ascii_digit()) || v2.len() != 64 {
         return None;
     }
     let mut tag = [0u8; 32];
-    hex::decode_to_slice(v1, &mut tag).ok()?;
+    hex::decode_to_slice(v2, &mut tag).ok()?;
     Some((t.parse().ok()?, tag))
 }
 
@@ -232,6 +274,9 @@ mod tests {
         route: "tenant",
         tenant_id: Some("6f1c4a9e-0000-4000-8000-000000000001"),
         host: "grace.platform.example",
+        method: "POST",
+        target: "/api/donations?src=mail",
+        content_length: Some("42"),
     };
 
     #[test]
@@ -244,14 +289,14 @@ mod tests {
             let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).unwrap();
             mac.update(
                 format!(
-                    "v1\n1700000000\nreq-1\ntenant\n6f1c4a9e-0000-4000-8000-000000000001\n{host}"
+                    "v2\n1700000000\nreq-1\ntenant\n6f1c4a9e-0000-4000-8000-000000000001\n{host}\nPOST\n/api/donations?src=mail\n42"
                 )
                 .as_bytes(),
             );
             let want = hex::encode(mac.finalize().into_bytes());
             assert_eq!(
                 s.sign(&ctx, 1_700_000_000),
-                format!("t=1700000000,v1={want}")
+                format!("t=1700000000,v2={want}")
             );
         }
     }
@@ -260,7 +305,7 @@ mod tests {
     fn round_trip_and_tamper() {
         let s = EdgeSigner::new(b"0123456789abcdef0123456789abcdef");
         let h = s.sign(&CTX, 1_700_000_000);
-        assert!(h.starts_with("t=1700000000,v1="), "{h}");
+        assert!(h.starts_with("t=1700000000,v2="), "{h}");
         assert_eq!(s.verify(&h, &CTX, 1_700_000_010, 30), Ok(()));
         for tampered in [
             EdgeContext {
@@ -283,6 +328,26 @@ mod tests {
                 host: "evil.example",
                 ..CTX
             },
+            EdgeContext {
+                method: "GET",
+                ..CTX
+            },
+            EdgeContext {
+                target: "/api/donations",
+                ..CTX
+            },
+            EdgeContext {
+                target: "/api/admin/tenants?src=mail",
+                ..CTX
+            },
+            EdgeContext {
+                content_length: Some("4200"),
+                ..CTX
+            },
+            EdgeContext {
+                content_length: None,
+                ..CTX
+            },
         ] {
             assert_eq!(
                 s.verify(&h, &tampered, 1_700_000_000, 30),
@@ -297,6 +362,31 @@ mod tests {
     }
 
     #[test]
+    fn any_of_two_secrets_verifies_during_a_roll() {
+        let old = EdgeSigner::new(b"old secret, thirty-two characters");
+        let new = EdgeSigner::new(b"new secret, thirty-two characters");
+        let stranger = EdgeSigner::new(b"not ours at all, thirty-two chars");
+        let both = [new.clone(), old.clone()];
+        for s in [&old, &new] {
+            let h = s.sign(&CTX, 1_000);
+            assert_eq!(verify_any(&both, &h, &CTX, 1_000, 5), Ok(()));
+        }
+        let h = stranger.sign(&CTX, 1_000);
+        assert_eq!(
+            verify_any(&both, &h, &CTX, 1_000, 5),
+            Err(EdgeSignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_any(&both, &old.sign(&CTX, 1_000), &CTX, 1_010, 5),
+            Err(EdgeSignatureError::Stale)
+        );
+        assert_eq!(
+            verify_any(&[], &h, &CTX, 1_000, 5),
+            Err(EdgeSignatureError::Mismatch)
+        );
+    }
+
+    #[test]
     fn stale_and_malformed() {
         let s = EdgeSigner::new(b"k");
         let h = s.sign(&CTX, 1_000);
@@ -306,16 +396,17 @@ mod tests {
         );
         assert_eq!(s.verify(&h, &CTX, 969, 30), Err(EdgeSignatureError::Stale));
         assert_eq!(s.verify(&h, &CTX, 1_030, 30), Ok(()));
-        let tag = &h[h.find("v1=").unwrap() + 3..];
+        let tag = &h[h.find("v2=").unwrap() + 3..];
         for bad in [
             "",
             "t=1000",
-            "v1=00,t=1000",
-            &format!("t=,v1={tag}"),
-            &format!("t=-5,v1={tag}"),
-            &format!("t=1000,v1={}", &tag[..63]),
-            &format!("t=1000,v1={}zz", &tag[..62]),
-            &format!("t=1000,v2={tag}"),
+            "v2=00,t=1000",
+            &format!("t=,v2={tag}"),
+            &format!("t=-5,v2={tag}"),
+            &format!("t=1000,v2={}", &tag[..63]),
+            &format!("t=1000,v2={}zz", &tag[..62]),
+            &format!("t=1000,v1={tag}"),
+            &format!("t=1000,v3={tag}"),
         ] {
             assert_eq!(
                 s.verify(bad, &CTX, 1_000, 30),

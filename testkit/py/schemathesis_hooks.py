@@ -7,7 +7,10 @@ logs in with for admin and staff operations: ADMIN_EMAIL, ADMIN_PASSWORD, STAFF_
 STAFF_PASSWORD (sessions are reused, and renewed after a generated logout).
 
 Signature (tenant-config/src/edge.rs): HMAC-SHA256 over
-"v1\\n<unix time>\\n<request id>\\n<route>\\n<tenant id or ->\\n<host>", sent as "t=<time>,v1=<hex>".
+"v2\\n<unix time>\\n<request id>\\n<route>\\n<tenant id or ->\\n<host>\\n<method>\\n<path and query>
+\\n<Content-Length or ->", sent as "t=<time>,v2=<hex>". The method, target and length are only
+final once `requests` has prepared the request, so the hook marks the request (`x-sign-as`) and a
+wrapper around the transport signs it just before it is sent.
 """
 
 import hashlib
@@ -23,21 +26,44 @@ import schemathesis
 UNSIGNED = ("/health", "/ready", "/metrics", "/api/openapi.json", "/api/webhooks/")
 
 
-def _sign(route, tenant, host):
+SIGN_AS = "x-sign-as"
+
+
+def _sign_prepared(request):
+    """Replaces the x-sign-as marker with the router's headers for this exact request."""
+    marker = request.headers.pop(SIGN_AS, None)
+    if marker is None:
+        return
+    route, tenant, host = marker.split("|")
+    tenant = tenant or None
     secret = os.environ["EDGE_SECRET"].encode()
     ts = str(int(time.time()))
     request_id = "st-" + uuid.uuid4().hex
-    msg = "\n".join(["v1", ts, request_id, route, tenant or "-", host]).encode()
-    sig = hmac.new(secret, msg, hashlib.sha256).hexdigest()
-    headers = {
-        "x-request-id": request_id,
-        "x-route": route,
-        "x-original-host": host,
-        "x-edge-signature": f"t={ts},v1={sig}",
-    }
+    length = request.headers.get("Content-Length") or "-"
+    fields = ["v2", ts, request_id, route, tenant or "-", host, request.method, request.path_url, length]
+    sig = hmac.new(secret, "\n".join(fields).encode(), hashlib.sha256).hexdigest()
+    request.headers["x-request-id"] = request_id
+    request.headers["x-route"] = route
+    request.headers["x-original-host"] = host
+    request.headers["x-edge-signature"] = f"t={ts},v2={sig}"
     if tenant:
-        headers["x-tenant-id"] = tenant
-    return headers
+        request.headers["x-tenant-id"] = tenant
+
+
+_send = requests.adapters.HTTPAdapter.send
+
+
+def _signing_send(self, request, *args, **kwargs):
+    _sign_prepared(request)
+    return _send(self, request, *args, **kwargs)
+
+
+requests.adapters.HTTPAdapter.send = _signing_send
+
+
+def _sign(route, tenant, host):
+    """The marker asking the transport to sign this request as `route` for `host`."""
+    return {SIGN_AS: f"{route}|{tenant or ''}|{host}"}
 
 
 _sessions = {}

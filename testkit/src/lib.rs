@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dns;
+pub mod edge;
 mod origin;
 mod postgres;
 mod process;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use super::{begin, Actor};
+use crate::access::{required_admin, AdminRole};
 use crate::auth::{
     authenticate, check_csrf, client, cookie, login_response, open_session, token_hash, Accounts,
     Login, SessionOwner, IDLE_TIMEOUT,
@@ -66,13 +67,16 @@ pub async fn login(
     Ok(login_response(SESSION_COOKIE, &session))
 }
 
-/// An authenticated admin. Extracting it checks the router's signature, the admin route, the
-/// session (idle and absolute timeouts, sliding the idle one), and for any method other than
-/// GET/HEAD/OPTIONS the CSRF token.
+/// An authenticated admin allowed on this route. Extracting it checks the router's signature,
+/// the admin route, the session (idle and absolute timeouts, sliding the idle one; the
+/// account not disabled), the capability the route declares ([`crate::access`]) against the
+/// account's current role, and for any method other than GET/HEAD/OPTIONS the CSRF token.
 #[derive(Debug, Clone)]
 pub struct AdminSession {
     /// Who, from where, for the audit log.
     pub actor: Actor,
+    /// The account's role, read with the session.
+    pub role: AdminRole,
     token_hash: Vec<u8>,
 }
 
@@ -106,6 +110,7 @@ impl FromRequestParts<AppState> for AdminSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let edge = EdgeRequest::from_request_parts(parts, state).await?;
         require_admin_route(&edge)?;
+        let needed = required_admin(&parts.extensions)?;
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(AppError::Unauthorized)?;
         if token.len() != 64 {
             return Err(AppError::Unauthorized);
@@ -113,18 +118,28 @@ impl FromRequestParts<AppState> for AdminSession {
         let hash = token_hash(&token);
         let mut conn = state.db.get().await?;
         let tx = begin(&mut conn).await?;
+        // The account is read with the session, so disabling it ends every session at once
+        // (migration 0010 also deletes them when the account is disabled, deleted, or its role
+        // or password changes).
         let row = tx
             .query_opt(
-                "UPDATE sessions SET last_seen_at = now(),
-                     idle_expires_at = LEAST(now() + make_interval(secs => $2), absolute_expires_at)
-                 WHERE token_hash = $1 AND kind = 'admin'
-                   AND idle_expires_at > now() AND absolute_expires_at > now()
-                 RETURNING admin_user_id, csrf_token_hash",
+                "UPDATE sessions s SET last_seen_at = now(),
+                     idle_expires_at = LEAST(now() + make_interval(secs => $2), s.absolute_expires_at)
+                 FROM admin_users a
+                 WHERE s.token_hash = $1 AND s.kind = 'admin' AND a.id = s.admin_user_id
+                   AND a.disabled_at IS NULL
+                   AND s.idle_expires_at > now() AND s.absolute_expires_at > now()
+                 RETURNING s.admin_user_id, s.csrf_token_hash, a.role",
                 &[&hash, &(IDLE_TIMEOUT.as_secs() as f64)],
             )
             .await?;
         tx.commit().await?;
         let row = row.ok_or(AppError::Unauthorized)?;
+        let role = AdminRole::parse(row.get::<_, &str>(2));
+        if !role.is_some_and(|r| r.grants(needed)) {
+            tracing::info!(request_id = %edge.request_id, role = row.get::<_, &str>(2), needs = needed.as_str(), "admin lacks the capability; refused");
+            return Err(AppError::Forbidden);
+        }
         check_csrf(parts, &row.get::<_, Vec<u8>>(1))?;
         let (ip, user_agent) = client(&parts.headers);
         Ok(AdminSession {
@@ -134,6 +149,7 @@ impl FromRequestParts<AppState> for AdminSession {
                 user_agent,
                 request_id: edge.request_id,
             },
+            role: role.unwrap_or(AdminRole::Viewer),
             token_hash: hash,
         })
     }
@@ -157,8 +173,8 @@ pub async fn create_admin(
     password: &str,
     role: &str,
 ) -> Result<Uuid, AppError> {
-    let (email, hash) =
-        crate::auth::new_account(email, password, role, &["owner", "admin", "viewer"])?;
+    let roles = AdminRole::ALL.map(AdminRole::as_str);
+    let (email, hash) = crate::auth::new_account(email, password, role, &roles)?;
     let mut conn = db.get().await?;
     let tx = begin(&mut conn).await?;
     let id: Uuid = tx

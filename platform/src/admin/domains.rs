@@ -118,14 +118,14 @@ pub async fn add(
     let tenant = crate::error::path_uuid(&tenant)?;
     if !state.custom_domains_enabled {
         return Err(AppError::Invalid {
-            field: "domain",
+            field: "domain".into(),
             message: "custom domains are disabled".into(),
         });
     }
     let domain =
         validate_custom_domain(&d.domain, &state.rules, state.domain_policy).map_err(|e| {
             AppError::Invalid {
-                field: "domain",
+                field: "domain".into(),
                 message: e.to_string(),
             }
         })?;
@@ -146,7 +146,7 @@ pub async fn add(
     let (max, used): (i32, i64) = (limits.get(0), limits.get(1));
     if used >= i64::from(max) {
         return Err(AppError::Invalid {
-            field: "domain",
+            field: "domain".into(),
             message: format!("the tenant's plan allows {max} custom domain(s)"),
         });
     }

@@ -180,7 +180,7 @@ pub async fn audit_log(
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(AppError::Invalid {
-            field: "limit",
+            field: "limit".into(),
             message: "must be between 1 and 500".into(),
         });
     }

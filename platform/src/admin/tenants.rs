@@ -79,7 +79,7 @@ pub async fn list(
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(AppError::Invalid {
-            field: "limit",
+            field: "limit".into(),
             message: "must be between 1 and 200".into(),
         });
     }
@@ -87,7 +87,7 @@ pub async fn list(
     if let Some(s) = &q.status {
         s.parse::<tenant_config::TenantStatus>()
             .map_err(|_| AppError::Invalid {
-                field: "status",
+                field: "status".into(),
                 message: "unknown status".into(),
             })?;
     }
@@ -149,13 +149,13 @@ pub async fn create_tenant(
     actor: Option<&super::Actor>,
 ) -> Result<TenantView, AppError> {
     validate_slug(slug).map_err(|e| AppError::Invalid {
-        field: "slug",
+        field: "slug".into(),
         message: e.to_string(),
     })?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(AppError::Invalid {
-            field: "name",
+            field: "name".into(),
             message: "must be 1 to 200 characters".into(),
         });
     }
@@ -167,7 +167,7 @@ pub async fn create_tenant(
         .is_some();
     if !plan_ok {
         return Err(AppError::Invalid {
-            field: "plan_id",
+            field: "plan_id".into(),
             message: "unknown plan".into(),
         });
     }
@@ -272,7 +272,7 @@ pub async fn suspend(
     let reason = s.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(AppError::Invalid {
-            field: "reason",
+            field: "reason".into(),
             message: "must be 1 to 500 characters".into(),
         });
     }
@@ -314,7 +314,7 @@ pub async fn set_stripe_account(
                 .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric()));
         if !ok {
             return Err(AppError::Invalid {
-                field: "account_id",
+                field: "account_id".into(),
                 message: "must be a Stripe account id (acct_ followed by letters and digits)"
                     .into(),
             });
@@ -404,7 +404,7 @@ pub async fn stripe_onboarding(
     let country = body.country.as_deref().unwrap_or("US").to_ascii_uppercase();
     if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(AppError::Invalid {
-            field: "country",
+            field: "country".into(),
             message: "must be a two-letter country code".into(),
         });
     }
@@ -412,7 +412,7 @@ pub async fn stripe_onboarding(
     if let Some(e) = &email {
         if !crate::giving::create::valid_email(e) {
             return Err(AppError::Invalid {
-                field: "email",
+                field: "email".into(),
                 message: "must be an email address".into(),
             });
         }

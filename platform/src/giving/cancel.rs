@@ -127,11 +127,25 @@ pub async fn api(
 /// scanners follow links).
 #[utoipa::path(get, path = "/give/cancel", tag = "tenant", params(CancelLink), responses((status = 200, description = "Confirmation form", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn page(
-    _req: TenantRequest,
+    State(state): State<AppState>,
+    req: TenantRequest,
     crate::error::ApiQuery(link): crate::error::ApiQuery<CancelLink>,
 ) -> Result<Html<String>, AppError> {
     let id = path_uuid(&link.gift)?;
-    if link.token.len() != 64 || !link.token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // The form is shown only for a real link to a gift of this tenant: a forged token, an
+    // unknown gift and another tenant's gift (invisible under row-level security) all answer
+    // the same 404, so the page reveals nothing the POST would refuse.
+    if !crate::giving::check_cancel_token(&state, id, &link.token) {
+        return Err(AppError::NotFound);
+    }
+    let mut conn = state.db.get().await?;
+    let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
+    let exists = tx
+        .query_opt("SELECT 1 FROM recurring_donations WHERE id = $1", &[&id])
+        .await?
+        .is_some();
+    tx.commit().await?;
+    if !exists {
         return Err(AppError::NotFound);
     }
     Ok(Html(format!(
@@ -139,7 +153,7 @@ pub async fn page(
          <body><h1>Cancel your recurring gift?</h1><form method=\"post\" action=\"/give/cancel\">\
          <input type=\"hidden\" name=\"gift\" value=\"{id}\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
          <button type=\"submit\">Cancel my gift</button></form></body></html>",
-        link.token
+        tenant_config::html::escape(&link.token)
     )))
 }
 

@@ -112,7 +112,7 @@ struct Valid {
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
     AppError::Invalid {
-        field,
+        field: field.into(),
         message: message.into(),
     }
 }

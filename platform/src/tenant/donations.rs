@@ -118,7 +118,7 @@ pub async fn list(
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(AppError::Invalid {
-            field: "limit",
+            field: "limit".into(),
             message: "must be between 1 and 200".into(),
         });
     }
@@ -126,7 +126,7 @@ pub async fn list(
         None => None,
         Some(c) => {
             let (ts, id) = c.split_once('_').ok_or(AppError::Invalid {
-                field: "after",
+                field: "after".into(),
                 message: "malformed cursor".into(),
             })?;
             let ts = ts
@@ -138,7 +138,7 @@ pub async fn list(
                 (Some(ts), Some(id)) => Some((ts, id)),
                 _ => {
                     return Err(AppError::Invalid {
-                        field: "after",
+                        field: "after".into(),
                         message: "malformed cursor".into(),
                     })
                 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tenant_config::TenantId;
 use uuid::Uuid;
 
+use crate::access::{required_staff, StaffRole};
 use crate::auth::{
     authenticate, check_csrf, client, cookie, login_response, open_session, token_hash, Accounts,
     Login, SessionOwner, IDLE_TIMEOUT,
@@ -28,8 +29,8 @@ pub struct StaffSession {
     pub tenant: TenantId,
     /// Staff user id.
     pub user_id: Uuid,
-    /// `owner` or `staff`.
-    pub role: String,
+    /// `owner` or `staff`, read with the session.
+    pub role: StaffRole,
     token_hash: Vec<u8>,
 }
 
@@ -38,6 +39,7 @@ impl FromRequestParts<AppState> for StaffSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let req = TenantRequest::from_request_parts(parts, state).await?;
+        let needed = required_staff(&parts.extensions)?;
         let token = cookie(&parts.headers, STAFF_COOKIE).ok_or(AppError::Unauthorized)?;
         if token.len() != 64 {
             return Err(AppError::Unauthorized);
@@ -59,11 +61,16 @@ impl FromRequestParts<AppState> for StaffSession {
             .await?;
         tx.commit().await?;
         let row = row.ok_or(AppError::Unauthorized)?;
+        let role = StaffRole::parse(row.get::<_, &str>(2));
+        let Some(role) = role.filter(|r| r.grants(needed)) else {
+            tracing::info!(request_id = %req.edge.request_id, role = row.get::<_, &str>(2), needs = ?needed, "staff member lacks the capability; refused");
+            return Err(AppError::Forbidden);
+        };
         check_csrf(parts, &row.get::<_, Vec<u8>>(1))?;
         Ok(StaffSession {
             tenant: req.tenant,
             user_id: row.get(0),
-            role: row.get(2),
+            role,
             token_hash: hash,
         })
     }
@@ -129,7 +136,8 @@ pub async fn create_staff(
     password: &str,
     role: &str,
 ) -> Result<Uuid, AppError> {
-    let (email, hash) = crate::auth::new_account(email, password, role, &["owner", "staff"])?;
+    let roles = StaffRole::ALL.map(StaffRole::as_str);
+    let (email, hash) = crate::auth::new_account(email, password, role, &roles)?;
     let mut conn = db.get().await?;
     let tx = crate::admin::begin(&mut conn).await?;
     let row = tx
@@ -146,7 +154,7 @@ pub async fn create_staff(
             _ => e.into(),
         })?
         .ok_or(AppError::Invalid {
-            field: "slug",
+            field: "slug".into(),
             message: "no such tenant".into(),
         })?;
     tx.commit().await?;

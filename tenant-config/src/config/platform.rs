@@ -52,13 +52,20 @@ pub struct DnsConfig {
 pub struct EdgeVerifyConfig {
     /// Shared HMAC-SHA256 secret (`EDGE_SIGNING_SECRET`), the same value the router signs with.
     pub signing_secret: Secret,
-    /// Largest accepted clock difference between router and platform, in seconds.
+    /// The secret being retired during a roll (`EDGE_SIGNING_SECRET_PREVIOUS`): signatures
+    /// under it are still accepted, so routers can move to the new secret one by one. Remove
+    /// it once every router signs with `signing_secret`.
+    #[serde(default)]
+    pub previous_signing_secret: Option<Secret>,
+    /// Largest accepted clock difference between router and platform, in seconds. Small,
+    /// because it is also how long a request id is remembered against replay; router and
+    /// platform clocks are NTP-synchronised in any real deployment.
     #[serde(default = "default_skew")]
     pub max_skew_secs: u64,
 }
 
 fn default_skew() -> u64 {
-    30
+    5
 }
 
 /// Stripe settings. Keys are optional so the service starts without Stripe (donations are then
@@ -127,6 +134,11 @@ impl ConfigFile for PlatformConfig {
         var("REDIS_URL", "redis.url", EnvKind::Str),
         var("PLATFORM_LISTEN", "listen", EnvKind::Str),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
+        var(
+            "EDGE_SIGNING_SECRET_PREVIOUS",
+            "edge.previous_signing_secret",
+            EnvKind::Str,
+        ),
         var("EDGE_MAX_SKEW_SECS", "edge.max_skew_secs", EnvKind::Int),
         var("STRIPE_SECRET_KEY", "stripe.secret_key", EnvKind::Str),
         var(
@@ -164,6 +176,9 @@ impl ConfigFile for PlatformConfig {
         self.redis.validate()?;
         check_listen("listen", &self.listen)?;
         check_secret("edge.signing_secret", &self.edge.signing_secret, 32)?;
+        if let Some(prev) = &self.edge.previous_signing_secret {
+            check_secret("edge.previous_signing_secret", prev, 32)?;
+        }
         if !(1..=600).contains(&self.edge.max_skew_secs) {
             return Err(ConfigError::invalid(
                 "edge.max_skew_secs",
