@@ -17,6 +17,9 @@
 #   BACKUP_S3_URI         s3://bucket/prefix to upload to (unset: no upload)
 #   BACKUP_S3_ENDPOINT    --endpoint-url for S3-compatible storage (unset: AWS)
 #   BACKUP_KEEP_HOURS, BACKUP_KEEP_DAYS   retention, see prune.sh (48 and 30)
+#   BACKUP_METRICS_FILE   write Prometheus metrics here after a success (node_exporter's
+#                         textfile collector): platform_backup_last_success_timestamp_seconds,
+#                         platform_backup_duration_seconds, platform_backup_size_bytes
 #
 # Prints the backup's path on stdout. Exit: 0 done, 1 failed (nothing half-written is left
 # under the final name), 3 another backup is running, 64 bad usage.
@@ -87,6 +90,22 @@ if [ -n "${BACKUP_S3_URI:-}" ]; then
   aws_s3 cp --only-show-errors "$final.sha256" "$dest/$base.sha256" \
     || die "$EXIT_FAILED" "upload of $base.sha256 to $dest failed (the local copy is kept)"
   log "uploaded to $dest/$base in $(elapsed "$t1")s"
+fi
+
+if [ -n "${BACKUP_METRICS_FILE:-}" ]; then
+  # Written whole, then renamed: the collector never reads half a file.
+  {
+    echo "# HELP platform_backup_last_success_timestamp_seconds End of the last successful backup."
+    echo "# TYPE platform_backup_last_success_timestamp_seconds gauge"
+    echo "platform_backup_last_success_timestamp_seconds{name=\"$name\"} $(date +%s)"
+    echo "# HELP platform_backup_duration_seconds Time the last successful backup took (dump and upload)."
+    echo "# TYPE platform_backup_duration_seconds gauge"
+    echo "platform_backup_duration_seconds{name=\"$name\"} $(elapsed "$t0")"
+    echo "# HELP platform_backup_size_bytes Size of the last successful backup."
+    echo "# TYPE platform_backup_size_bytes gauge"
+    echo "platform_backup_size_bytes{name=\"$name\"} $size"
+  } >"$BACKUP_METRICS_FILE.tmp"
+  mv "$BACKUP_METRICS_FILE.tmp" "$BACKUP_METRICS_FILE"
 fi
 
 if [ "$prune" -eq 1 ]; then

@@ -143,7 +143,7 @@ done
 mkdir -p "$work/backups"
 b_start=$(now_ns)
 backup_file=$(PGUSER=platform_backup PGPASSWORD=$backup_pw BACKUP_DIR="$work/backups" \
-  BACKUP_S3_URI=s3://platform-backups/db ops/backup/backup.sh)
+  BACKUP_S3_URI=s3://platform-backups/db BACKUP_METRICS_FILE="$work/backup.prom" ops/backup/backup.sh)
 b_end=$(now_ns)
 backup_s=$(elapsed "$b_start")
 sleep 1
@@ -153,6 +153,9 @@ backup_base=${backup_file##*/}
 dump_bytes=$(stat -c %s "$backup_file")
 echo "backup: $backup_base, $dump_bytes bytes, ${backup_s}s (while $(wc -l <"$work/acked") writes were acknowledged in all)"
 [ -f "$backup_file.sha256" ] || fail "no checksum file beside $backup_file"
+grep -q "^platform_backup_size_bytes{name=\"platform\"} $dump_bytes$" "$work/backup.prom" \
+  || fail "metrics file: $(cat "$work/backup.prom")"
+if command -v promtool >/dev/null; then promtool check metrics <"$work/backup.prom"; fi
 (cd "$work/backups" && sha256sum --quiet -c "$backup_base.sha256") || fail "checksum file does not match"
 aws_s3 ls s3://platform-backups/db/ >"$work/s3.list"
 if ! grep -q " $backup_base$" "$work/s3.list" || ! grep -q " $backup_base.sha256$" "$work/s3.list"; then
