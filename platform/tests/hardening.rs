@@ -787,3 +787,62 @@ async fn the_tenant_role_cannot_change_status_plan_or_payment_account() {
         tx.rollback().await.unwrap();
     }
 }
+
+/// A shared buffer the test's log subscriber writes into.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A 5xx is logged once with the request id, tenant, route and the database error's SQLSTATE
+/// (and nothing personal): an operator can act on it.
+#[tokio::test]
+async fn a_server_error_is_logged_with_the_request_identity_and_sqlstate() {
+    let e = env().await;
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // A fault of ours: the tenant role lost a privilege it needs.
+    e.owner
+        .batch_execute("REVOKE SELECT ON tenants FROM platform_app")
+        .await
+        .unwrap();
+    let edge = tenant_edge(e.tenant).id_prefix("req-fault");
+    let (status, _, v) = send(&e.state, &edge, "GET", "/api/tenant", None, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert!(v["detail"].is_null(), "no cause shown to the client: {v}");
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no error line in:\n{text}"));
+    let line: Value = serde_json::from_str(line).unwrap();
+    let fields = &line["fields"];
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        fields["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req-fault-"),
+        "{line}"
+    );
+    assert_eq!(fields["tenant"], e.tenant.to_string());
+    assert_eq!(fields["route"], "/api/tenant");
+    assert_eq!(fields["status"], 500);
+    assert!(
+        fields["cause"].as_str().unwrap().contains("SQLSTATE 42501"),
+        "{line}"
+    );
+}
