@@ -9,7 +9,8 @@
 # Per host: copy the bundle and its release.sh, `release.sh install`, `release.sh activate`
 # (backup and migrations on the first host only: the schema is shared). A host that fails its
 # checks has already rolled itself back (release.sh); the hosts done before it are rolled back
-# here too, so the environment stays on one version. Exit 0 all hosts live, 1 otherwise.
+# here too, so the environment stays on one version, and the state file is emptied (a later
+# --rollback must not step back a second time). Exit 0 all hosts live, 1 otherwise.
 #
 # Environment: DEPLOY_HOSTS (space-separated, in rollout order), DEPLOY_USER (a user who may
 # `sudo` release.sh), DEPLOY_SSH_KEY_FILE, DEPLOY_KNOWN_HOSTS_FILE (host keys are checked,
@@ -35,6 +36,7 @@ rollback_hosts() {
     say "$host: rolling back"
     on "$host" "sudo /opt/platform/current/systemd/release.sh rollback" || { say "$host: rollback failed"; rc=1; }
   done < <(tac "$state")
+  : >"$state"
   return "$rc"
 }
 

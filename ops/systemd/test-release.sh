@@ -176,6 +176,9 @@ rm "$WORK/hosts/b/fail-b3"
 [ "$(hcur a)/$(hcur b)" = b2/b2 ] || fail "after a failure on b: a=$(hcur a) b=$(hcur b), expected both on b2"
 [ -e "$WORK/hosts/a/ready" ] || fail "host a not serving after the rollback"
 [ -e "$WORK/hosts/b/ready" ] || fail "host b not serving after the rollback"
+# The failed run rolled back already: a --rollback after it must not step back again.
+deploy --rollback || fail "--rollback after a failed run"
+[ "$(hcur a)/$(hcur b)" = b2/b2 ] || fail "second rollback: a=$(hcur a) b=$(hcur b)"
 
 deploy b2 "$WORK/b2.tar.gz" || fail "redeploy b2: $(tail -n 5 "$WORK/log")"
 deploy --rollback || fail "--rollback: $(tail -n 5 "$WORK/log")"
