@@ -3,11 +3,11 @@
 # roles (ops/dev/login-roles.sql, idempotent) and sets their passwords from the secret files;
 # with SEED_DEMO=1 it also seeds the demo tenants (ops/dev/seed.sql) and gives the demo tenant
 # `grace` its emulated Stripe connected account, as ops/dev/up.sh does. Runs in the PostgreSQL
-# image (it has psql); the passwords never appear on a command line.
+# image (it has psql); the passwords never appear on a command line. PGHOST: default postgres.
 set -eu
 PGPASSWORD=$(cat /run/secrets/pg_superuser_password)
 export PGPASSWORD PGOPTIONS='-c client_min_messages=warning'
-psql_owner() { psql -X -q -v ON_ERROR_STOP=1 -h postgres -U postgres -d platform "$@"; }
+psql_owner() { psql -X -q -v ON_ERROR_STOP=1 -h "${PGHOST:-postgres}" -U postgres -d platform "$@"; }
 
 psql_owner -f /setup/login-roles.sql
 for r in web router workers; do

@@ -59,8 +59,10 @@ async def main(argv):
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     server.close()
     if child and child.returncode is None:
+        # Stopped from outside: stop the command too; that is a clean exit.
         child.terminate()
         await child.wait()
+        return 0
     return child.returncode if child and child.returncode else 0
 
 

@@ -1,0 +1,191 @@
+"""Checks a rendered overlay (kubectl kustomize output) for what the issue asks of it, beyond
+the API schemas that kubernetes-validate checks:
+
+  python3 ops/k8s/check_manifests.py RENDERED.yaml
+
+Every workload: non-root pod, seccomp RuntimeDefault, no service-account token, each container
+read-only root / no privilege escalation / all capabilities dropped / requests and limits; no
+Secret object and no secret-looking variable with a literal value (secrets are files: NAME_FILE);
+probes on /ready and /health; the router's LoadBalancer on TCP 80/443; the platform ClusterIP
+with a CPU HPA; PodDisruptionBudgets; NetworkPolicies that let only the router (and Prometheus)
+reach the platform; the four CronJobs with the seeds' schedules and Forbid; the migration Job;
+the router's upstream addresses matching the pinned Service IPs. Prints one line per check and
+exits 1 on the first failure.
+"""
+
+import re
+import sys
+
+import yaml
+
+SCHEDULES = {
+    "process-emails": "*/5 * * * *",
+    "process-donations": "0 * * * *",
+    "cleanup-sessions": "0 3 * * *",
+    "generate-reports": "0 6 * * 1",
+}
+SECRETISH = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|DATABASE_URL|MIGRATION_URL|REDIS_URL|SMTP_URL)$")
+PUBLIC = {"STRIPE_PUBLISHABLE_KEY"}
+
+passed = 0
+
+
+def ok(msg):
+    global passed
+    passed += 1
+    print(f"  ok  {msg}")
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def pod_spec(obj):
+    kind = obj["kind"]
+    if kind in ("Deployment", "Job"):
+        return obj["spec"]["template"]["spec"]
+    if kind == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+
+
+def main(path):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    by = {}
+    for d in docs:
+        by.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    if "Secret" in by:
+        fail(f"Secret objects in the manifests: {sorted(by['Secret'])}")
+    ok("no Secret object: secrets are referenced, never inlined")
+
+    config = next(iter(by.get("ConfigMap", {}).values()), {"data": {}})["data"]
+    for name, value in config.items():
+        if SECRETISH.search(name) and name not in PUBLIC:
+            fail(f"ConfigMap holds {name}")
+
+    workloads = [d for d in docs if pod_spec(d) is not None]
+    for w in workloads:
+        label = f"{w['kind']}/{w['metadata']['name']}"
+        spec = pod_spec(w)
+        psc = spec.get("securityContext", {})
+        if psc.get("runAsNonRoot") is not True or psc.get("runAsUser", 0) == 0:
+            fail(f"{label}: pod not forced non-root")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            fail(f"{label}: no RuntimeDefault seccomp profile")
+        if spec.get("automountServiceAccountToken") is not False:
+            fail(f"{label}: service-account token mounted")
+        for c in spec["containers"]:
+            csc = c.get("securityContext", {})
+            if csc.get("readOnlyRootFilesystem") is not True:
+                fail(f"{label}/{c['name']}: root filesystem writable")
+            if csc.get("allowPrivilegeEscalation") is not False:
+                fail(f"{label}/{c['name']}: privilege escalation allowed")
+            if csc.get("capabilities", {}).get("drop") != ["ALL"]:
+                fail(f"{label}/{c['name']}: capabilities not all dropped")
+            res = c.get("resources", {})
+            for part in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(res.get(part, {})):
+                    fail(f"{label}/{c['name']}: resources.{part} lacks cpu or memory")
+            for e in c.get("env", []):
+                if SECRETISH.search(e["name"]) and "value" in e and e["name"] not in PUBLIC:
+                    fail(f"{label}/{c['name']}: {e['name']} is a literal (use {e['name']}_FILE)")
+            mounts = {m["name"] for m in c.get("volumeMounts", [])}
+            secret_vols = [v for v in spec.get("volumes", []) if "secret" in v]
+            if not secret_vols or not {v["name"] for v in secret_vols} <= mounts:
+                fail(f"{label}/{c['name']}: secrets not mounted as files")
+    ok(f"{len(workloads)} workloads: non-root, seccomp, read-only root, no escalation, caps dropped, "
+       "requests/limits, secrets as mounted files only")
+
+    probes = {"router": ("/ready", "/health"), "platform": ("/ready", "/health"),
+              "workers": ("/health", "/health")}
+    deps = by.get("Deployment", {})
+    for name, (ready, live) in probes.items():
+        if name not in deps:
+            fail(f"no Deployment {name}")
+        c = pod_spec(deps[name])["containers"][0]
+        got = (c.get("readinessProbe", {}).get("httpGet", {}).get("path"),
+               c.get("livenessProbe", {}).get("httpGet", {}).get("path"))
+        if got != (ready, live):
+            fail(f"Deployment/{name} probes {got}, want {(ready, live)}")
+    ok("Deployments router, platform, workers with readiness/liveness probes (/ready, /health)")
+
+    svc = by.get("Service", {})
+    r = svc.get("router", {}).get("spec", {})
+    ports = sorted((p["port"], p.get("protocol", "TCP")) for p in r.get("ports", []))
+    if r.get("type") != "LoadBalancer" or ports != [(80, "TCP"), (443, "TCP")]:
+        fail(f"Service/router is {r.get('type')} {ports}")
+    p = svc.get("platform", {}).get("spec", {})
+    if p.get("type") != "ClusterIP":
+        fail("Service/platform is not ClusterIP")
+    hpa = by.get("HorizontalPodAutoscaler", {}).get("platform", {}).get("spec", {})
+    metric = (hpa.get("metrics") or [{}])[0].get("resource", {})
+    if hpa.get("scaleTargetRef", {}).get("name") != "platform" or metric.get("name") != "cpu":
+        fail("no CPU HorizontalPodAutoscaler on Deployment/platform")
+    ok(f"router LoadBalancer TCP 80/443; platform ClusterIP; HPA on CPU "
+       f"({hpa['minReplicas']}-{hpa['maxReplicas']} replicas)")
+
+    pdbs = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+            for d in by.get("PodDisruptionBudget", {}).values()}
+    if not {"router", "platform", "workers"} <= pdbs:
+        fail(f"PodDisruptionBudgets only for {sorted(pdbs)}")
+    ok("PodDisruptionBudgets for router, platform, workers")
+
+    nps = by.get("NetworkPolicy", {})
+    if not any(n["spec"]["podSelector"] == {} and n["spec"].get("policyTypes") == ["Ingress"]
+               and "ingress" not in n["spec"] for n in nps.values()):
+        fail("no default-deny ingress policy")
+    reach = []
+    for n in nps.values():
+        sel = n["spec"]["podSelector"]
+        names = set(sel.get("matchLabels", {}).values())
+        for e in sel.get("matchExpressions", []):
+            if e["key"] == "app.kubernetes.io/component" and "api" in e["values"]:
+                names.add("platform")
+        if "platform" not in names:
+            continue
+        for rule in n["spec"].get("ingress", []):
+            for peer in rule.get("from", [{}]):
+                reach.append(peer)
+    for peer in reach:
+        if peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "router"} \
+                and "namespaceSelector" not in peer:
+            continue
+        if peer.get("namespaceSelector", {}).get("matchLabels") == \
+                {"kubernetes.io/metadata.name": "monitoring"}:
+            continue
+        fail(f"platform reachable from {peer}")
+    ok("NetworkPolicies: default deny; platform reachable from router pods (and Prometheus) only")
+
+    crons = by.get("CronJob", {})
+    seen = {}
+    for cj in crons.values():
+        c = pod_spec(cj)["containers"][0]
+        args = c.get("args", [])
+        if len(args) != 2 or args[0] != "trigger":
+            fail(f"CronJob/{cj['metadata']['name']} runs {args}")
+        if cj["spec"].get("concurrencyPolicy") != "Forbid":
+            fail(f"CronJob/{cj['metadata']['name']} is not Forbid")
+        seen[args[1]] = cj["spec"]["schedule"]
+    if seen != SCHEDULES:
+        fail(f"cron schedules {seen}, want {SCHEDULES}")
+    ok("CronJobs: workers trigger " + ", ".join(f"{k} '{v}'" for k, v in SCHEDULES.items())
+       + ", concurrencyPolicy Forbid")
+
+    job = by.get("Job", {}).get("platform-migrate")
+    if not job or pod_spec(job)["containers"][0].get("args") != ["migrate", "up"]:
+        fail("no Job platform-migrate running `platform migrate up`")
+    ok("Job platform-migrate: platform migrate up")
+
+    want = {"UPSTREAM_PLATFORM": ("platform", 8080), "UPSTREAM_WORKERS": ("workers", 8090)}
+    for var, (name, port) in want.items():
+        ip = svc.get(name, {}).get("spec", {}).get("clusterIP")
+        if config.get(var) != f"{ip}:{port}":
+            fail(f"{var}={config.get(var)} but Service/{name} has clusterIP {ip}")
+    ok(f"router upstreams {config['UPSTREAM_PLATFORM']}, {config['UPSTREAM_WORKERS']} "
+       "match the pinned Service IPs")
+    print(f"{path}: {passed} checks passed")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
