@@ -85,7 +85,8 @@ resource "aws_db_instance" "main" {
   vpc_security_group_ids = [aws_security_group.database.id]
   parameter_group_name   = aws_db_parameter_group.main.name
   publicly_accessible    = false
-  ca_cert_identifier     = "rds-ca-rsa2048-g1"
+  # New instances get the rds-ca-rsa2048-g1 CA by default; point sslrootcert at its bundle for
+  # verify-full (README).
 
   # Automated backups make point-in-time recovery possible for the whole retention period.
   backup_retention_period   = var.db_backup_retention_days
