@@ -59,11 +59,17 @@ impl FromRequestParts<AppState> for EdgeRequest {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        verify_any(&state.signers, sig, &ctx, now, state.max_skew_secs)
-            .map_err(|_| AppError::Unauthorized)?;
+        verify_any(
+            &state.edge.signers,
+            sig,
+            &ctx,
+            now,
+            state.edge.max_skew_secs,
+        )
+        .map_err(|_| AppError::Unauthorized)?;
         // Verified, so well formed. Checked after the MAC so forgeries never reach Redis.
         let mac = signature_mac(sig).ok_or(AppError::Unauthorized)?;
-        if !state.replay.first_use(&mac).await {
+        if !state.edge.replay.first_use(&mac).await {
             tracing::warn!(request_id, "edge signature replayed; refused");
             return Err(AppError::Unauthorized);
         }

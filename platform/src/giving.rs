@@ -15,7 +15,12 @@
 //! with the reason. No transaction is held open across a Stripe call.
 
 pub mod cancel;
+mod charge;
 pub mod create;
+pub mod service;
+mod validate;
+
+pub use validate::valid_email;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -30,7 +35,7 @@ use crate::state::AppState;
 /// webhook handler) can carry a working link; rotating the edge secret invalidates old links,
 /// which donors can still use by replying to the receipt.
 pub fn cancel_token(state: &AppState, id: Uuid) -> String {
-    hex::encode(cancel_mac(state.link_key.as_slice(), id))
+    hex::encode(cancel_mac(state.payments.link_key.as_slice(), id))
 }
 
 fn cancel_mac(key: &[u8], id: Uuid) -> [u8; 32] {
@@ -47,7 +52,7 @@ pub fn check_cancel_token(state: &AppState, id: Uuid, token: &str) -> bool {
     if hex::decode_to_slice(token, &mut given).is_err() {
         return false;
     }
-    bool::from(cancel_mac(state.link_key.as_slice(), id).ct_eq(&given))
+    bool::from(cancel_mac(state.payments.link_key.as_slice(), id).ct_eq(&given))
 }
 
 /// The donor-facing cancel link on the tenant's host.

@@ -158,7 +158,7 @@ pub async fn report(state: &AppState) -> Report {
             database,
             redis,
             pending_migrations: pending,
-            stripe: if state.stripe_configured {
+            stripe: if state.payments.stripe.is_some() {
                 "configured"
             } else {
                 "not_configured"

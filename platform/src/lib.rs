@@ -13,8 +13,8 @@
 //! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
 //! - [`giving`]: starting one-time and recurring gifts on the tenant's connected account, and
 //!   donor cancellation of recurring gifts.
-//! - [`webhooks`]: verified, deduplicated Stripe events applied once.
-//! - [`webhook_batch`]: concurrent payment successes recorded in one transaction.
+//! - [`webhooks`]: verified, deduplicated Stripe events applied once; one file per Stripe
+//!   object, [`webhooks::batch`] commits concurrent payment successes together.
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
@@ -35,7 +35,6 @@ pub mod openapi;
 pub mod replay;
 pub mod state;
 pub mod tenant;
-pub mod webhook_batch;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;

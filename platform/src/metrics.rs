@@ -143,17 +143,14 @@ pub fn webhook_group(size: usize) {
     metrics::histogram!("platform_stripe_webhook_group_size").record(size as f64);
 }
 
-/// A webhook event was handled (`outcome`: applied, ignored, stale, duplicate, rejected).
-pub fn webhook_event(kind: &str, outcome: &'static str) {
-    let kind = crate::webhooks::HANDLED
-        .iter()
-        .find(|k| **k == kind)
-        .copied()
-        .unwrap_or(if outcome == "rejected" {
-            "unverified"
-        } else {
-            "other"
-        });
-    metrics::counter!("platform_stripe_webhook_events_total", "type" => kind, "outcome" => outcome)
+/// A webhook event was handled (`outcome`: applied, ignored, stale, duplicate).
+pub fn webhook_event(kind: crate::webhooks::EventKind, outcome: &'static str) {
+    metrics::counter!("platform_stripe_webhook_events_total", "type" => kind.as_str(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// A webhook delivery was refused before it became an event (signature, payload).
+pub fn webhook_rejected() {
+    metrics::counter!("platform_stripe_webhook_events_total", "type" => "unverified", "outcome" => "rejected")
         .increment(1);
 }

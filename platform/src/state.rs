@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::FromRef;
 use redis::aio::ConnectionManager;
 use tenant_config::config::PlatformConfig;
 use tenant_config::db::{self, Pool};
@@ -11,7 +12,9 @@ use tokio::sync::OnceCell;
 
 use crate::cache::ProfileCache;
 
-/// Cheap to clone: everything inside is reference-counted.
+/// Cheap to clone: everything inside is reference-counted. Grouped by concern; handlers take
+/// the whole state or, through [`FromRef`], only the part they use (`State<Pool>`,
+/// `State<Arc<Payments>>`, …).
 #[derive(Clone)]
 pub struct AppState {
     /// PostgreSQL pool (connects as the service's login role).
@@ -20,36 +23,87 @@ pub struct AppState {
     pub redis: Arc<LazyRedis>,
     /// When the process started, for `uptime_seconds`.
     pub started: Instant,
-    /// Verify the router's `x-edge-signature`: the current secret, then the one being retired.
-    pub signers: Arc<[EdgeSigner]>,
+    /// Verifying the router's signed context.
+    pub edge: Arc<EdgeAuth>,
+    /// Stripe, webhooks and donor links.
+    pub payments: Arc<Payments>,
+    /// Custom-domain rules and verification.
+    pub domains: Arc<Domains>,
+    /// Tenant profiles (moka + Redis).
+    pub profiles: ProfileCache,
+}
+
+/// How requests from the router are authenticated.
+pub struct EdgeAuth {
+    /// Verify `x-edge-signature`: the current secret, then the one being retired.
+    pub signers: Vec<EdgeSigner>,
     /// Signatures already used (Redis, with a bounded local fallback).
     pub replay: crate::replay::ReplayGuard,
     /// Accepted clock difference for edge signatures.
     pub max_skew_secs: u64,
-    /// Tenant profiles (moka + Redis).
-    pub profiles: ProfileCache,
-    /// Base domain and admin host, for custom-domain validation.
-    pub rules: tenant_config::HostRules,
-    /// Custom-domain validation policy.
-    pub domain_policy: tenant_config::domain::DomainPolicy,
-    /// `ENABLE_CUSTOM_DOMAINS`.
-    pub custom_domains_enabled: bool,
-    /// DNS resolver for domain verification.
-    pub resolver: Arc<hickory_resolver::TokioResolver>,
-    /// Whether a Stripe secret key is configured.
-    pub stripe_configured: bool,
+}
+
+/// Everything money-related.
+#[derive(Clone)]
+pub struct Payments {
     /// Stripe: API client, keys and fee; `None` when no secret key is configured (donations
     /// are then refused with 503, webhooks still verified if secrets are set).
-    pub stripe: Option<Arc<StripeState>>,
-    /// Key for donor links (recurring-gift cancel tokens), derived from the edge secret.
-    pub link_key: Arc<[u8; 32]>,
+    pub stripe: Option<StripeState>,
     /// Webhook endpoint secrets (`STRIPE_WEBHOOK_SECRET`), all accepted during a roll.
-    pub webhook_secrets: Arc<Vec<Vec<u8>>>,
+    pub webhook_secrets: Vec<Vec<u8>>,
     /// Group commit for concurrent `payment_intent.succeeded` deliveries.
-    pub group: crate::webhook_batch::GroupCommit,
+    pub group: crate::webhooks::batch::GroupCommit,
+    /// Key for donor links (recurring-gift cancel tokens), derived from the edge secret.
+    pub link_key: [u8; 32],
+}
+
+impl Payments {
+    /// The Stripe client, or 503 when no secret key is configured.
+    pub fn stripe(&self) -> Result<&StripeState, crate::error::AppError> {
+        self.stripe
+            .as_ref()
+            .ok_or_else(|| crate::error::AppError::Unavailable("stripe is not configured".into()))
+    }
+}
+
+/// Custom domains: which names are acceptable and how ownership is checked.
+pub struct Domains {
+    /// Base domain and admin host.
+    pub rules: tenant_config::HostRules,
+    /// Validation policy.
+    pub policy: tenant_config::domain::DomainPolicy,
+    /// `ENABLE_CUSTOM_DOMAINS`.
+    pub enabled: bool,
+    /// DNS resolver for verification.
+    pub resolver: Arc<hickory_resolver::TokioResolver>,
+}
+
+impl FromRef<AppState> for Pool {
+    fn from_ref(s: &AppState) -> Pool {
+        s.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Payments> {
+    fn from_ref(s: &AppState) -> Arc<Payments> {
+        s.payments.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Domains> {
+    fn from_ref(s: &AppState) -> Arc<Domains> {
+        s.domains.clone()
+    }
+}
+
+impl FromRef<AppState> for ProfileCache {
+    fn from_ref(s: &AppState) -> ProfileCache {
+        s.profiles.clone()
+    }
 }
 
 /// What donation handlers need from Stripe's configuration.
+#[derive(Clone)]
 pub struct StripeState {
     /// API client.
     pub client: payments::StripeClient,
@@ -64,58 +118,60 @@ impl AppState {
     pub fn from_config(config: &PlatformConfig) -> anyhow::Result<Self> {
         let redis = Arc::new(LazyRedis::new(config.redis.url.expose())?);
         let pool = db::pool(&config.database)?;
+        let stripe = match &config.stripe.secret_key {
+            Some(key) => Some(StripeState {
+                client: payments::StripeClient::new(
+                    &config.stripe.api_base,
+                    key.expose(),
+                    std::time::Duration::from_secs(20),
+                )?,
+                publishable_key: config.stripe.publishable_key.clone(),
+                fee_basis_points: config.stripe.fee_basis_points()?,
+            }),
+            None => None,
+        };
         Ok(Self {
-            group: crate::webhook_batch::GroupCommit::new(
-                pool.clone(),
-                config.stripe.webhook_batch_max,
-                // Each group holds a connection: never more groups than the pool has.
-                config
-                    .stripe
-                    .webhook_batches
-                    .min(config.database.max_connections),
-            ),
-            db: pool,
-            profiles: ProfileCache::new(redis.clone()),
-            started: Instant::now(),
-            signers: std::iter::once(&config.edge.signing_secret)
-                .chain(config.edge.previous_signing_secret.as_ref())
-                .map(|s| EdgeSigner::new(s.expose().as_bytes()))
-                .collect(),
-            replay: crate::replay::ReplayGuard::new(
-                redis.clone(),
-                std::time::Duration::from_secs(2 * config.edge.max_skew_secs + 1),
-            ),
-            max_skew_secs: config.edge.max_skew_secs,
-            rules: config.domain.rules()?,
-            domain_policy: config.domain.policy(),
-            custom_domains_enabled: config.domain.enable_custom_domains,
-            stripe_configured: config.stripe.secret_key.is_some(),
-            stripe: match &config.stripe.secret_key {
-                Some(key) => Some(Arc::new(StripeState {
-                    client: payments::StripeClient::new(
-                        &config.stripe.api_base,
-                        key.expose(),
-                        std::time::Duration::from_secs(20),
-                    )?,
-                    publishable_key: config.stripe.publishable_key.clone(),
-                    fee_basis_points: config.stripe.fee_basis_points()?,
-                })),
-                None => None,
-            },
-            link_key: Arc::new(derive_link_key(
-                config.edge.signing_secret.expose().as_bytes(),
-            )),
-            webhook_secrets: Arc::new(
-                config
+            payments: Arc::new(Payments {
+                stripe,
+                webhook_secrets: config
                     .stripe
                     .webhook_secrets
                     .iter()
                     .map(|s| s.expose().as_bytes().to_vec())
                     .collect(),
-            ),
+                group: crate::webhooks::batch::GroupCommit::new(
+                    pool.clone(),
+                    config.stripe.webhook_batch_max,
+                    // Each group holds a connection: never more groups than the pool has.
+                    config
+                        .stripe
+                        .webhook_batches
+                        .min(config.database.max_connections),
+                ),
+                link_key: derive_link_key(config.edge.signing_secret.expose().as_bytes()),
+            }),
+            edge: Arc::new(EdgeAuth {
+                signers: std::iter::once(&config.edge.signing_secret)
+                    .chain(config.edge.previous_signing_secret.as_ref())
+                    .map(|s| EdgeSigner::new(s.expose().as_bytes()))
+                    .collect(),
+                replay: crate::replay::ReplayGuard::new(
+                    redis.clone(),
+                    std::time::Duration::from_secs(2 * config.edge.max_skew_secs + 1),
+                ),
+                max_skew_secs: config.edge.max_skew_secs,
+            }),
+            domains: Arc::new(Domains {
+                rules: config.domain.rules()?,
+                policy: config.domain.policy(),
+                enabled: config.domain.enable_custom_domains,
+                resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
+                    .map_err(anyhow::Error::msg)?,
+            }),
+            db: pool,
+            profiles: ProfileCache::new(redis.clone()),
             redis,
-            resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
-                .map_err(anyhow::Error::msg)?,
+            started: Instant::now(),
         })
     }
 }

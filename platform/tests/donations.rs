@@ -961,7 +961,10 @@ async fn account_updates_apply_in_event_order() {
 /// the next transaction; plus a donor on alpha and a tag for unique intent ids.
 async fn one_group_slot(e: &Env) -> (platform::AppState, Uuid, String) {
     let state = platform::AppState {
-        group: platform::webhook_batch::GroupCommit::new(e.state.db.clone(), 64, 1),
+        payments: std::sync::Arc::new(platform::state::Payments {
+            group: platform::webhooks::batch::GroupCommit::new(e.state.db.clone(), 64, 1),
+            ..(*e.state.payments).clone()
+        }),
         ..e.state.clone()
     };
     let donor: Uuid = e

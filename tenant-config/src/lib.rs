@@ -23,4 +23,4 @@ pub mod slug;
 pub mod store;
 
 pub use host::{normalize_host, HostClass, HostError, HostRules, NameClass};
-pub use model::{ResolvedTenant, TenantId, TenantStatus};
+pub use model::{DonationStatus, RecurringStatus, ResolvedTenant, TenantId, TenantStatus};

@@ -93,6 +93,56 @@ impl TenantStatus {
 }
 
 text_enum! {
+    /// A one-time gift's (or one invoice's) payment state (`donations.status`). Moves forward
+    /// only: a late failure never undoes a success.
+    DonationStatus, "donation status" {
+        /// Created; waiting for the donor to pay.
+        Pending = "pending",
+        /// Paid; the receipt is queued.
+        Succeeded = "succeeded",
+        /// The payment was refused.
+        Failed = "failed",
+        /// Abandoned before paying.
+        Canceled = "canceled",
+        /// Paid back in full.
+        Refunded = "refunded",
+        /// Paid back in part.
+        PartiallyRefunded = "partially_refunded",
+        /// The donor's bank disputes the charge.
+        Disputed = "disputed",
+    }
+}
+
+text_enum! {
+    /// A recurring gift's state (`recurring_donations.status`), following its subscription.
+    RecurringStatus, "recurring gift status" {
+        /// Created; the first payment is not confirmed yet.
+        Incomplete = "incomplete",
+        /// Being charged on schedule.
+        Active = "active",
+        /// The last charge failed; Stripe retries.
+        PastDue = "past_due",
+        /// Stopped by the donor, staff or Stripe. Terminal.
+        Canceled = "canceled",
+        /// The first payment never completed. Terminal.
+        IncompleteExpired = "incomplete_expired",
+    }
+}
+
+impl RecurringStatus {
+    /// Maps Stripe's subscription statuses onto ours.
+    pub fn from_stripe(stripe: &str) -> Self {
+        match stripe {
+            "active" | "trialing" => RecurringStatus::Active,
+            "past_due" | "unpaid" | "paused" => RecurringStatus::PastDue,
+            "canceled" => RecurringStatus::Canceled,
+            "incomplete_expired" => RecurringStatus::IncompleteExpired,
+            _ => RecurringStatus::Incomplete,
+        }
+    }
+}
+
+text_enum! {
     /// Lifecycle of a custom domain: ownership is proven by a DNS TXT record before the domain is
     /// served or a certificate is requested for it.
     DomainStatus, "domain status" {

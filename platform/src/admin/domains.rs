@@ -116,18 +116,16 @@ pub async fn add(
     ApiJson(d): ApiJson<NewDomain>,
 ) -> Result<(StatusCode, Json<DomainView>), AppError> {
     let tenant = crate::error::path_uuid(&tenant)?;
-    if !state.custom_domains_enabled {
+    if !state.domains.enabled {
         return Err(AppError::Invalid {
             field: "domain".into(),
             message: "custom domains are disabled".into(),
         });
     }
-    let domain =
-        validate_custom_domain(&d.domain, &state.rules, state.domain_policy).map_err(|e| {
-            AppError::Invalid {
-                field: "domain".into(),
-                message: e.to_string(),
-            }
+    let domain = validate_custom_domain(&d.domain, &state.domains.rules, state.domains.policy)
+        .map_err(|e| AppError::Invalid {
+            field: "domain".into(),
+            message: e.to_string(),
         })?;
     let mut token = [0u8; 16];
     getrandom::getrandom(&mut token).map_err(|e| AppError::Internal(format!("rng: {e}")))?;
@@ -243,7 +241,7 @@ pub async fn verify(
     }
     // The lookup happens outside any transaction: DNS can take seconds.
     let found = txt_present(
-        &state.resolver,
+        &state.domains.resolver,
         &current.txt_record.name,
         &current.txt_record.value,
     )

@@ -410,17 +410,14 @@ pub async fn stripe_onboarding(
     }
     let email = body.email.map(|e| e.trim().to_lowercase());
     if let Some(e) = &email {
-        if !crate::giving::create::valid_email(e) {
+        if !crate::giving::valid_email(e) {
             return Err(AppError::Invalid {
                 field: "email".into(),
                 message: "must be an email address".into(),
             });
         }
     }
-    let stripe = state
-        .stripe
-        .clone()
-        .ok_or_else(|| AppError::Unavailable("stripe is not configured".into()))?;
+    let stripe = state.payments.stripe()?;
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
     let row = tx
@@ -479,7 +476,10 @@ pub async fn stripe_onboarding(
             created.id
         }
     };
-    let back = format!("https://{}/tenants/{id}/stripe", state.rules.admin());
+    let back = format!(
+        "https://{}/tenants/{id}/stripe",
+        state.domains.rules.admin()
+    );
     let link_key = format!("account-link:{id}:{}", uuid::Uuid::new_v4());
     let link: AccountLink = stripe
         .client

@@ -70,10 +70,7 @@ async fn cancel(
     let subscription: Option<String> = row.get(0);
     let account: Option<String> = row.get(2);
     if let (Some(sub), Some(account)) = (subscription, account) {
-        let stripe = state
-            .stripe
-            .as_ref()
-            .ok_or_else(|| AppError::Unavailable("stripe is not configured".into()))?;
+        let stripe = state.payments.stripe()?;
         let r: Result<serde_json::Value, _> = stripe
             .client
             .delete(

@@ -217,7 +217,7 @@ async fn sync_recurring(ctx: &Ctx, stripe: &payments::StripeClient) -> Result<u6
                 continue;
             }
         };
-        let status = payments::ledger::recurring_status(&s.status);
+        let status = tenant_config::RecurringStatus::from_stripe(&s.status).as_str();
         if status != old {
             updated += conn
                 .execute(

@@ -27,8 +27,8 @@ use tenant_config::db::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
+use super::Outcome;
 use crate::error::AppError;
-use crate::webhooks::Outcome;
 
 /// What the group decided for one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +199,7 @@ async fn commit(db: &Pool, group: &[Delivery]) -> Result<Vec<Verdict>, AppError>
     let pis: Vec<&str> = lookups.iter().map(|&i| intent(&group[i].event)).collect();
     let metas: Vec<Uuid> = lookups
         .iter()
-        .map(|&i| crate::webhooks::metadata_uuid(&group[i].event, "donation_id"))
+        .map(|&i| super::metadata_uuid(&group[i].event, "donation_id"))
         .collect();
     let accounts: Vec<&str> = lookups
         .iter()
@@ -238,8 +238,13 @@ async fn commit(db: &Pool, group: &[Delivery]) -> Result<Vec<Verdict>, AppError>
         outcome[i] = Some(match &locked[i] {
             None => (Outcome::Ignored, None),
             Some(d) => {
-                let blocked =
-                    crate::webhooks::success_blocked(ev, d.id, &d.status, d.amount, &d.currency);
+                let blocked = super::payment_intent::success_blocked(
+                    ev,
+                    d.id,
+                    &d.status,
+                    d.amount,
+                    &d.currency,
+                );
                 if let Some(o) = blocked {
                     (o, Some(d.tenant))
                 } else if succeeded.contains(&d.id) {
