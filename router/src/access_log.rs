@@ -7,13 +7,21 @@
 //! (every [`FLUSH_INTERVAL`]) finds it non-empty. A chunk only ever holds whole lines, so lines
 //! never interleave with other log output. The price: a crash loses at most one interval of
 //! access lines (shutdown flushes them).
+//!
+//! The line is written with [`JsonLine`] rather than the generic `tracing` JSON formatter,
+//! which cost several microseconds per request in the benchmark.
 
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pingora::proxy::Session;
+use pingora::Error;
 use tracing_appender::non_blocking::NonBlocking;
+
+use crate::ctx::RequestCtx;
+use crate::json_line::JsonLine;
 
 /// A batch is written once it grows past this many bytes.
 pub const FLUSH_BYTES: usize = 64 * 1024;
@@ -57,6 +65,18 @@ impl AccessLog {
         });
     }
 
+    /// Queues the access line of a finished request.
+    pub fn request(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        status: u16,
+        total: Duration,
+        error: Option<&Error>,
+    ) {
+        self.line(|l| request_line(l, session, ctx, status, total, error));
+    }
+
     fn push(&self, line: &[u8]) {
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -94,6 +114,41 @@ impl AccessLog {
         let _ = self.writer.clone().write_all(&chunk);
         *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = chunk;
     }
+}
+
+/// One request's fields, in a fixed order.
+fn request_line(
+    out: &mut Vec<u8>,
+    session: &Session,
+    ctx: &RequestCtx,
+    status: u16,
+    total: Duration,
+    error: Option<&Error>,
+) {
+    let req = session.req_header();
+    let ts_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut l = JsonLine::new(out);
+    l.u64("ts_ms", ts_ms)
+        .str("level", "INFO")
+        .str("target", "access")
+        .str("request_id", ctx.request_id())
+        .str("method", req.method.as_str())
+        .str("host", &String::from_utf8_lossy(ctx.host_sent.as_bytes()))
+        .str("path", req.uri.path())
+        .str("route", ctx.route.as_str())
+        .opt_str("tenant", ctx.tenant.as_deref().map(|t| t.slug.as_str()))
+        .ip("client", ctx.client_ip)
+        .u64("status", u64::from(status))
+        .u64("bytes", session.body_bytes_sent() as u64)
+        .millis("total_ms", Some(total))
+        .millis("upstream_ms", ctx.upstream_header)
+        .opt_str("upstream", ctx.upstream.as_ref().map(|u| u.addr_text()));
+    if let Some(e) = error {
+        l.str("error", e.etype().as_str());
+    }
+    l.finish();
 }
 
 #[cfg(test)]

@@ -89,6 +89,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (`outcome as usize` indexes it).
+    pub const ALL: [Outcome; 3] = [Outcome::Hit, Outcome::Miss, Outcome::Stale];
+
     /// Metric label.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tenant_config::config::{self, RouterConfig, EXIT_BAD_CONFIG};
 
-use crate::resolve::load_static_tenants;
 use crate::server::{run, StartMode};
+use crate::store::load_static_tenants;
 
 /// Edge router for the donation platform: tenants by host, TLS, rate limits, load balancing.
 #[derive(Debug, Parser)]

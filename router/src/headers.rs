@@ -139,7 +139,7 @@ impl HeaderPolicy {
             .map(|CacheRule { prefix, value: v }| Ok((prefix.clone(), value(v)?)))
             .collect::<Result<_, String>>()?;
         Ok(Self {
-            trusted: config.trusted_proxy_blocks(),
+            trusted: config.trusted_proxies.clone(),
             security,
             hsts,
             cache_rules,

@@ -4,8 +4,12 @@
 //! Module map:
 //! - [`cli`]: command line (`serve [--upgrade]`, `check-config`), called by `main.rs`.
 //! - [`server`]: assembles the Pingora server (proxy, admin listener, health checks).
-//! - [`proxy`]: the `ProxyHttp` implementation, one hook per concern.
+//! - [`proxy`]: the `ProxyHttp` implementation, one hook per concern, an orchestrator.
+//! - [`ctx`]: the per-request context, its identity fields set once per request.
+//! - [`respond`]: the ordered responders that answer without proxying, and their [`respond::Reply`].
+//! - [`forward`]: the upstream request's headers and signed tenant context.
 //! - [`resolve`]: host classification plus cached tenant lookup → a routing decision.
+//! - [`store`]: the tenant store the configuration names (PostgreSQL or the static file).
 //! - [`cache`]: the tenant cache (negative entries, stale-if-error, invalidation).
 //! - [`notify`]: `LISTEN tenant_changed` → cache invalidation, with reconnect.
 //! - [`upstream`]: pools with active and passive health and least-connections selection.
@@ -14,18 +18,24 @@
 //! - [`pages`]: redirects and branded error pages.
 //! - [`metrics`]: Prometheus series and the `/metrics`, `/health`, `/ready` admin endpoints.
 //! - [`access_log`]: one JSON line per request, written in batches.
-//! - [`text`]: hand-rolled formatting of the numbers and addresses written per request.
+//! - [`json_line`]: the JSON-line writer (`itoa`, table-driven escaping).
+//! - [`text`]: client addresses as text on the stack.
 
 pub mod access_log;
 pub mod cache;
 pub mod cli;
 pub mod compression;
+pub mod ctx;
+pub mod forward;
 pub mod headers;
+pub mod json_line;
 pub mod metrics;
 pub mod notify;
 pub mod pages;
 pub mod proxy;
 pub mod resolve;
+pub mod respond;
 pub mod server;
+pub mod store;
 pub mod text;
 pub mod upstream;

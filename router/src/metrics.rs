@@ -17,46 +17,73 @@ use crate::cache::{Outcome, TenantCache};
 use crate::resolve::RouteKind;
 use crate::upstream::Pool;
 
-/// The `route` label: the four proxied routes plus what the router answers itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteLabel {
-    /// A proxied route.
-    Proxied(RouteKind),
-    /// `308` for an unknown or invalid host, or plain HTTP to HTTPS.
-    Redirect,
-    /// `403` for a suspended tenant.
-    Suspended,
-    /// `503` because the tenant store failed with nothing cached.
-    Unavailable,
-    /// The router's own health endpoints on the proxy listener.
-    Router,
+/// Declares the `route` label enum from one table of variants and label texts: the texts,
+/// the pre-registered series and the index into them all come from it.
+macro_rules! route_labels {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every label, in declaration order (the order series are registered in).
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// Label text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// Position in [`Self::ALL`].
+            const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
 
-const LABELS: [&str; 8] = [
-    "admin",
-    "apex",
-    "tenant",
-    "webhook",
-    "redirect",
-    "suspended",
-    "unavailable",
-    "router",
-];
+route_labels! {
+    /// The `route` label: the proxied routes (also the `x-route` header) and what the router
+    /// answers itself.
+    RouteLabel {
+        /// The admin console and API.
+        Admin = "admin",
+        /// The marketing site.
+        Apex = "apex",
+        /// A tenant's site.
+        Tenant = "tenant",
+        /// Stripe webhooks.
+        Webhook = "webhook",
+        /// `308` for an unknown or invalid host, or plain HTTP to HTTPS.
+        Redirect = "redirect",
+        /// `403` for a suspended tenant.
+        Suspended = "suspended",
+        /// `503` because the tenant store failed with nothing cached.
+        Unavailable = "unavailable",
+        /// The router's own answers on the proxy listener (health, ACME challenges).
+        Router = "router",
+    }
+}
 
 impl RouteLabel {
-    fn index(self) -> usize {
-        match self {
-            RouteLabel::Proxied(k) => k.index(),
-            RouteLabel::Redirect => 4,
-            RouteLabel::Suspended => 5,
-            RouteLabel::Unavailable => 6,
-            RouteLabel::Router => 7,
+    /// The label of a proxied route.
+    pub const fn from_kind(kind: RouteKind) -> Self {
+        match kind {
+            RouteKind::Admin => RouteLabel::Admin,
+            RouteKind::Apex => RouteLabel::Apex,
+            RouteKind::Tenant => RouteLabel::Tenant,
+            RouteKind::Webhook => RouteLabel::Webhook,
         }
     }
+}
 
-    /// Label text.
-    pub fn as_str(self) -> &'static str {
-        LABELS[self.index()]
+impl From<RouteKind> for RouteLabel {
+    fn from(kind: RouteKind) -> Self {
+        Self::from_kind(kind)
     }
 }
 
@@ -83,25 +110,23 @@ impl Metrics {
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
             .and_then(|b| b.install_recorder())
             .map_err(|e| format!("metrics: {e}"))?;
-        let requests = LABELS
-            .iter()
+        let labels = || RouteLabel::ALL.iter().map(|r| r.as_str());
+        let requests = labels()
             .map(|route| {
                 STATUS_CLASSES.map(|class| {
-                    metrics::counter!("router_requests_total", "route" => *route, "status_class" => class)
+                    metrics::counter!("router_requests_total", "route" => route, "status_class" => class)
                 })
             })
             .collect();
-        let duration = LABELS
-            .iter()
-            .map(|route| metrics::histogram!("router_request_duration_seconds", "route" => *route))
+        let duration = labels()
+            .map(|route| metrics::histogram!("router_request_duration_seconds", "route" => route))
             .collect();
-        let upstream_duration = LABELS
-            .iter()
+        let upstream_duration = labels()
             .map(|route| {
-                metrics::histogram!("router_upstream_header_duration_seconds", "route" => *route)
+                metrics::histogram!("router_upstream_header_duration_seconds", "route" => route)
             })
             .collect();
-        let cache = [Outcome::Hit, Outcome::Miss, Outcome::Stale].map(
+        let cache = Outcome::ALL.map(
             |o| metrics::counter!("router_tenant_cache_lookups_total", "result" => o.as_str()),
         );
         Ok(Arc::new(Self {
@@ -135,12 +160,7 @@ impl Metrics {
 
     /// Counts a tenant lookup.
     pub fn cache(&self, outcome: Outcome) {
-        let i = match outcome {
-            Outcome::Hit => 0,
-            Outcome::Miss => 1,
-            Outcome::Stale => 2,
-        };
-        self.cache[i].increment(1);
+        self.cache[outcome as usize].increment(1);
     }
 
     /// Counts a failed upstream attempt.

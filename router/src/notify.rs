@@ -1,17 +1,15 @@
 //! `LISTEN tenant_changed`: the platform's changes to tenants and domains reach every router
 //! within a round trip, and the affected cache entries are dropped.
 //!
-//! The listener reconnects with backoff. Notifications sent while it was disconnected are lost,
-//! so after a reconnect the whole cache is dropped (stale-if-error entries go with it, which is
+//! The session is tenant-config's [`ListenStream`], which reconnects with backoff.
+//! Notifications sent while it was disconnected are lost, so after a reconnect the whole cache
+//! is dropped (stale-if-error entries go with it, which is
 //! acceptable: the database has just been reached).
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use serde::Deserialize;
 use tenant_config::config::Secret;
+use tenant_config::db::listen::{ListenEvent, ListenStream};
 use tenant_config::TenantId;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::cache::{Key, TenantCache};
 
@@ -47,51 +45,21 @@ pub async fn apply(cache: &TenantCache, payload: &str) {
     }
 }
 
-/// Listens forever (until the task is dropped), reconnecting with backoff.
+/// Listens forever (until the task is dropped) on the shared reconnecting stream.
 pub async fn listen(url: Secret, cache: TenantCache) {
-    let mut backoff = Duration::from_millis(250);
-    let mut connected_before = false;
-    loop {
-        match tokio_postgres::connect(url.expose(), NoTls).await {
-            Ok((client, mut conn)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let pump = tokio::spawn(async move {
-                    let mut messages =
-                        futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-                    while let Some(m) = messages.next().await {
-                        match m {
-                            Ok(AsyncMessage::Notification(n)) => {
-                                if tx.send(n.payload().to_owned()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "tenant change listener lost its connection");
-                                break;
-                            }
-                        }
-                    }
-                });
-                if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                    tracing::warn!(error = %e, "LISTEN failed");
-                    pump.abort();
-                } else {
-                    if connected_before {
-                        cache.invalidate_all();
-                    }
-                    connected_before = true;
-                    backoff = Duration::from_millis(250);
-                    tracing::info!("listening for tenant changes");
-                    while let Some(payload) = rx.recv().await {
-                        apply(&cache, &payload).await;
-                    }
-                    drop(client);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "tenant change listener cannot connect"),
+    let config = match url.expose().parse::<tokio_postgres::Config>() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "database.url cannot be used for LISTEN; tenant changes arrive by expiry only");
+            return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    };
+    let mut changes = ListenStream::new(config, &[CHANNEL], "tenant changes");
+    loop {
+        match changes.next().await {
+            ListenEvent::Connected => {}
+            ListenEvent::Reconnected => cache.invalidate_all(),
+            ListenEvent::Notification { payload, .. } => apply(&cache, &payload).await,
+        }
     }
 }

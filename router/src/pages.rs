@@ -1,12 +1,10 @@
-//! Responses the router writes itself: redirects, the suspended-tenant page, and branded error
-//! pages that show a request id and nothing about the internals.
+//! The replies the router writes itself: redirects, the suspended-tenant page, and branded
+//! error pages that show a request id and nothing about the internals.
 
 use bytes::Bytes;
 use http::HeaderValue;
-use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
 
-use crate::headers::HeaderPolicy;
+use crate::respond::Reply;
 
 /// Escapes text for an HTML body (tenant names are user input); shared with the platform's
 /// pages and the workers' mails.
@@ -47,128 +45,29 @@ pub fn error_text(status: u16) -> (&'static str, &'static str) {
     }
 }
 
-/// Writes a complete response; `body` may be empty.
-async fn write(
-    session: &mut Session,
-    mut resp: ResponseHeader,
-    body: Bytes,
-    content_type: &str,
-    policy: &HeaderPolicy,
-    tls: bool,
-    request_id: &HeaderValue,
-) -> pingora::Result<()> {
-    resp.insert_header("content-type", content_type)?;
-    resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "no-store")?;
-    policy.decorate_response(&mut resp, "", tls, request_id);
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only || body.is_empty())
-        .await?;
-    if !head_only && !body.is_empty() {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
-}
+const HTML: &str = "text/html; charset=utf-8";
 
 /// A branded HTML error page.
-pub async fn error_page(
-    session: &mut Session,
-    status: u16,
-    policy: &HeaderPolicy,
-    tls: bool,
-    request_id: &HeaderValue,
-) -> pingora::Result<()> {
+pub fn error(status: u16, request_id: &str) -> Reply {
     let (title, message) = error_text(status);
-    let resp = ResponseHeader::build(status, Some(4))?;
-    let body = Bytes::from(page(
-        title,
-        message,
-        request_id.to_str().unwrap_or_default(),
-    ));
-    write(
-        session,
-        resp,
-        body,
-        "text/html; charset=utf-8",
-        policy,
-        tls,
-        request_id,
-    )
-    .await
+    Reply::new(status, HTML, page(title, message, request_id))
 }
 
 /// The 403 page for a suspended or cancelled tenant.
-pub async fn suspended(
-    session: &mut Session,
-    tenant_name: &str,
-    policy: &HeaderPolicy,
-    tls: bool,
-    request_id: &HeaderValue,
-) -> pingora::Result<()> {
-    let resp = ResponseHeader::build(403, Some(4))?;
+pub fn suspended(tenant_name: &str, request_id: &str) -> Reply {
     let msg = format!(
         "The site of {} is currently not available. If you manage it, please contact support.",
         escape_html(tenant_name)
     );
-    let body = Bytes::from(page(
-        "Site unavailable",
-        &msg,
-        request_id.to_str().unwrap_or_default(),
-    ));
-    write(
-        session,
-        resp,
-        body,
-        "text/html; charset=utf-8",
-        policy,
-        tls,
-        request_id,
-    )
-    .await
+    Reply::new(403, HTML, page("Site unavailable", &msg, request_id))
 }
 
-/// A permanent redirect (`308` keeps the method and body).
-pub async fn redirect(
-    session: &mut Session,
-    location: &str,
-    policy: &HeaderPolicy,
-    tls: bool,
-    request_id: &HeaderValue,
-) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(308, Some(5))?;
-    resp.insert_header("location", location)?;
-    write(
-        session,
-        resp,
-        Bytes::new(),
-        "text/plain; charset=utf-8",
-        policy,
-        tls,
-        request_id,
-    )
-    .await
-}
-
-/// A small JSON answer (the router's own health endpoints).
-pub async fn json(
-    session: &mut Session,
-    status: u16,
-    body: String,
-    policy: &HeaderPolicy,
-    request_id: &HeaderValue,
-) -> pingora::Result<()> {
-    let resp = ResponseHeader::build(status, Some(4))?;
-    write(
-        session,
-        resp,
-        Bytes::from(body),
-        "application/json",
-        policy,
-        false,
-        request_id,
-    )
-    .await
+/// A permanent redirect (`308` keeps the method and body). A location that is not a valid
+/// header value (it is built from a canonical host, so it always is) goes to the site root.
+pub fn redirect(location: &str) -> Reply {
+    let location = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/"));
+    Reply::new(308, "text/plain; charset=utf-8", Bytes::new())
+        .header(http::header::LOCATION, location)
 }
 
 #[cfg(test)]

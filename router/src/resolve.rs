@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use tenant_config::config::RouterConfig;
-use tenant_config::store::{PgTenantStore, StaticTenantStore, TenantStore};
-use tenant_config::{normalize_host, HostRules, NameClass};
+use tenant_config::host::canonical_host;
+use tenant_config::{HostRules, NameClass};
 
 use crate::cache::{Key, Outcome, TenantCache, TenantEntry};
 
@@ -22,27 +21,9 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
-    /// Every kind, for pre-registering metrics.
-    pub const ALL: [RouteKind; 4] = [
-        RouteKind::Admin,
-        RouteKind::Apex,
-        RouteKind::Tenant,
-        RouteKind::Webhook,
-    ];
-
-    /// Header and label value.
+    /// Header value (`x-route`), the same text as its metrics label.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            RouteKind::Admin => "admin",
-            RouteKind::Apex => "apex",
-            RouteKind::Tenant => "tenant",
-            RouteKind::Webhook => "webhook",
-        }
-    }
-
-    /// Position in [`RouteKind::ALL`].
-    pub const fn index(self) -> usize {
-        self as usize
+        crate::metrics::RouteLabel::from_kind(self).as_str()
     }
 }
 
@@ -71,55 +52,10 @@ pub struct Resolver {
     cache: TenantCache,
 }
 
-/// Reads the static tenant file on a short-lived thread of its own.
-///
-/// Why: parsing a large file (100,000 tenants) leaves about 100 MiB of freed parser memory
-/// behind. mimalloc keeps freed memory in the heap of the thread that allocated it, and the
-/// main thread, blocked in the server loop from here on, never allocates again to hand it back:
-/// the router kept that memory resident for its whole life. A thread's heap is collected when
-/// the thread ends, so the garbage goes back to the system at once; the tables that stay
-/// alive are adopted by the threads that use them.
-pub fn load_static_tenants(
-    path: &std::path::Path,
-    rules: &HostRules,
-    policy: tenant_config::domain::DomainPolicy,
-) -> Result<StaticTenantStore, String> {
-    let load = || StaticTenantStore::load(path, rules, policy).map_err(|e| e.to_string());
-    std::thread::scope(|s| {
-        match std::thread::Builder::new()
-            .name("tenant-loader".into())
-            .spawn_scoped(s, load)
-        {
-            Ok(loader) => loader
-                .join()
-                .unwrap_or_else(|_| Err(format!("{}: the loader panicked", path.display()))),
-            // No thread to be had (a process limit): load here, keeping the memory.
-            Err(_) => load(),
-        }
-    })
-}
-
 impl Resolver {
     /// A resolver over an existing cache.
     pub fn new(rules: HostRules, cache: TenantCache) -> Self {
         Self { rules, cache }
-    }
-
-    /// The store the configuration names: PostgreSQL when `database` is set, else the static
-    /// tenant file, which the command line has already read (and so checked) with
-    /// [`load_static_tenants`] — it is read once per start. Must run inside a Tokio runtime:
-    /// the pool spawns its maintenance task.
-    pub fn store_from_config(
-        config: &RouterConfig,
-        static_tenants: Option<StaticTenantStore>,
-    ) -> Result<Arc<dyn TenantStore>, String> {
-        Ok(match (&config.database, static_tenants) {
-            (Some(db), _) => Arc::new(PgTenantStore::new(
-                tenant_config::db::pool(db).map_err(|e| e.to_string())?,
-            )),
-            (None, Some(store)) => Arc::new(store),
-            (None, None) => return Err("no tenant store configured".into()),
-        })
     }
 
     /// The host rules in use.
@@ -127,45 +63,22 @@ impl Resolver {
         &self.rules
     }
 
-    /// The cache, for invalidation.
-    pub fn cache(&self) -> &TenantCache {
-        &self.cache
-    }
-
-    /// Decides what to do with a request for `host`. The outcome says how the tenant lookup
-    /// was answered (`None` when no lookup was needed).
+    /// Decides what to do with a request for `host`, in any spelling (case, port, trailing
+    /// dot, IDNA). The outcome says how the tenant lookup was answered (`None` when no lookup
+    /// was needed).
+    ///
+    /// Most requests name a cached tenant subdomain exactly as canonical: that is answered from
+    /// the cache before normalising or classifying. Only classified names (canonical, valid
+    /// and unreserved slugs) are ever looked up and so cached, so a hit needs no slug check and
+    /// proves the name canonical.
     pub async fn resolve(&self, host: &str) -> (Decision, Option<Outcome>) {
-        self.resolve_normalized(normalize_host(host).ok().as_deref())
-            .await
-    }
-
-    /// The decision for `sent`, a host exactly as the client sent it, when it names a tenant
-    /// subdomain with a fresh cache entry; `None` sends the caller through normalisation and
-    /// classification. Only classified names (canonical, valid and unreserved slugs) are ever
-    /// looked up and so cached, so a hit needs no slug validation and also proves `sent`
-    /// canonical: the common request skips normalising.
-    pub fn cached_subdomain(&self, sent: &str) -> Option<Decision> {
-        let slug = self.rules.subdomain_label(sent)?;
-        self.cache.fresh(Key::Slug(slug)).map(decide)
-    }
-
-    /// Like [`Resolver::resolve`] for a host already normalised (`None`: not a valid name), so
-    /// the proxy normalises a request's host at most once.
-    pub async fn resolve_normalized(&self, host: Option<&str>) -> (Decision, Option<Outcome>) {
-        // Most requests name a cached tenant subdomain: answered without classification.
-        if let Some(decision) = host.and_then(|h| self.cached_subdomain(h)) {
+        if let Some(decision) = self.cached_subdomain(host) {
             return (decision, Some(Outcome::Hit));
         }
-        self.classify_and_look_up(host).await
-    }
-
-    /// [`Resolver::resolve_normalized`] without its [`Resolver::cached_subdomain`] step, for
-    /// a caller that has just tried that step on this very name.
-    pub async fn classify_and_look_up(&self, host: Option<&str>) -> (Decision, Option<Outcome>) {
-        let Some(host) = host else {
+        let Ok(host) = canonical_host(host) else {
             return (Decision::RedirectToApex, None);
         };
-        let key = match self.rules.classify_name(host) {
+        let key = match self.rules.classify_name(&host) {
             NameClass::Admin => return (forward(RouteKind::Admin, None), None),
             NameClass::Apex => return (forward(RouteKind::Apex, None), None),
             NameClass::Invalid(_) => return (Decision::RedirectToApex, None),
@@ -180,6 +93,13 @@ impl Resolver {
             }
         }
     }
+
+    /// The cached decision for `host` when it is, exactly as given, a tenant subdomain with a
+    /// fresh cache entry.
+    fn cached_subdomain(&self, host: &str) -> Option<Decision> {
+        let slug = self.rules.subdomain_label(host)?;
+        self.cache.fresh(Key::Slug(slug)).map(decide)
+    }
 }
 
 fn forward(route: RouteKind, tenant: Option<Arc<TenantEntry>>) -> Decision {
@@ -192,5 +112,82 @@ fn decide(tenant: Option<Arc<TenantEntry>>) -> Decision {
         None => Decision::RedirectToApex,
         Some(t) if t.status.is_served() => forward(RouteKind::Tenant, Some(t)),
         Some(t) => Decision::Suspended(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tenant_config::config::TenantCacheConfig;
+    use tenant_config::domain::DomainPolicy;
+    use tenant_config::store::StaticTenantStore;
+
+    use super::*;
+
+    const TENANTS: &str = r#"
+        [[tenant]]
+        id = "6f1c4a9e-0000-4000-8000-000000000001"
+        slug = "grace"
+        name = "Grace Church"
+        domains = ["give.gracechurch.org"]
+        [[tenant]]
+        id = "6f1c4a9e-0000-4000-8000-000000000002"
+        slug = "hope"
+        name = "Hope Chapel"
+        status = "suspended"
+    "#;
+
+    fn tenant(d: Decision) -> Arc<TenantEntry> {
+        match d {
+            Decision::Forward {
+                route: RouteKind::Tenant,
+                tenant: Some(t),
+            } => t,
+            other => panic!("expected a tenant route, got {other:?}"),
+        }
+    }
+
+    /// The resolver's first step: the host exactly as given, before normalisation. Only the
+    /// canonical spelling of a cached name answers; every other spelling (and anything not
+    /// cached as a subdomain) is left to normalisation and classification.
+    #[tokio::test]
+    async fn only_the_canonical_spelling_of_a_cached_subdomain_answers_first() {
+        let rules = HostRules::new("platform.test", "admin.platform.test").unwrap();
+        let store =
+            StaticTenantStore::parse("test", TENANTS, &rules, DomainPolicy::default()).unwrap();
+        let cache = TenantCache::new(Arc::new(store), &TenantCacheConfig::default());
+        let r = Resolver::new(rules, cache);
+        for host in [
+            "grace.platform.test",
+            "hope.platform.test",
+            "nobody.platform.test",
+        ] {
+            r.resolve(host).await;
+        }
+        let grace = tenant(r.resolve("grace.platform.test").await.0);
+
+        assert_eq!(
+            tenant(r.cached_subdomain("grace.platform.test").unwrap()).id,
+            grace.id
+        );
+        assert!(matches!(
+            r.cached_subdomain("hope.platform.test"),
+            Some(Decision::Suspended(_))
+        ));
+        assert_eq!(
+            r.cached_subdomain("nobody.platform.test"),
+            Some(Decision::RedirectToApex),
+            "a cached unknown answers too"
+        );
+        for sent in [
+            "GRACE.platform.test",
+            "grace.platform.test.",
+            "grace.platform.test:80",
+            "x.grace.platform.test",
+            "grace.Platform.test",
+            "api.platform.test",
+            "give.gracechurch.org",
+        ] {
+            assert_eq!(r.cached_subdomain(sent), None, "{sent:?}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Assembles the Pingora server from configuration: the proxy service, the admin (metrics)
 //! service, health-check services, and the helper runtime for database work.
 
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::proxy::http_proxy_service;
@@ -10,12 +12,16 @@ use pingora::services::listening::Service;
 use tenant_config::config::RouterConfig;
 use tenant_config::edge::EdgeSigner;
 use tenant_config::store::StaticTenantStore;
+use tokio::runtime::Runtime;
 
+use crate::access_log::AccessLog;
 use crate::cache::TenantCache;
+use crate::ctx::RequestIds;
 use crate::headers::HeaderPolicy;
 use crate::metrics::{AdminApp, Metrics};
 use crate::proxy::{EdgeProxy, ProxySettings};
 use crate::resolve::Resolver;
+use crate::store;
 use crate::upstream::Pool;
 
 /// How `serve` was asked to start.
@@ -25,7 +31,7 @@ pub struct StartMode {
     pub upgrade: bool,
 }
 
-/// Builds everything and runs until shutdown. Returns the process exit code.
+/// Builds everything and runs until shutdown.
 ///
 /// `static_tenants`: the static tenant file as the command line read it (`None` on
 /// PostgreSQL).
@@ -45,23 +51,95 @@ pub fn run(
     let guard = helper.enter();
 
     let rules = config.domain.rules().map_err(|e| e.to_string())?;
-    let store = Resolver::store_from_config(&config, static_tenants)?;
-    let cache = TenantCache::new(store, &config.cache);
+    let cache = TenantCache::new(store::from_config(&config, static_tenants)?, &config.cache);
+    let metrics = Metrics::install()?;
+    let access_log = config
+        .access_log
+        .then(tenant_config::runtime::log_writer)
+        .flatten()
+        .map(|w| Arc::new(AccessLog::new(w)));
+    let inflight = Arc::new(AtomicI64::new(0));
+    spawn_helpers(&helper, &config, &cache, &metrics, access_log.clone());
+
+    let mut server = pingora_server(&config, mode);
+    let u = &config.upstreams;
+    let (platform, platform_hc) = Pool::new("platform", &u.platform, u)?;
+    let (workers, workers_hc) = Pool::new("workers", &u.workers, u)?;
+    let proxy = EdgeProxy {
+        resolver: Resolver::new(rules, cache.clone()),
+        platform: platform.clone(),
+        workers: workers.clone(),
+        headers: HeaderPolicy::from_config(&config)?,
+        signer: EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
+        metrics: metrics.clone(),
+        settings: proxy_settings(&config),
+        ids: RequestIds::new(),
+        inflight: inflight.clone(),
+        access_log: access_log.clone(),
+    };
+    let mut proxy_service = http_proxy_service(&server.configuration, proxy);
+    proxy_service.add_tcp(&config.listen.http.to_string());
+    let mut admin = Service::new(
+        "router admin".into(),
+        AdminApp {
+            metrics,
+            pools: vec![platform, workers],
+            cache,
+        },
+    );
+    admin.add_tcp(&config.listen.metrics.to_string());
+    server.add_service(proxy_service);
+    server.add_service(admin);
+    server.add_service(platform_hc);
+    server.add_service(workers_hc);
+
+    helper.spawn(drain_then_exit(
+        server.watch_execution_phase(),
+        inflight,
+        access_log,
+        Duration::from_secs(config.lifecycle.shutdown_timeout_secs),
+    ));
+    tracing::info!(listen = %config.listen.http, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
+    drop(guard);
+    server.run(RunArgs::default());
+    // Keep the helper runtime (pool, listener) alive until the server has drained.
+    drop(helper);
+    Ok(())
+}
+
+/// The helper runtime's background work: tenant-change notifications (with a database),
+/// histogram upkeep, and the access log's flusher.
+fn spawn_helpers(
+    helper: &Runtime,
+    config: &RouterConfig,
+    cache: &TenantCache,
+    metrics: &Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
+) {
     if let Some(db) = &config.database {
         helper.spawn(crate::notify::listen(db.url.clone(), cache.clone()));
     }
-    let metrics = Metrics::install()?;
-    {
-        let m = metrics.clone();
+    let m = metrics.clone();
+    helper.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            m.upkeep();
+        }
+    });
+    if let Some(log) = access_log {
         helper.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut tick = tokio::time::interval(crate::access_log::FLUSH_INTERVAL);
             loop {
                 tick.tick().await;
-                m.upkeep();
+                log.flush();
             }
         });
     }
+}
 
+/// The Pingora server, bootstrapped: threads, timers, shutdown and upgrade settings.
+fn pingora_server(config: &RouterConfig, mode: StartMode) -> Server {
     let mut conf = ServerConf::default();
     let life = &config.lifecycle;
     conf.threads = life.threads;
@@ -84,11 +162,12 @@ pub fn run(
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
+    server
+}
 
+fn proxy_settings(config: &RouterConfig) -> ProxySettings {
     let u = &config.upstreams;
-    let (platform, platform_hc) = Pool::new("platform", &u.platform, u)?;
-    let (workers, workers_hc) = Pool::new("workers", &u.workers, u)?;
-    let settings = ProxySettings {
+    ProxySettings {
         redirect_http_to_https: config.listen.redirect_http_to_https,
         connect_timeout: Duration::from_millis(u.connect_timeout_ms),
         read_timeout: Duration::from_millis(u.read_timeout_ms),
@@ -99,57 +178,7 @@ pub fn run(
             .compression
             .enabled
             .then_some(config.compression.level),
-        access_log: config.access_log,
-    };
-    let proxy = EdgeProxy::new(
-        Resolver::new(rules, cache.clone()),
-        platform.clone(),
-        workers.clone(),
-        HeaderPolicy::from_config(&config)?,
-        EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
-        metrics.clone(),
-        settings,
-    );
-    let inflight = proxy.inflight_handle();
-    let access_log = proxy.access_log_handle();
-    if let Some(log) = access_log.clone() {
-        helper.spawn(async move {
-            let mut tick = tokio::time::interval(crate::access_log::FLUSH_INTERVAL);
-            loop {
-                tick.tick().await;
-                log.flush();
-            }
-        });
     }
-    let mut proxy_service = http_proxy_service(&server.configuration, proxy);
-    proxy_service.add_tcp(&config.listen.http);
-
-    let mut admin = Service::new(
-        "router admin".into(),
-        AdminApp {
-            metrics,
-            pools: vec![platform, workers],
-            cache,
-        },
-    );
-    admin.add_tcp(&config.listen.metrics);
-
-    server.add_service(proxy_service);
-    server.add_service(admin);
-    server.add_service(platform_hc);
-    server.add_service(workers_hc);
-    helper.spawn(drain_then_exit(
-        server.watch_execution_phase(),
-        inflight,
-        access_log,
-        Duration::from_secs(life.shutdown_timeout_secs),
-    ));
-    tracing::info!(listen = %config.listen.http, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
-    drop(guard);
-    server.run(RunArgs::default());
-    // Keep the helper runtime (pool, listener) alive until the server has drained.
-    drop(helper);
-    Ok(())
 }
 
 /// Once Pingora enters its shutdown grace period (after SIGTERM, or after handing the sockets to
@@ -157,8 +186,8 @@ pub fn run(
 /// Without this the process would always sit out the whole grace period.
 async fn drain_then_exit(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
-    inflight: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    access_log: Option<std::sync::Arc<crate::access_log::AccessLog>>,
+    inflight: Arc<AtomicI64>,
+    access_log: Option<Arc<AccessLog>>,
     limit: Duration,
 ) {
     use tokio::sync::broadcast::error::RecvError;

@@ -91,6 +91,15 @@ impl Drop for InFlight {
     }
 }
 
+/// Which pool a request goes to (chosen in `upstream_peer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolChoice {
+    /// The platform instances.
+    Platform,
+    /// The workers instances (`/api/cron/*` on the apex and admin hosts).
+    Workers,
+}
+
 /// A health-checked, least-connections pool of instances.
 pub struct Pool {
     name: &'static str,
@@ -107,10 +116,10 @@ impl Pool {
     /// to the server.
     pub fn new(
         name: &'static str,
-        addrs: &[String],
+        addrs: &[std::net::SocketAddr],
         config: &Upstreams,
     ) -> Result<(Arc<Self>, GenBackgroundService<LoadBalancer<RoundRobin>>), String> {
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().map(String::as_str))
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().copied())
             .map_err(|e| format!("upstreams.{name}: {e}"))?;
         let now = Instant::now();
         let members: Vec<Arc<Member>> = lb
@@ -294,7 +303,9 @@ mod tests {
     }
 
     fn pool(n: usize) -> Arc<Pool> {
-        let addrs: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
+        let addrs: Vec<std::net::SocketAddr> = (0..n)
+            .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)))
+            .collect();
         Pool::new("platform", &addrs, &config()).unwrap().0
     }
 
@@ -340,7 +351,10 @@ mod tests {
             fail_timeout_secs: 1,
             ..Upstreams::default()
         };
-        let addrs = ["127.0.0.1:1000".to_owned(), "127.0.0.1:1001".to_owned()];
+        let addrs = [
+            std::net::SocketAddr::from(([127, 0, 0, 1], 1000)),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 1001)),
+        ];
         let p = Pool::new("platform", &addrs, &config).unwrap().0;
         let down = p.members()[0].clone();
         p.record_failure(down.addr);

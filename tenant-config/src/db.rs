@@ -5,6 +5,7 @@
 //! transaction picks one with [`scope`], so forgetting to scope a query fails closed instead of
 //! reading every tenant's rows.
 
+pub mod listen;
 pub mod migrate;
 
 use std::collections::HashMap;

@@ -116,7 +116,7 @@ impl EdgeSigner {
         // Fields are separated by '\n', which no header value or request target can contain,
         // so distinct field tuples always produce distinct messages.
         mac.update(b"v2\n");
-        mac.update(decimal(timestamp, &mut [0u8; 20]));
+        mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
         for field in [
             ctx.request_id,
             ctx.route,
@@ -150,7 +150,7 @@ impl EdgeSigner {
             sig.len += bytes.len();
         };
         put(b"t=");
-        put(decimal(timestamp, &mut [0u8; 20]));
+        put(itoa::Buffer::new().format(timestamp).as_bytes());
         put(b",v2=");
         let mut hex = [0u8; 64];
         // 32 bytes always fit 64 hex digits.
@@ -215,59 +215,9 @@ fn parse_header(header: &str) -> Option<(u64, [u8; 32])> {
     Some((t.parse().ok()?, tag))
 }
 
-/// `"00"` to `"99"`, two bytes each: [`decimal`] writes two digits per division.
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
-
-/// Writes `v` in decimal into `buf` and returns the digits, without allocating or going
-/// through `core::fmt` (the signing path and the router's access log run on every request).
-pub fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if v >= 10 {
-        let pair = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    &buf[i..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_matches_display() {
-        let mut values: Vec<u64> = (0..=1_000).collect();
-        let mut p = 10u64;
-        loop {
-            values.extend([p - 1, p, p + 1]);
-            match p.checked_mul(10) {
-                Some(next) => p = next,
-                None => break,
-            }
-        }
-        values.extend([1_796_131_121_380, u64::MAX]);
-        for v in values {
-            assert_eq!(decimal(v, &mut [0u8; 20]), v.to_string().as_bytes(), "{v}");
-        }
-    }
 
     const CTX: EdgeContext<'static> = EdgeContext {
         request_id: "req-1",

@@ -153,7 +153,8 @@ fn router_upstream_lists_come_from_comma_separated_env() {
         ("UPSTREAM_PLATFORM", "127.0.0.1:8081, 127.0.0.1:8082,"),
     ]);
     let c: RouterConfig = load(None, &env).unwrap();
-    assert_eq!(c.upstreams.platform, ["127.0.0.1:8081", "127.0.0.1:8082"]);
+    let platform: Vec<String> = c.upstreams.platform.iter().map(|a| a.to_string()).collect();
+    assert_eq!(platform, ["127.0.0.1:8081", "127.0.0.1:8082"]);
     let bad = MapEnv::from_pairs([
         ("EDGE_SIGNING_SECRET", SECRET),
         ("ROUTER_STATIC_TENANTS", "/tmp/t.toml"),

@@ -1,13 +1,13 @@
 //! The router's configuration.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::{
-    check_listen, check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig,
-    EnvKind, EnvVar, LogConfig, Secret, DATABASE_ENV,
+    check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
+    LogConfig, Secret, DATABASE_ENV,
 };
 
 /// Everything the `router` binary reads at start.
@@ -37,7 +37,7 @@ pub struct RouterConfig {
     /// Peers whose `X-Forwarded-*` headers are believed (a load balancer in front of us), as
     /// addresses or CIDR blocks (`ROUTER_TRUSTED_PROXIES`). Everyone else's are replaced.
     #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<Cidr>,
     /// Response headers added to every answer.
     #[serde(default)]
     pub security_headers: SecurityHeaders,
@@ -67,21 +67,21 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields, default)]
 pub struct RouterListen {
     /// Plain-HTTP listener (`ROUTER_HTTP_LISTEN`).
-    pub http: String,
+    pub http: SocketAddr,
     /// Answer plain HTTP with a `308` to HTTPS (except ACME challenges and the health path).
     /// Off until a TLS listener is configured; on in production.
     pub redirect_http_to_https: bool,
     /// Metrics, `/health` and `/ready`, on their own socket so they are never exposed through
     /// the proxy (`ROUTER_METRICS_LISTEN`).
-    pub metrics: String,
+    pub metrics: SocketAddr,
 }
 
 impl Default for RouterListen {
     fn default() -> Self {
         Self {
-            http: "127.0.0.1:8000".into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 8000)),
             redirect_http_to_https: false,
-            metrics: "127.0.0.1:9100".into(),
+            metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
         }
     }
 }
@@ -90,10 +90,10 @@ impl Default for RouterListen {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstreams {
-    /// Platform instances, `host:port` (`UPSTREAM_PLATFORM`, comma-separated).
-    pub platform: Vec<String>,
+    /// Platform instances, `address:port` (`UPSTREAM_PLATFORM`, comma-separated).
+    pub platform: Vec<SocketAddr>,
     /// Workers instances serving `/api/cron/*` on the apex and admin hosts (`UPSTREAM_WORKERS`).
-    pub workers: Vec<String>,
+    pub workers: Vec<SocketAddr>,
     /// Path probed on every instance.
     pub health_path: String,
     /// Milliseconds between active health checks.
@@ -118,8 +118,8 @@ pub struct Upstreams {
 impl Default for Upstreams {
     fn default() -> Self {
         Self {
-            platform: vec!["127.0.0.1:8080".into()],
-            workers: vec!["127.0.0.1:8090".into()],
+            platform: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            workers: vec![SocketAddr::from(([127, 0, 0, 1], 8090))],
             health_path: "/health".into(),
             health_interval_ms: 1_000,
             max_fails: 3,
@@ -267,8 +267,9 @@ impl Default for Lifecycle {
     }
 }
 
-/// An address block: `10.0.0.0/8`, `::1`, `192.0.2.7/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An address block: `10.0.0.0/8`, `::1`, `192.0.2.7/32`. Read from its text form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Cidr {
     addr: IpAddr,
     prefix: u8,
@@ -308,13 +309,11 @@ impl Cidr {
     }
 }
 
-impl RouterConfig {
-    /// The trusted-proxy blocks, parsed (validated by `validate`).
-    pub fn trusted_proxy_blocks(&self) -> Vec<Cidr> {
-        self.trusted_proxies
-            .iter()
-            .filter_map(|s| Cidr::parse(s))
-            .collect()
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Cidr::parse(&s).ok_or_else(|| format!("{s:?} is not an address or CIDR block"))
     }
 }
 
@@ -350,20 +349,12 @@ impl ConfigFile for RouterConfig {
                 "either database.url or static_tenants is required to resolve tenants",
             ));
         }
-        check_listen("listen.http", &self.listen.http)?;
-        check_listen("listen.metrics", &self.listen.metrics)?;
         let u = &self.upstreams;
         if u.platform.is_empty() {
             return Err(ConfigError::invalid(
                 "upstreams.platform",
                 "at least one platform instance is required",
             ));
-        }
-        for p in &u.platform {
-            check_listen("upstreams.platform", p)?;
-        }
-        for w in &u.workers {
-            check_listen("upstreams.workers", w)?;
         }
         if !u.health_path.starts_with('/') {
             return Err(ConfigError::invalid(
@@ -430,14 +421,6 @@ impl ConfigFile for RouterConfig {
                 "cache",
                 "ttl_secs and max_entries must be positive",
             ));
-        }
-        for p in &self.trusted_proxies {
-            if Cidr::parse(p).is_none() {
-                return Err(ConfigError::invalid(
-                    "trusted_proxies",
-                    format!("{p:?} is not an address or CIDR block"),
-                ));
-            }
         }
         for r in &self.cache_control {
             if !r.prefix.starts_with('/') || r.value.is_empty() || !r.value.is_ascii() {
