@@ -101,18 +101,21 @@ async fn stack(platform_instances: usize) -> Stack {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_each_host_class_and_signs_the_context() {
+async fn a_tenant_subdomain_is_forwarded_with_a_signed_context() {
     let s = stack(1).await;
-    let r = &s.router;
-
-    let t = echo(r, "grace.platform.test", "/give").await;
+    let t = echo(&s.router, "grace.platform.test", "/give").await;
     assert_eq!(t["origin"], "platform-0");
     assert_eq!(header(&t, "x-route"), Some("tenant"));
     assert_eq!(header(&t, "x-tenant-slug"), Some("grace"));
     assert_eq!(header(&t, "x-original-host"), Some("grace.platform.test"));
     assert_eq!(verify(&t), Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_and_query_reach_the_platform_byte_for_byte() {
+    let s = stack(1).await;
     let q = echo(
-        r,
+        &s.router,
         "grace.platform.test",
         "/give/%7Eroof?fund=roof&note=a%2Fb",
     )
@@ -121,56 +124,99 @@ async fn routes_each_host_class_and_signs_the_context() {
         q["target"], "/give/%7Eroof?fund=roof&note=a%2Fb",
         "path and query reach the platform byte for byte"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_spellings_of_a_cached_tenant_are_signed_canonically() {
+    let s = stack(1).await;
     // "grace" is cached now; the same tenant spelled otherwise still takes normalisation
     // (the cached fast path matches only the canonical spelling) and is signed canonically.
+    echo(&s.router, "grace.platform.test", "/").await;
     for spelled in ["GRACE.platform.test:8080", "grace.platform.test."] {
-        let n = echo(r, spelled, "/").await;
+        let n = echo(&s.router, spelled, "/").await;
         assert_eq!(header(&n, "x-tenant-slug"), Some("grace"), "{spelled}");
         assert_eq!(header(&n, "x-original-host"), Some("grace.platform.test"));
         assert_eq!(header(&n, "x-forwarded-host"), Some(spelled));
         assert_eq!(verify(&n), Ok(()), "{spelled}");
     }
+}
 
-    let c = echo(r, "Give.GraceChurch.org:8443", "/").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_domain_resolves_to_its_tenant() {
+    let s = stack(1).await;
+    let t = echo(&s.router, "grace.platform.test", "/").await;
+    let c = echo(&s.router, "Give.GraceChurch.org:8443", "/").await;
     assert_eq!(
         header(&c, "x-tenant-id"),
         header(&t, "x-tenant-id"),
         "custom domain → same tenant"
     );
     assert_eq!(verify(&c), Ok(()));
+}
 
-    let a = echo(r, "admin.platform.test", "/admin").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_host_is_forwarded_without_a_tenant() {
+    let s = stack(1).await;
+    let a = echo(&s.router, "admin.platform.test", "/admin").await;
     assert_eq!(header(&a, "x-route"), Some("admin"));
     assert_eq!(header(&a, "x-tenant-id"), None);
     assert_eq!(verify(&a), Ok(()));
+}
 
-    let apex = echo(r, "www.platform.test", "/").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn www_is_the_apex() {
+    let s = stack(1).await;
+    let apex = echo(&s.router, "www.platform.test", "/").await;
     assert_eq!(header(&apex, "x-route"), Some("apex"));
+}
 
-    let hook = echo(r, "platform.test", "/api/webhooks/stripe").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_routed_without_a_tenant_lookup() {
+    let s = stack(1).await;
+    let hook = echo(&s.router, "platform.test", "/api/webhooks/stripe").await;
     assert_eq!(header(&hook, "x-route"), Some("webhook"));
+}
 
-    let cron = echo(r, "platform.test", "/api/cron/process-emails").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_on_the_apex_and_admin_hosts_goes_to_the_workers() {
+    let s = stack(1).await;
+    let cron = echo(&s.router, "platform.test", "/api/cron/process-emails").await;
     assert_eq!(
         cron["origin"], "workers",
         "cron on the apex goes to the workers pool"
     );
-    let cron_admin = echo(r, "admin.platform.test", "/api/cron/cleanup-sessions").await;
+    let cron_admin = echo(
+        &s.router,
+        "admin.platform.test",
+        "/api/cron/cleanup-sessions",
+    )
+    .await;
     assert_eq!(cron_admin["origin"], "workers");
-    let tenant_cron = echo(r, "grace.platform.test", "/api/cron/process-emails").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_cannot_reach_the_workers() {
+    let s = stack(1).await;
+    let tenant_cron = echo(&s.router, "grace.platform.test", "/api/cron/process-emails").await;
     assert_eq!(
         tenant_cron["origin"], "platform-0",
         "tenants cannot reach the workers"
     );
+}
 
-    for host in [
-        "nobody.platform.test",
-        "unknown.example.org",
-        "a.b.platform.test",
-        "10.0.0.1",
-        "bad host",
-    ] {
-        let resp = get(r, host, "/x").await;
+const REFUSED_HOSTS: [&str; 5] = [
+    "nobody.platform.test",
+    "unknown.example.org",
+    "a.b.platform.test",
+    "10.0.0.1",
+    "bad host",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_invalid_hosts_are_redirected_to_the_apex() {
+    let s = stack(1).await;
+    for host in REFUSED_HOSTS {
+        let resp = get(&s.router, host, "/x").await;
         assert_eq!(resp.status(), 308, "{host}");
         assert_eq!(
             resp.headers()["location"],
@@ -178,25 +224,37 @@ async fn routes_each_host_class_and_signs_the_context() {
             "{host}"
         );
     }
+}
 
-    let suspended = get(r, "hope.platform.test", "/").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_tenant_gets_a_403_naming_it_escaped() {
+    let s = stack(1).await;
+    let suspended = get(&s.router, "hope.platform.test", "/").await;
     assert_eq!(suspended.status(), 403);
     let body = suspended.text().await.unwrap();
     assert!(
         body.contains("Hope &lt;Chapel&gt;"),
         "name shown, escaped: {body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_refusals_never_reach_the_platform() {
+    let s = stack(1).await;
+    let before = s.platform[0].requests();
+    for host in REFUSED_HOSTS.into_iter().chain(["hope.platform.test"]) {
+        get(&s.router, host, "/x").await;
+    }
     assert_eq!(
         s.platform[0].requests(),
-        9,
+        before,
         "redirects and 403s never reach the platform"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spoofed_headers_are_replaced_and_tampering_is_detected() {
-    let s = stack(1).await;
-    let resp = client()
+/// A request carrying every header the router owns or distrusts, each with a forged value.
+async fn spoofed(s: &Stack) -> Value {
+    client()
         .get(s.router.url("/"))
         .header("host", "grace.platform.test")
         .header("x-tenant-id", "00000000-0000-0000-0000-000000000000")
@@ -208,8 +266,16 @@ async fn spoofed_headers_are_replaced_and_tampering_is_detected() {
         .header("x-request-id", "client-chosen-id-42")
         .send()
         .await
-        .unwrap();
-    let v: Value = resp.json().await.unwrap();
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_headers_are_replaced() {
+    let s = stack(1).await;
+    let v = spoofed(&s).await;
     assert_eq!(header(&v, "x-tenant-slug"), Some("grace"));
     assert_ne!(
         header(&v, "x-tenant-id"),
@@ -230,7 +296,12 @@ async fn spoofed_headers_are_replaced_and_tampering_is_detected() {
         "well-formed id kept"
     );
     assert_eq!(verify(&v), Ok(()));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_any_signed_field_is_detected() {
+    let s = stack(1).await;
+    let v = spoofed(&s).await;
     // The same headers with one field changed no longer verify.
     let mut forged = v.clone();
     forged["headers"]["x-tenant-id"] = Value::from("00000000-0000-0000-0000-000000000001");
@@ -246,7 +317,11 @@ async fn spoofed_headers_are_replaced_and_tampering_is_detected() {
     let mut other_path = v.clone();
     other_path["target"] = Value::from("/api/donations");
     assert_eq!(verify(&other_path), Err(EdgeSignatureError::Mismatch));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_id_is_replaced() {
+    let s = stack(1).await;
     let bad_id = client()
         .get(s.router.url("/"))
         .header("host", "grace.platform.test")
@@ -259,7 +334,7 @@ async fn spoofed_headers_are_replaced_and_tampering_is_detected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn responses_carry_security_and_cache_headers_and_are_compressed() {
+async fn responses_carry_security_and_cache_headers() {
     let s = stack(1).await;
     let resp = get(&s.router, "grace.platform.test", "/_next/static/chunk.js").await;
     let h = resp.headers();
@@ -272,18 +347,23 @@ async fn responses_carry_security_and_cache_headers_and_are_compressed() {
     );
     assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
     assert!(h.contains_key("x-request-id"));
+}
 
-    // `/big` on the tenant host, asking for `encoding` (or for none).
-    let big_as = |encoding: Option<&'static str>| {
-        let mut req = client()
-            .get(s.router.url("/big"))
-            .header("host", "grace.platform.test");
-        if let Some(e) = encoding {
-            req = req.header("accept-encoding", e);
-        }
-        async move { req.send().await.unwrap() }
-    };
-    let big = big_as(Some("gzip")).await;
+/// `/big` (32 KiB of text) on the tenant host, asking for `encoding` (or for none).
+async fn big_as(s: &Stack, encoding: Option<&'static str>) -> reqwest::Response {
+    let mut req = client()
+        .get(s.router.url("/big"))
+        .header("host", "grace.platform.test");
+    if let Some(e) = encoding {
+        req = req.header("accept-encoding", e);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_is_used_when_accepted() {
+    let s = stack(1).await;
+    let big = big_as(&s, Some("gzip")).await;
     assert_eq!(big.headers()["content-encoding"], "gzip");
     assert!(big.headers()["vary"]
         .to_str()
@@ -295,13 +375,20 @@ async fn responses_carry_security_and_cache_headers_and_are_compressed() {
         "32 KiB of text compressed to {} bytes",
         compressed.len()
     );
+}
 
-    let brotli = big_as(Some("br")).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brotli_is_used_when_accepted() {
+    let s = stack(1).await;
+    let brotli = big_as(&s, Some("br")).await;
     assert_eq!(brotli.headers()["content-encoding"], "br");
     assert!(brotli.bytes().await.unwrap().len() < 4_000);
+}
 
-    // A client that accepts no encoding gets the body as the upstream sent it.
-    let plain = big_as(None).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_accepts_no_encoding_gets_the_body_unchanged() {
+    let s = stack(1).await;
+    let plain = big_as(&s, None).await;
     assert!(!plain.headers().contains_key("content-encoding"));
     assert!(!plain.headers().contains_key("vary"));
     assert_eq!(
@@ -421,8 +508,8 @@ async fn tenant_changes_are_seen_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_metrics_and_unavailable_platform() {
-    let mut s = stack(1).await;
+async fn the_router_answers_its_own_health_by_ip_host() {
+    let s = stack(1).await;
     let health = client().get(s.router.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200, "router health by IP host");
     let ready = client()
@@ -431,6 +518,11 @@ async fn health_metrics_and_unavailable_platform() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_requests_are_counted_in_metrics() {
+    let s = stack(1).await;
     echo(&s.router, "grace.platform.test", "/").await;
     let m = client()
         .get(s.router.metrics_url("/metrics"))
@@ -446,7 +538,11 @@ async fn health_metrics_and_unavailable_platform() {
     );
     assert!(m.contains("router_request_duration_seconds_bucket"));
     assert!(m.contains("router_tenant_cache_lookups_total{result=\"miss\"}"));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_platform_gets_a_branded_page_that_leaks_nothing() {
+    let mut s = stack(1).await;
     s.platform[0].kill();
     let resp = get(&s.router, "grace.platform.test", "/").await;
     assert!(
@@ -460,20 +556,37 @@ async fn health_metrics_and_unavailable_platform() {
         !body.contains("127.0.0.1") && !body.to_lowercase().contains("refused"),
         "{body}"
     );
-    // Access lines are written in batches at least every 200 ms.
-    let mut log = s.router.process.output();
+}
+
+/// The router's access lines once one matching `wanted` has been written (lines are written
+/// in batches at least every 200 ms).
+async fn access_lines(r: &testkit::RouterProcess, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let parse = |log: String| -> Vec<Value> {
+        log.lines()
+            .filter(|l| l.contains("\"target\":\"access\""))
+            .map(|l| serde_json::from_str(l).expect("access lines are whole JSON objects"))
+            .collect()
+    };
+    let mut lines = parse(r.process.output());
     for _ in 0..30 {
-        if log.contains("\"status\":5") {
+        if lines.iter().any(&wanted) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        log = s.router.process.output();
+        lines = parse(r.process.output());
     }
-    let lines: Vec<Value> = log
-        .lines()
-        .filter(|l| l.contains("\"target\":\"access\""))
-        .map(|l| serde_json::from_str(l).expect("access lines are whole JSON objects"))
-        .collect();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_logged_with_its_host_and_id() {
+    let mut s = stack(1).await;
+    s.platform[0].kill();
+    get(&s.router, "grace.platform.test", "/").await;
+    let lines = access_lines(&s.router, |l| {
+        l["status"].as_u64().is_some_and(|s| s >= 500)
+    })
+    .await;
     assert!(!lines.is_empty(), "access log lines present");
     let failed = lines
         .iter()
@@ -483,10 +596,18 @@ async fn health_metrics_and_unavailable_platform() {
     assert!(failed["request_id"]
         .as_str()
         .is_some_and(|id| id.len() >= 8));
-    // The hand-formatted fields of a proxied request parse back to what they describe.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxied_request_is_logged_with_fields_that_parse_back() {
+    let s = stack(1).await;
+    echo(&s.router, "grace.platform.test", "/").await;
+    let is_ok = |l: &Value| l["status"] == 200 && l["route"] == "tenant";
+    let lines = access_lines(&s.router, is_ok).await;
+    // The written fields of a proxied request parse back to what they describe.
     let ok = lines
         .iter()
-        .find(|l| l["status"] == 200 && l["route"] == "tenant")
+        .find(|l| is_ok(l))
         .expect("a proxied request is logged");
     assert_eq!(ok["tenant"], "grace");
     assert_eq!(ok["client"], "127.0.0.1");
@@ -531,4 +652,19 @@ async fn a_slow_upstream_gets_a_504_after_the_read_timeout() {
     // A request within the limit still goes through.
     let ok = get(&router, "grace.platform.test", "/slow?ms=100").await;
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_challenges_are_answered_by_the_router_with_the_redirect_off() {
+    let s = stack(1).await;
+    let before = s.platform[0].requests();
+    let resp = get(
+        &s.router,
+        "grace.platform.test",
+        "/.well-known/acme-challenge/token123",
+    )
+    .await;
+    // No issuance yet: every token is unknown.
+    assert_eq!(resp.status(), 404);
+    assert_eq!(s.platform[0].requests(), before, "never proxied");
 }

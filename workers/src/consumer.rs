@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use tenant_config::db::listen::ListenStream;
 use tokio::sync::{watch, Notify};
 
 use crate::context::Ctx;
@@ -130,9 +130,13 @@ async fn consume(
             Err(e) => {
                 tracing::warn!(error = %e, "fetching jobs failed; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(poll) => {}
+                        changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
                 }
+                    }
                 continue;
             }
         };
@@ -140,7 +144,11 @@ async fn consume(
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
             }
             continue;
         }
@@ -199,40 +207,20 @@ async fn run_batch(ctx: &Ctx, jobs: Vec<Job>, in_flight: &InFlight) {
     }
 }
 
-/// LISTEN on a dedicated session; reconnects with a delay when it drops. Every wake-up (and a
-/// reconnect, which may have missed notifications) releases all idle consumers to fetch.
-async fn listen(ctx: Ctx, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+/// LISTEN on tenant-config's reconnecting stream. Every wake-up, and every (re)connect, which
+/// may have missed notifications, releases all idle consumers to fetch; consumers poll
+/// meanwhile while the database cannot be reached.
+async fn listen(ctx: Ctx, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let mut jobs = ListenStream::new((*ctx.pg).clone(), &["jobs_available"], "job wake-ups");
     while !*shutdown.borrow() {
-        match ctx.pg.connect(tokio_postgres::NoTls).await {
-            Ok((client, mut conn)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-                let pump = tokio::spawn(async move {
-                    let mut messages =
-                        futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-                    while let Some(m) = messages.next().await {
-                        match m {
-                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                                if tx.send(()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                });
-                if client.batch_execute("LISTEN jobs_available").await.is_ok() {
-                    wake.notify_waiters();
-                    while rx.recv().await.is_some() {
-                        wake.notify_waiters();
-                    }
+        tokio::select! {
+            _ = jobs.next() => wake.notify_waiters(),
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    return;
                 }
-                pump.abort();
-                drop(client);
             }
-            Err(e) => tracing::warn!(error = %e, "job listener cannot connect; polling meanwhile"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -85,13 +85,15 @@ def nginx_conf(work, name, body):
     return path
 
 
-def router_conf(work, name, tenants, up_port, access_log):
-    """A one-thread router configuration on a fresh port; returns (path, port)."""
+def router_conf(work, name, tenants, up_port, access_log, trusted=False):
+    """A one-thread router configuration on a fresh port; returns (path, port). `trusted`:
+    loopback is a trusted proxy (the production shape behind a load balancer)."""
     r_port, m_port = free_port(), free_port()
     path = os.path.join(work, f"router-{name}.toml")
     with open(path, "w") as f:
         f.write(f'static_tenants = "{tenants}"\naccess_log = {access_log}\n'
-                f'[domain]\nbase_domain = "platform.test"\n'
+                + ('trusted_proxies = ["127.0.0.1"]\n' if trusted else "")
+                + f'[domain]\nbase_domain = "platform.test"\n'
                 f'[listen]\nhttp = "127.0.0.1:{r_port}"\nmetrics = "127.0.0.1:{m_port}"\n'
                 f'[upstreams]\nplatform = ["127.0.0.1:{up_port}"]\nworkers = []\n'
                 f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
@@ -143,9 +145,9 @@ def count_instructions(rel, work, confs, nginx, up_port, script, log):
     bare, rb = callgrind_ir([os.path.join(rel, "bare-proxy"), f"127.0.0.1:{b_port}",
                              f"127.0.0.1:{up_port}", "1"], b_port, script, work, "bare", log)
     rows = [("bare pingora", bare, rb)]
-    for name, rconf, r_port in confs:
-        ir, r = callgrind_ir([os.path.join(rel, "router"), "--config", rconf, "serve"], r_port,
-                             script, work, name.replace(" ", "-").replace(",", ""), log)
+    for name, binary, rconf, r_port, r_script in confs:
+        ir, r = callgrind_ir([binary, "--config", rconf, "serve"], r_port, r_script or script,
+                             work, name.replace(" ", "-").replace(",", "").replace("/", ""), log)
         rows.append((name, ir, r))
     n_conf, n_port = nginx()
     ngx, rn = callgrind_ir(["nginx", "-c", n_conf, "-p", work, "-g", "master_process off;"],
@@ -155,6 +157,13 @@ def count_instructions(rel, work, confs, nginx, up_port, script, log):
               f"non-2xx {r['non2xx']}; software SHA-256 {r['soft_sha_per_req']:,.0f})")
     print(f"bare pingora / nginx: {bare / ngx:.2f}x instructions per request (the framework's "
           f"floor against nginx doing the whole job, signature aside)")
+    by = {name: ir for name, ir, _ in rows}
+    if "our router, trusted proxy" in by:
+        print(f"trusted proxy / direct: {by['our router, trusted proxy'] / by['our router']:.3f}x "
+              f"instructions per request (access log on in both)")
+    if "alt router" in by:
+        print(f"our router / alt router: {by['our router'] / by['alt router']:.3f}x "
+              f"instructions per request (access log on in both)")
     for name, ir, r in rows[1:]:
         no_sha = ir - r["soft_sha_per_req"]
         print(f"{name} / bare pingora: {ir / bare:.2f}x instructions per request "
@@ -314,11 +323,13 @@ def main():
     ap.add_argument("--tenants", type=int, default=1000)
     ap.add_argument("--instructions", action="store_true",
                     help="instead of the wall-clock rounds: user-space instructions per request of "
-                         "the bare proxy, our router (log off and on) and nginx under valgrind's "
+                         "the bare proxy, our router (log off, log on, and log on behind a "
+                         "trusted proxy sending X-Forwarded-For) and nginx under valgrind's "
                          "callgrind")
     ap.add_argument("--alt-router", metavar="BINARY",
                     help="also run this router build (access log on) as target 'alt router', "
-                         "for an A/B of two builds in the same rounds")
+                         "for an A/B of two builds in the same rounds (with --instructions: "
+                         "direct and trusted-proxy runs of it too)")
     ap.add_argument("--big-tenants", type=int, default=100000,
                     help="tenants for the running router's memory figure (0: skip)")
     args = ap.parse_args()
@@ -348,11 +359,25 @@ def main():
             for h in hosts:
                 slug = h.split(".")[0]
                 f.write(f'[[tenant]]\nid = "{ids[h]}"\nslug = "{slug}"\nname = "Tenant {slug}"\n')
+        # Behind a load balancer: the same requests, each with the X-Forwarded-For it adds.
+        trusted_script = os.path.join(work, "hosts-xff.lua")
+        with open(trusted_script, "w") as f:
+            f.write("local hosts = {%s}\nlocal n = 0\nrequest = function()\n  n = n + 1\n"
+                    "  return wrk.format('GET', '/', {['Host'] = hosts[(n %% #hosts) + 1], "
+                    "['X-Forwarded-For'] = '203.0.113.7'})\nend\n"
+                    % ",".join(f'"{h}"' for h in hosts))
         if args.instructions:
+            ours = os.path.join(rel, "router")
+            runs = [("our router, no log", ours, "false", False),
+                    ("our router", ours, "true", False),
+                    ("our router, trusted proxy", ours, "true", True)]
+            if args.alt_router:
+                runs.append(("alt router", args.alt_router, "true", False))
+                runs.append(("alt router, trusted proxy", args.alt_router, "true", True))
             confs = []
-            for name, flag in (("our router, no log", "false"), ("our router", "true")):
-                rconf, r_port = router_conf(work, f"callgrind-{flag}", tenants, up_port, flag)
-                confs.append((name, rconf, r_port))
+            for i, (name, binary, flag, trusted) in enumerate(runs):
+                rconf, r_port = router_conf(work, f"callgrind-{i}", tenants, up_port, flag, trusted)
+                confs.append((name, binary, rconf, r_port, trusted_script if trusted else None))
             count_instructions(rel, work, confs,
                                lambda: nginx_proxy_conf(work, hosts, ids, up_port),
                                up_port, script, log)
