@@ -100,7 +100,10 @@ ct_bud() {
 # No --layers here: buildah 1.28's layer cache ignores changed --build-arg values (the labels
 # kept an earlier build's revision), and these builds take seconds anyway.
 ct_build_apps() {
-  local stage=$1 t revision version
+  local stage=$1 t revision version before
+  # buildah 1.28 leaves one working container per build of these targets (the stage chosen
+  # by ARG); the ones this function made are removed at the end.
+  before=$(buildah containers -q | sort)
   revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n 1)
   for t in router platform workers; do
@@ -111,6 +114,7 @@ ct_build_apps() {
       --build-arg SOURCE_URL="${SOURCE_URL:-file://$repo}" \
       -t "localhost/$t:$APP_TAG" "$stage" >/dev/null
   done
+  comm -13 <(printf '%s\n' "$before") <(buildah containers -q | sort) | xargs -r buildah rm >/dev/null
 }
 
 # Builds the compose peers: localhost/peer-{postgres,redis,prometheus,pytools}:$APP_TAG.
