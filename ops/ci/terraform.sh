@@ -52,6 +52,20 @@ run_logged() {
 }
 
 step "tools"
+export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
+export TF_CLI_ARGS_init=-no-color TF_CLI_ARGS_validate=-no-color TF_CLI_ARGS_apply=-no-color TF_CLI_ARGS_destroy=-no-color
+export TF_CLI_CONFIG_FILE=$work/terraform.rc
+cat >"$TF_CLI_CONFIG_FILE" <<RC
+provider_installation {
+  filesystem_mirror {
+    path    = "$mirror"
+    include = ["registry.terraform.io/hashicorp/aws"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/hashicorp/aws"]
+  }
+}
+RC
 if ! command -v terraform >/dev/null; then
   cat >&2 <<'MSG'
 !!!
@@ -63,7 +77,7 @@ if ! command -v terraform >/dev/null; then
 MSG
   die "terraform missing"
 fi
-terraform version | head -n 1
+terraform version | sed -n 1p
 [[ -d $mirror/registry.terraform.io/hashicorp/aws ]] ||
   die "no hashicorp/aws provider in the filesystem mirror $mirror (set TF_PLUGIN_MIRROR)"
 [[ -f $schema ]] || die "Leaseweb provider schema not found at $schema (set LEASEWEB_SCHEMA)"
@@ -80,26 +94,13 @@ run_logged pip-tools "$py" -m pip install -q --disable-pip-version-check -r terr
 run_logged pip-hcl2 "$py" -m pip install -q --disable-pip-version-check --upgrade \
   --target "$cache/python-hcl2" python-hcl2==8.1.4
 
-export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
-export TF_CLI_CONFIG_FILE=$work/terraform.rc
-cat >"$TF_CLI_CONFIG_FILE" <<RC
-provider_installation {
-  filesystem_mirror {
-    path    = "$mirror"
-    include = ["registry.terraform.io/hashicorp/aws"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/hashicorp/aws"]
-  }
-}
-RC
 
 step "checkov (background)"
 # Every skip needs a reason after the check id.
 if grep -rn --include='*.tf' 'checkov:skip=' terraform | grep -vE 'checkov:skip=CKV2?_[A-Z0-9_]+:[^ ].{9,}'; then
   die "a checkov skip above has no reason"
 fi
-"$cache/venv/bin/checkov" --quiet --compact --framework terraform --download-external-modules false \
+nice -n 10 "$cache/venv/bin/checkov" --quiet --compact --framework terraform --download-external-modules false \
   -d terraform/aws -d terraform/modules/ecs-task -d terraform/leaseweb -d terraform/modules/leaseweb-host \
   >"$work/checkov.log" 2>&1 &
 checkov_pid=$!
@@ -184,10 +185,12 @@ step "aws: assert through the AWS API (boto3 against moto)"
   die "assertions against the applied infrastructure"
 
 step "aws: tear down as an operator does (deletion protection off, then destroy)"
-run_logged moto-unprotect tf apply -auto-approve -parallelism=30 -var-file=environments/production.tfvars \
-  -var deletion_protection=false -target=aws_db_instance.main -target=aws_lb.public
-run_logged moto-destroy tf destroy -auto-approve -parallelism=30 -var-file=environments/production.tfvars \
-  -var deletion_protection=false
+run_logged moto-unprotect tf apply -auto-approve -parallelism=30 -refresh=false \
+  -var-file=environments/production.tfvars -var deletion_protection=false \
+  -target=aws_db_instance.main -target=aws_lb.public
+grep -E '^Apply complete' "$work/moto-unprotect.log"
+run_logged moto-destroy tf destroy -auto-approve -parallelism=30 -refresh=false \
+  -var-file=environments/production.tfvars -var deletion_protection=false
 grep -E '^Destroy complete' "$work/moto-destroy.log"
 left=$(tf state list | wc -l)
 [[ $left -eq 0 ]] || die "destroy left $left resources in the state"

@@ -1,4 +1,6 @@
 resource "aws_route53_zone" "main" {
+  #checkov:skip=CKV2_AWS_38:DNSSEC needs an asymmetric KMS key in us-east-1 and a DS record at the registrar, outside this configuration; README says how to turn it on after delegation.
+  #checkov:skip=CKV2_AWS_39:Query logs must go to a log group in us-east-1 and would log every tenant-name lookup; the router's access log already records every request by host.
   count   = var.route53_zone_id == "" ? 1 : 0
   name    = var.base_domain
   comment = "${local.name}: apex, tenants (*.) and admin"

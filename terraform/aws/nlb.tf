@@ -2,6 +2,8 @@
 # router (an ALB or CloudFront would terminate TLS themselves and break both). Client
 # addresses are preserved, so the router's per-client rate limits see real clients.
 resource "aws_lb" "public" {
+  #checkov:skip=CKV_AWS_91:NLB access logs cover TLS listeners only; these listeners are plain TCP, so there is nothing to log. The router writes one access-log line per request.
+  #checkov:skip=CKV2_AWS_20:Not an ALB: TCP pass-through by design; the router itself redirects HTTP to HTTPS (listen.redirect_http_to_https) and must answer ACME HTTP-01 on port 80.
   name                             = "${local.name}-nlb"
   load_balancer_type               = "network"
   internal                         = false

@@ -71,6 +71,11 @@ data "aws_iam_policy_document" "scheduler" {
     resources = [aws_sqs_queue.cron_dlq.arn]
   }
   statement {
+    sid       = "ScheduleInputDecryption"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+  }
+  statement {
     sid       = "DeadLetterEncryption"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [aws_kms_key.main.arn]
@@ -95,6 +100,7 @@ resource "aws_scheduler_schedule" "cron" {
   description                  = "workers trigger ${each.key}"
   schedule_expression          = each.value.expression
   schedule_expression_timezone = "UTC"
+  kms_key_arn                  = aws_kms_key.main.arn
   state                        = var.services_enabled ? "ENABLED" : "DISABLED"
 
   flexible_time_window {

