@@ -7,6 +7,30 @@ pub mod domains;
 pub mod overview;
 pub mod tenants;
 
+use axum::{Extension, Router};
+
+use crate::access::{Access::Admin, Access::Edge, AdminCap, RouteSpec};
+use crate::state::AppState;
+
+routes! {
+    post "/api/admin/login" => auth::login, Edge;
+    post "/api/admin/logout" => auth::logout, Admin(AdminCap::Session);
+    get "/api/admin/tenants" => tenants::list, Admin(AdminCap::Read);
+    post "/api/admin/tenants" => tenants::create, Admin(AdminCap::TenantsWrite);
+    get "/api/admin/tenants/{id}" => tenants::show, Admin(AdminCap::Read);
+    post "/api/admin/tenants/{id}/suspend" => tenants::suspend, Admin(AdminCap::TenantsWrite);
+    post "/api/admin/tenants/{id}/resume" => tenants::resume, Admin(AdminCap::TenantsWrite);
+    put "/api/admin/tenants/{id}/stripe-account" => tenants::set_stripe_account, Admin(AdminCap::PaymentsWrite);
+    post "/api/admin/tenants/{id}/stripe-onboarding" => tenants::stripe_onboarding, Admin(AdminCap::PaymentsWrite);
+    get "/api/admin/tenants/{id}/domains" => domains::list, Admin(AdminCap::Read);
+    post "/api/admin/tenants/{id}/domains" => domains::add, Admin(AdminCap::DomainsWrite);
+    post "/api/admin/domains/{id}/verify" => domains::verify, Admin(AdminCap::DomainsWrite);
+    delete "/api/admin/domains/{id}" => domains::remove, Admin(AdminCap::DomainsWrite);
+    get "/api/admin/metrics" => overview::platform_metrics, Admin(AdminCap::Read);
+    get "/api/admin/jobs" => overview::jobs, Admin(AdminCap::Read);
+    get "/api/admin/audit" => overview::audit_log, Admin(AdminCap::Read);
+}
+
 use tenant_config::db::{scope, DbRole};
 use tokio_postgres::Transaction;
 use uuid::Uuid;

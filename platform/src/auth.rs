@@ -121,6 +121,71 @@ pub fn check_csrf(parts: &Parts, expected: &[u8]) -> Result<(), AppError> {
     }
 }
 
+/// Form field carrying the CSRF token in HTML forms, which cannot set headers.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// Middleware: lets a plain HTML form prove CSRF like the API does. For a URL-encoded body
+/// without an `x-csrf-token` header, the `csrf_token` field is moved into that header (and out
+/// of the body, so the form's own reader never sees it); the session extractors then check it
+/// exactly as they check the API's header. Nothing else is touched.
+pub async fn csrf_form_field(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form
+        || req.headers().contains_key(CSRF_HEADER)
+        || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+    {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+        return AppError::PayloadTooLarge.into_response();
+    };
+    // (The serializer is not Send: it lives only in this block, never across an await.)
+    let (token, rest) = {
+        let mut token = None;
+        let mut rest = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(&bytes) {
+            if k == CSRF_FIELD {
+                token = Some(v.into_owned());
+            } else {
+                rest.append_pair(&k, &v);
+            }
+        }
+        (token, rest.finish())
+    };
+    let body = match token.map(|t| axum::http::HeaderValue::from_str(&t)) {
+        Some(Ok(value)) => {
+            parts.headers.insert(CSRF_HEADER, value);
+            // The router signed the length it forwarded; keep it for the signature check.
+            if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).cloned() {
+                parts.extensions.insert(crate::edge::ForwardedLength(len));
+            }
+            parts.headers.insert(
+                header::CONTENT_LENGTH,
+                axum::http::HeaderValue::from(rest.len()),
+            );
+            axum::body::Body::from(rest)
+        }
+        // No field (or one no header could carry): the body goes on as it came, and the
+        // session extractor refuses the missing token.
+        _ => axum::body::Body::from(bytes),
+    };
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
 /// Validates a new account's email, password and role, and returns the normalised email and
 /// the password hash. Shared by admin and staff account creation.
 pub fn new_account(

@@ -18,6 +18,11 @@ use tenant_config::TenantId;
 use crate::error::AppError;
 use crate::state::AppState;
 
+/// The `Content-Length` the router forwarded, kept when a middleware rewrote the body (the CSRF
+/// form field lifted into its header): the signature covers the length as forwarded.
+#[derive(Debug, Clone)]
+pub struct ForwardedLength(pub axum::http::HeaderValue);
+
 /// A request the router vouched for.
 #[derive(Debug, Clone)]
 pub struct EdgeRequest {
@@ -54,7 +59,10 @@ impl FromRequestParts<AppState> for EdgeRequest {
             host,
             method: parts.method.as_str(),
             target: parts.uri.path_and_query().map_or("/", |pq| pq.as_str()),
-            content_length: h(axum::http::header::CONTENT_LENGTH.as_str()),
+            content_length: match parts.extensions.get::<ForwardedLength>() {
+                Some(len) => len.0.to_str().ok(),
+                None => h(axum::http::header::CONTENT_LENGTH.as_str()),
+            },
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

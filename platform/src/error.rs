@@ -157,12 +157,67 @@ impl IntoResponse for AppError {
             json,
         )
             .into_response();
+        resp.extensions_mut().insert(ProblemPage {
+            title,
+            detail: match &self {
+                AppError::Invalid { field, message } => Some(format!("{field}: {message}")),
+                AppError::Conflict(what) | AppError::BadRequest(what) => Some(what.clone()),
+                _ => None,
+            },
+        });
         // The cause travels to `context`, which logs it with the request's identity.
         if let AppError::Internal(cause) | AppError::Unavailable(cause) = self {
             resp.extensions_mut().insert(ErrorCause(cause));
         }
         resp
     }
+}
+
+/// What an error page shows, handed from the error to [`context`], which renders it as HTML
+/// when the request came from a browser page rather than the API.
+#[derive(Debug, Clone)]
+pub struct ProblemPage {
+    /// Short summary (the problem's title).
+    pub title: &'static str,
+    /// What went wrong, when it is safe to say.
+    pub detail: Option<String>,
+}
+
+/// Whether the client asked for a page: `Accept` names `text/html` and the path is not an API
+/// path (API clients get problem+json whatever they accept).
+fn wants_html(req: &axum::extract::Request) -> bool {
+    !req.uri().path().starts_with("/api/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The problem as a small HTML page with the same status and headers.
+fn html_problem(mut resp: Response, page: &ProblemPage) -> Response {
+    use tenant_config::html::escape;
+    let status = resp.status();
+    let detail = page
+        .detail
+        .as_deref()
+        .map(|d| format!("<p>{}</p>", escape(d)))
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head><body><main><h1>{title}</h1>{detail}\
+         <p><small>Error {code}</small></p></main></body></html>",
+        title = escape(page.title),
+        code = status.as_u16(),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    *resp.body_mut() = axum::body::Body::from(body);
+    resp
 }
 
 /// The logged cause of a 5xx, handed from the error to [`context`].
@@ -232,7 +287,8 @@ impl<E: std::error::Error + 'static> From<bb8::RunError<E>> for AppError {
 }
 
 /// Middleware: logs every 5xx once, with the request id, tenant, route template and the
-/// error's cause chain, and marks private responses uncacheable (`Cache-Control: no-store`
+/// error's cause chain; renders errors as HTML pages for browsers on page paths (problem+json
+/// everywhere else); and marks private responses uncacheable (`Cache-Control: no-store`
 /// unless the handler chose otherwise): sessions, donor data and logins must never be kept
 /// by a shared cache between the client and us.
 pub async fn context(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -244,7 +300,13 @@ pub async fn context(req: axum::extract::Request, next: axum::middleware::Next) 
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().clone();
     let cacheable = method == axum::http::Method::GET && PUBLIC_PAGES.contains(&route.as_str());
+    let html = wants_html(&req);
     let mut resp = next.run(req).await;
+    if html {
+        if let Some(page) = resp.extensions().get::<ProblemPage>().cloned() {
+            resp = html_problem(resp, &page);
+        }
+    }
     if resp.status().is_server_error() {
         let cause = resp
             .extensions()
@@ -275,217 +337,15 @@ fn header_text(h: &axum::http::HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Refuses text that no field of ours may hold: NUL (PostgreSQL cannot store it) and other
-/// control characters (invisible in the console, dangerous in logs and CSV).
-pub fn check_text(value: &str) -> Result<(), &'static str> {
-    if value.chars().any(char::is_control) {
-        Err("must not contain control characters")
-    } else {
-        Ok(())
-    }
-}
-
-/// Walks parsed JSON and refuses the first string (value or key) that [`check_text`] refuses,
-/// naming where it sits (`donor_name`, `settings.funds[2]`).
-pub fn check_json_text(v: &serde_json::Value) -> Result<(), AppError> {
-    walk_json(v, &mut String::new(), check_text)
-}
-
-/// Like [`check_json_text`] but refusing only NUL, which PostgreSQL cannot store: for payloads
-/// we do not author (Stripe events), where a newline in a description is legitimate.
-pub fn check_json_storable(v: &serde_json::Value) -> Result<(), AppError> {
-    walk_json(v, &mut String::new(), |s| {
-        if s.contains('\0') {
-            Err("must not contain NUL")
-        } else {
-            Ok(())
-        }
-    })
-}
-
-fn walk_json(
-    v: &serde_json::Value,
-    path: &mut String,
-    check: fn(&str) -> Result<(), &'static str>,
-) -> Result<(), AppError> {
-    let bad = |path: &str, message: &'static str| AppError::Invalid {
-        field: if path.is_empty() {
-            "body".into()
-        } else {
-            path.to_owned().into()
-        },
-        message: message.into(),
-    };
-    match v {
-        serde_json::Value::String(s) => check(s).map_err(|m| bad(path, m)),
-        serde_json::Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                walk_json(item, path, check)?;
-                path.truncate(len);
-            }
-            Ok(())
-        }
-        serde_json::Value::Object(map) => {
-            for (k, item) in map {
-                if let Err(m) = check(k) {
-                    return Err(bad(path, m));
-                }
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(k);
-                walk_json(item, path, check)?;
-                path.truncate(len);
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Reads a body of at most [`crate::MAX_BODY_BYTES`], as 413 when it is larger.
-async fn body_bytes(req: axum::extract::Request) -> Result<axum::body::Bytes, AppError> {
-    axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge)
-}
-
-fn content_type_is(req: &axum::extract::Request, want: &str) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            let v = v.trim();
-            v.eq_ignore_ascii_case(want)
-                || (want == "application/json"
-                    && v.len() > 5
-                    && v[..v.len() - 5].contains('/')
-                    && v.to_ascii_lowercase().ends_with("+json"))
-        })
-}
-
-/// Deserialises `value` into `T`, naming the field at fault in a 422.
-fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        AppError::Invalid {
-            field: if path == "." {
-                "body".into()
-            } else {
-                path.into()
-            },
-            message: e.into_inner().to_string(),
-        }
-    })
-}
-
-/// A JSON body: 415 unless `Content-Type` is JSON, 413 over the size limit, 400 when it is
-/// not JSON, 422 naming the field when a value is missing, of the wrong type, unknown or
-/// holds control characters.
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, AppError> {
-        if !content_type_is(&req, "application/json") {
-            return Err(AppError::UnsupportedMediaType("application/json"));
-        }
-        let bytes = body_bytes(req).await?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| AppError::BadRequest(format!("body is not valid JSON: {e}")))?;
-        check_json_text(&value)?;
-        typed(value).map(ApiJson)
-    }
-}
-
-/// Deserialises a URL-encoded string (query or form) into `T`: 422 naming the parameter when
-/// a name or value holds control characters or a value does not fit its field.
-fn from_urlencoded<T: serde::de::DeserializeOwned>(
-    raw: &str,
-    what: &'static str,
-) -> Result<T, AppError> {
-    for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
-        if let Err(m) = check_text(&k) {
-            return Err(AppError::Invalid {
-                field: what.into(),
-                message: format!("a parameter name {m}"),
-            });
-        }
-        if let Err(m) = check_text(&v) {
-            return Err(AppError::Invalid {
-                field: k.into_owned().into(),
-                message: m.into(),
-            });
-        }
-    }
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        AppError::Invalid {
-            field: if path == "." {
-                what.into()
-            } else {
-                path.into()
-            },
-            message: e.into_inner().to_string(),
-        }
-    })
-}
-
-/// A query string: 422 naming the parameter when it is invalid or holds control characters.
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, AppError> {
-        from_urlencoded(parts.uri.query().unwrap_or_default(), "query").map(ApiQuery)
-    }
-}
-
-/// A URL-encoded form body: 415 unless it is one, 413 over the limit, 422 naming the field.
-pub struct ApiForm<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for ApiForm<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, AppError> {
-        if !content_type_is(&req, "application/x-www-form-urlencoded") {
-            return Err(AppError::UnsupportedMediaType(
-                "application/x-www-form-urlencoded",
-            ));
-        }
-        let bytes = body_bytes(req).await?;
-        let raw = std::str::from_utf8(&bytes)
-            .map_err(|_| AppError::BadRequest("form body is not UTF-8".into()))?;
-        from_urlencoded(raw, "body").map(ApiForm)
-    }
-}
-
 /// Parses an id from the URL path; a malformed one is a 422 naming `id`, never a 404 or 500.
 pub fn path_uuid(id: &str) -> Result<uuid::Uuid, AppError> {
-    id.parse().map_err(|_| AppError::Invalid {
-        field: "id".into(),
+    uuid_field("id", id)
+}
+
+/// Parses a UUID from input field `field`; a malformed one is a 422 naming the field.
+pub fn uuid_field(field: &'static str, value: &str) -> Result<uuid::Uuid, AppError> {
+    value.parse().map_err(|_| AppError::Invalid {
+        field: field.into(),
         message: "must be a UUID".into(),
     })
 }

@@ -22,6 +22,17 @@ mod validate;
 
 pub use validate::valid_email;
 
+use axum::{Extension, Router};
+
+use crate::access::{Access::Edge, RouteSpec};
+
+routes! {
+    post "/api/donations" => create::create, Edge;
+    post "/api/recurring/{id}/cancel" => cancel::api, Edge;
+    get "/give/cancel" => cancel::page, Edge;
+    post "/give/cancel" => cancel::confirm, Edge;
+}
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;

@@ -7,7 +7,8 @@
 //! - [`edge`]: extractors that verify the router's signed tenant context.
 //! - [`replay`]: the set of edge signatures already used (Redis, bounded local fallback).
 //! - [`access`]: capabilities per route and the role tables that grant them.
-//! - [`error`]: RFC 9457 problem responses.
+//! - [`error`]: RFC 9457 problem responses (HTML pages for browsers), the 5xx log line.
+//! - [`input`]: JSON, query and form readers with RFC 9110 statuses and named fields.
 //! - [`auth`]: passwords, tokens, cookies, CSRF and lockout policy shared by admins and staff.
 //! - [`admin`]: admin host: login, sessions, CSRF, lockout; tenant management with audit log.
 //! - [`tenant`]: tenant-host pages and API (profile, landing page, donation status).
@@ -19,7 +20,12 @@
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
 //!
-//! [`app`] builds the whole HTTP router so tests drive it in-process.
+//! Each area (`tenant`, `giving`, `admin`, `webhooks`, and the operator routes) declares its
+//! routes with [`routes!`](crate::routing), access included; [`app`] merges them so tests drive
+//! the whole service in-process, and [`routes`] lists them all.
+
+#[macro_use]
+mod routing;
 
 pub mod access;
 pub mod admin;
@@ -30,6 +36,7 @@ pub mod edge;
 pub mod error;
 pub mod giving;
 pub mod health;
+pub mod input;
 pub mod metrics;
 pub mod openapi;
 pub mod replay;
@@ -38,81 +45,56 @@ pub mod tenant;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
-use axum::{Extension, Router};
+use axum::Router;
 
 /// Largest request body accepted anywhere (JSON forms and webhooks are far smaller).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub use state::AppState;
 
-/// Declares every route once: builds the axum router from the list and keeps the list
-/// ([`ROUTES`]) for the capability test, the OpenAPI check and metrics labels. Each route's
-/// [`Access`] travels in the request's extensions, where the session extractors enforce it.
-macro_rules! routes {
-    ($( $method:ident $path:literal => $handler:path, $access:expr; )*) => {
-        /// Every route with the access it requires (see [`access`]).
-        pub const ROUTES: &[RouteSpec] = &[
-            $( RouteSpec { method: routes!(@upper $method), path: $path, access: $access }, )*
-        ];
+/// The service's own operator routes (no edge signature).
+mod ops {
+    use crate::access::{Access::Public, RouteSpec};
+    use crate::{health, metrics, openapi, AppState};
+    use axum::{Extension, Router};
 
-        fn declared_routes() -> Router<AppState> {
-            Router::new()
-                $( .route($path, axum::routing::$method($handler).layer(Extension($access))) )*
-        }
-    };
-    (@upper get) => { "GET" };
-    (@upper post) => { "POST" };
-    (@upper put) => { "PUT" };
-    (@upper delete) => { "DELETE" };
+    routes! {
+        get "/health" => health::health, Public;
+        get "/ready" => health::ready, Public;
+        get "/metrics" => metrics::render, Public;
+        get "/api/openapi.json" => openapi::document, Public;
+    }
 }
 
-use access::{Access, AdminCap, RouteSpec, StaffCap};
-use Access::{Admin, Edge, Public, Staff};
-
-routes! {
-    get "/health" => health::health, Public;
-    get "/ready" => health::ready, Public;
-    get "/metrics" => metrics::render, Public;
-    get "/api/openapi.json" => openapi::document, Public;
-    get "/" => tenant::profile::landing, Edge;
-    get "/api/tenant" => tenant::profile::get_profile, Edge;
-    get "/api/donations/{id}" => tenant::donations::status, Edge;
-    post "/api/donations" => giving::create::create, Edge;
-    post "/api/recurring/{id}/cancel" => giving::cancel::api, Edge;
-    get "/give/cancel" => giving::cancel::page, Edge;
-    post "/give/cancel" => giving::cancel::confirm, Edge;
-    post "/api/webhooks/stripe" => webhooks::receive, Edge;
-    post "/api/webhooks/stripe/connect" => webhooks::receive_connect, Edge;
-    post "/api/admin/login" => admin::auth::login, Edge;
-    post "/api/admin/logout" => admin::auth::logout, Admin(AdminCap::Session);
-    get "/api/admin/tenants" => admin::tenants::list, Admin(AdminCap::Read);
-    post "/api/admin/tenants" => admin::tenants::create, Admin(AdminCap::TenantsWrite);
-    get "/api/admin/tenants/{id}" => admin::tenants::show, Admin(AdminCap::Read);
-    post "/api/admin/tenants/{id}/suspend" => admin::tenants::suspend, Admin(AdminCap::TenantsWrite);
-    post "/api/admin/tenants/{id}/resume" => admin::tenants::resume, Admin(AdminCap::TenantsWrite);
-    put "/api/admin/tenants/{id}/stripe-account" => admin::tenants::set_stripe_account, Admin(AdminCap::PaymentsWrite);
-    post "/api/admin/tenants/{id}/stripe-onboarding" => admin::tenants::stripe_onboarding, Admin(AdminCap::PaymentsWrite);
-    get "/api/admin/tenants/{id}/domains" => admin::domains::list, Admin(AdminCap::Read);
-    post "/api/admin/tenants/{id}/domains" => admin::domains::add, Admin(AdminCap::DomainsWrite);
-    post "/api/admin/domains/{id}/verify" => admin::domains::verify, Admin(AdminCap::DomainsWrite);
-    delete "/api/admin/domains/{id}" => admin::domains::remove, Admin(AdminCap::DomainsWrite);
-    get "/api/admin/metrics" => admin::overview::platform_metrics, Admin(AdminCap::Read);
-    get "/api/admin/jobs" => admin::overview::jobs, Admin(AdminCap::Read);
-    get "/api/admin/audit" => admin::overview::audit_log, Admin(AdminCap::Read);
-    post "/api/staff/login" => tenant::staff::login, Edge;
-    post "/api/staff/logout" => tenant::staff::logout, Staff(StaffCap::Session);
-    get "/api/staff/donations" => tenant::donations::list, Staff(StaffCap::DonationsRead);
-    get "/api/staff/reports" => tenant::reports::list, Staff(StaffCap::ReportsRead);
-    get "/api/staff/reports/{id}/csv" => tenant::reports::csv, Staff(StaffCap::ReportsRead);
+/// Every route of every area, with the access it requires: what the capability test walks, the
+/// OpenAPI check compares and the router is built from.
+pub fn routes() -> &'static [access::RouteSpec] {
+    static ALL: std::sync::OnceLock<Vec<access::RouteSpec>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        [
+            ops::ROUTES,
+            tenant::ROUTES,
+            giving::ROUTES,
+            admin::ROUTES,
+            webhooks::ROUTES,
+        ]
+        .concat()
+    })
 }
 
 /// Every route the service answers, with its shared state.
 pub fn app(state: AppState) -> Router {
     metrics::handle();
-    declared_routes()
+    Router::new()
+        .merge(ops::declared_routes())
+        .merge(tenant::declared_routes())
+        .merge(giving::declared_routes())
+        .merge(admin::declared_routes())
+        .merge(webhooks::declared_routes())
         .fallback(|| async { error::AppError::NotFound })
         .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(auth::csrf_form_field))
         .layer(axum::middleware::from_fn(error::context))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)

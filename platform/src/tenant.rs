@@ -9,6 +9,22 @@ pub mod profile;
 pub mod reports;
 pub mod staff;
 
+use axum::{Extension, Router};
+
+use crate::access::{Access::Edge, Access::Staff, RouteSpec, StaffCap};
+use crate::state::AppState;
+
+routes! {
+    get "/" => profile::landing, Edge;
+    get "/api/tenant" => profile::get_profile, Edge;
+    get "/api/donations/{id}" => donations::status, Edge;
+    post "/api/staff/login" => staff::login, Edge;
+    post "/api/staff/logout" => staff::logout, Staff(StaffCap::Session);
+    get "/api/staff/donations" => donations::list, Staff(StaffCap::DonationsRead);
+    get "/api/staff/reports" => reports::list, Staff(StaffCap::ReportsRead);
+    get "/api/staff/reports/{id}/csv" => reports::csv, Staff(StaffCap::ReportsRead);
+}
+
 use tenant_config::db::{scope, DbRole};
 use tenant_config::TenantId;
 use tokio_postgres::Transaction;

@@ -45,6 +45,15 @@ mod invoice;
 mod payment_intent;
 mod subscription;
 
+use axum::{Extension, Router};
+
+use crate::access::{Access::Edge, RouteSpec};
+
+routes! {
+    post "/api/webhooks/stripe" => receive, Edge;
+    post "/api/webhooks/stripe/connect" => receive_connect, Edge;
+}
+
 pub use account::account_status;
 
 /// The Stripe event types we act on, parsed once from `type`; everything else is `Other`
@@ -174,7 +183,7 @@ pub async fn receive(
     // with the field named, before any write.
     let tree: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("event payload: {e}")))?;
-    if let Err(e) = crate::error::check_json_storable(&tree) {
+    if let Err(e) = crate::input::check_json_storable(&tree) {
         tracing::warn!(event = %event.id.escape_debug(), error = %e, "stripe event refused: unstorable text");
         crate::metrics::webhook_rejected();
         return Err(e);

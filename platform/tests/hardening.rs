@@ -165,7 +165,7 @@ async fn every_route_answers_each_role_by_its_capability() {
         staff_sessions.push((role, staff_login(&e.state, e.tenant, role).await));
     }
     let (mut admin_routes, mut staff_routes) = (0, 0);
-    for route in platform::ROUTES {
+    for route in platform::routes() {
         // Logout would end the session the later routes use: it is asked last, below.
         if route.path.ends_with("/logout") {
             continue;
@@ -292,7 +292,7 @@ async fn every_documented_operation_is_in_the_route_table() {
             documented.push((method.to_uppercase(), path.clone()));
         }
     }
-    let mut declared: Vec<(String, String)> = platform::ROUTES
+    let mut declared: Vec<(String, String)> = platform::routes()
         .iter()
         .filter(|r| r.path != "/api/openapi.json") // the document does not list itself
         .map(|r| (r.method.to_owned(), r.path.to_owned()))
@@ -845,4 +845,73 @@ async fn a_server_error_is_logged_with_the_request_identity_and_sqlstate() {
         fields["cause"].as_str().unwrap().contains("SQLSTATE 42501"),
         "{line}"
     );
+}
+
+/// A plain HTML form proves CSRF with a `csrf_token` field (it cannot send the header); without
+/// it, or with a wrong one, the change is refused.
+#[tokio::test]
+async fn html_forms_carry_the_csrf_token_as_a_field() {
+    let e = env().await;
+    let owner = admin_login(&e.state, AdminRole::Owner).await;
+    let path = format!("/api/admin/tenants/{}/resume", e.tenant);
+    let post = |form: String| {
+        let state = e.state.clone();
+        let path = path.clone();
+        let cookie = owner.cookie.clone();
+        async move {
+            let req = admin_edge()
+                .request("POST", &path, Some(form.len()))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", cookie)
+                .body(Body::from(form))
+                .unwrap();
+            call(&state, req).await.0
+        }
+    };
+    assert_eq!(post(String::new()).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(format!("csrf_token={}", "0".repeat(64))).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(format!("csrf_token={}", owner.csrf)).await,
+        StatusCode::OK
+    );
+}
+
+/// Browsers on page paths get errors as HTML pages; API paths always get problem+json.
+#[tokio::test]
+async fn errors_render_as_html_for_pages_and_json_for_the_api() {
+    let e = env().await;
+    let edge = tenant_edge(e.tenant);
+    let get = |path: &'static str, accept: &'static str| {
+        let state = e.state.clone();
+        let edge = edge.clone();
+        async move {
+            let req = edge
+                .request("GET", path, None)
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            let resp = platform::app(state).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, ctype, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let bad_link = "/give/cancel?gift=not-a-uuid&token=x";
+    let (status, ctype, body) = get(bad_link, "text/html,application/xhtml+xml").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(body.contains("<h1>Invalid request</h1>"), "{body}");
+    assert!(body.contains("gift: must be a UUID"), "{body}");
+    let (status, ctype, _) = get("/nowhere", "text/html").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(ctype.starts_with("text/html"));
+    let (_, ctype, _) = get(bad_link, "application/json").await;
+    assert_eq!(ctype, "application/problem+json");
+    let (status, ctype, _) = get("/api/donations/not-a-uuid", "text/html").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(ctype, "application/problem+json");
 }

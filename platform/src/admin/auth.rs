@@ -37,7 +37,7 @@ pub async fn login(
     State(state): State<AppState>,
     edge: EdgeRequest,
     headers: HeaderMap,
-    crate::error::ApiJson(form): crate::error::ApiJson<Login>,
+    crate::input::ApiJson(form): crate::input::ApiJson<Login>,
 ) -> Result<Response, AppError> {
     require_admin_route(&edge)?;
     let mut conn = state.db.get().await?;

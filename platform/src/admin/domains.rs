@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::auth::AdminSession;
 use super::{audit, begin};
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
+use crate::input::ApiJson;
 use crate::state::AppState;
 
 /// Label under the domain where the verification TXT record lives.

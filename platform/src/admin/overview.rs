@@ -175,7 +175,7 @@ pub struct AuditEntry {
 pub async fn audit_log(
     State(state): State<AppState>,
     _admin: AdminSession,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<AuditQuery>,
+    crate::input::ApiQuery(q): crate::input::ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, AppError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

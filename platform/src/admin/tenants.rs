@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::auth::AdminSession;
 use super::{audit, begin};
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
+use crate::input::ApiJson;
 use crate::state::AppState;
 
 /// A tenant as admins see it.
@@ -74,7 +75,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminSession,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<ListQuery>,
+    crate::input::ApiQuery(q): crate::input::ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<TenantView>>, AppError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

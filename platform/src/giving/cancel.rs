@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::edge::TenantRequest;
-use crate::error::{path_uuid, ApiJson, AppError};
+use crate::error::{path_uuid, AppError};
 use crate::giving::stripe_error;
+use crate::input::ApiJson;
 use crate::state::AppState;
 
 /// The secret half of the link.
@@ -126,9 +127,9 @@ pub async fn api(
 pub async fn page(
     State(state): State<AppState>,
     req: TenantRequest,
-    crate::error::ApiQuery(link): crate::error::ApiQuery<CancelLink>,
+    crate::input::ApiQuery(link): crate::input::ApiQuery<CancelLink>,
 ) -> Result<Html<String>, AppError> {
-    let id = path_uuid(&link.gift)?;
+    let id = crate::error::uuid_field("gift", &link.gift)?;
     // The form is shown only for a real link to a gift of this tenant: a forged token, an
     // unknown gift and another tenant's gift (invisible under row-level security) all answer
     // the same 404, so the page reveals nothing the POST would refuse.
@@ -159,9 +160,9 @@ pub async fn page(
 pub async fn confirm(
     State(state): State<AppState>,
     req: TenantRequest,
-    crate::error::ApiForm(link): crate::error::ApiForm<CancelLink>,
+    crate::input::ApiForm(link): crate::input::ApiForm<CancelLink>,
 ) -> Result<Html<String>, AppError> {
-    let id = path_uuid(&link.gift)?;
+    let id = crate::error::uuid_field("gift", &link.gift)?;
     cancel(&state, &req, id, &link.token).await?;
     Ok(Html(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Gift cancelled</title></head>\

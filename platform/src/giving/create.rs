@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::edge::TenantRequest;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
+use crate::input::ApiJson;
 use crate::state::AppState;
 
 /// How often a gift repeats.

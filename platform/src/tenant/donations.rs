@@ -113,7 +113,7 @@ pub struct Page {
 pub async fn list(
     State(state): State<AppState>,
     staff: crate::tenant::staff::StaffSession,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<ListQuery>,
+    crate::input::ApiQuery(q): crate::input::ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, AppError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

@@ -16,7 +16,8 @@ use crate::auth::{
     Login, SessionOwner, IDLE_TIMEOUT,
 };
 use crate::edge::TenantRequest;
-use crate::error::{ApiJson, AppError};
+use crate::error::AppError;
+use crate::input::ApiJson;
 use crate::state::AppState;
 
 /// Session cookie, host-only: a staff session on one tenant's host is never sent to another's.
