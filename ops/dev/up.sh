@@ -4,6 +4,7 @@
 #
 # Ports (override with env): router 8000, platform 8080, workers 8090, PostgreSQL 54329,
 # Redis 63799, SMTP sink 2525, Stripe emulator 8420 (and 8421 behind it). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
+# DEV_SKIP_BUILD=1 uses the binaries already in target/debug (e2e/run.sh builds them itself).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -20,6 +21,8 @@ SMTP_PORT=${SMTP_PORT:-2525}
 STRIPE_PORT=${STRIPE_PORT:-8420}
 state=${DEV_STATE:-$repo/.dev}
 if [ "$(id -u)" -eq 0 ] && ! pg_can_use "$state"; then
+  # An explicit DEV_STATE is used as given or not at all (another stack may own the fallback).
+  [ -z "${DEV_STATE:-}" ] || { echo "up.sh: postgres cannot use DEV_STATE=$state" >&2; exit 1; }
   # postgres cannot enter this checkout (e.g. under /root); keep the state where it can.
   state=/var/tmp/platform-dev-$(printf '%s' "$repo" | sha1sum | cut -c1-8)
 fi
@@ -73,8 +76,10 @@ if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-say "Building the binaries (first build takes a few minutes)"
-cargo build -q --workspace --bins
+if [ "${DEV_SKIP_BUILD:-0}" != 1 ]; then
+  say "Building the binaries (first build takes a few minutes)"
+  cargo build -q --workspace --bins
+fi
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug"
 
 db_url() { echo "postgresql://$1:$2@127.0.0.1:$PG_PORT/platform"; }
@@ -130,7 +135,13 @@ python3 -m pip install -q --disable-pip-version-check -r ops/requirements-test.t
   || echo "up.sh: could not install the PyPI tools; mail and donations will not work locally" >&2
 mkdir -p "$state/mail/tmp" "$state/mail/new" "$state/mail/cur"
 start smtp-sink python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$state/mail"
-start stripe-emulator python3 testkit/py/stripe_emulator.py "$STRIPE_PORT" "$((STRIPE_PORT + 1))"
+# Its webhooks go to the platform's Connect endpoint, naming the connected account and signed
+# with the platform's webhook secret (see testkit/py/stripe_emulator.py), so a gift made in the
+# browser reaches `succeeded` and its receipt on its own.
+RELAY_TO_URL=http://127.0.0.1:$PLATFORM_PORT/api/webhooks/stripe/connect \
+RELAY_PLATFORM_URL=http://127.0.0.1:$PLATFORM_PORT/api/webhooks/stripe \
+RELAY_SECRET=whsec_local_demo_secret \
+  start stripe-emulator python3 testkit/py/stripe_emulator.py "$STRIPE_PORT" "$((STRIPE_PORT + 1))"
 # The demo tenant takes gifts on a (local, emulated) connected account.
 psql_owner -d platform -c "UPDATE tenants SET stripe_account_id = 'acct_gracelocal', stripe_account_status = 'enabled'
   WHERE slug = 'grace' AND stripe_account_id IS NULL" >/dev/null
@@ -139,6 +150,11 @@ psql_owner -d platform -c "UPDATE tenants SET stripe_account_id = 'acct_graceloc
 psql_owner -d platform -c "UPDATE donors SET stripe_customer_id = NULL WHERE stripe_customer_id IS NOT NULL" >/dev/null
 export STRIPE_SECRET_KEY=sk_test_local STRIPE_PUBLISHABLE_KEY=pk_test_local
 export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT" STRIPE_WEBHOOK_SECRET=whsec_local_demo_secret
+# Pages load localstripe's fake Stripe.js from its own port (not through the recording proxy,
+# where its calls fail on CORS); the platform allows that origin in its CSP.
+export STRIPE_JS_URL="http://127.0.0.1:$((STRIPE_PORT + 1))/js.stripe.com/v3/"
+# Links in pages and e-mails: plain HTTP on the router's port.
+export PUBLIC_SCHEME=http PUBLIC_PORT=$ROUTER_PORT
 export SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
 
 say "Starting platform, workers and router"
@@ -186,6 +202,7 @@ The local system is up.
   Run the mail job now       curl -X POST -H "authorization: Bearer \$(grep ^CRON_SECRET $secrets | cut -d= -f2)" \\
                                http://127.0.0.1:$WORKERS_PORT/api/cron/process-emails
   Mail received locally      $state/mail/new/   (Stripe emulator: http://127.0.0.1:$STRIPE_PORT, webhook secret whsec_local_demo_secret)
+  Stripe webhooks relayed    http://127.0.0.1:$STRIPE_PORT/_relay/log   (to the platform's /api/webhooks/stripe/connect)
   Logs                       $state/logs/
   Stop everything            ops/dev/down.sh
 
