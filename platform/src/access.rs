@@ -151,6 +151,8 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// Part of the JSON API (listed in the OpenAPI document); `false` for HTML pages.
+    pub api: bool,
 }
 
 /// The admin capability declared for this request's route; refused when there is none.

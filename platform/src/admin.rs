@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod domains;
 pub mod overview;
+pub mod pages;
 pub mod tenants;
 
 use axum::{Extension, Router};
@@ -13,6 +14,7 @@ use crate::access::{Access::Admin, Access::Edge, AdminCap, RouteSpec};
 use crate::state::AppState;
 
 routes! {
+  api {
     post "/api/admin/login" => auth::login, Edge;
     post "/api/admin/logout" => auth::logout, Admin(AdminCap::Session);
     get "/api/admin/tenants" => tenants::list, Admin(AdminCap::Read);
@@ -29,6 +31,22 @@ routes! {
     get "/api/admin/metrics" => overview::platform_metrics, Admin(AdminCap::Read);
     get "/api/admin/jobs" => overview::jobs, Admin(AdminCap::Read);
     get "/api/admin/audit" => overview::audit_log, Admin(AdminCap::Read);
+  }
+  pages {
+    get "/login" => pages::login_form, Edge;
+    post "/login" => pages::login_submit, Edge;
+    post "/logout" => pages::logout, Admin(AdminCap::Session);
+    get "/tenants" => pages::tenants, Admin(AdminCap::Read);
+    post "/tenants" => pages::create_tenant, Admin(AdminCap::TenantsWrite);
+    get "/tenants/{id}" => pages::tenant, Admin(AdminCap::Read);
+    post "/tenants/{id}/suspend" => pages::suspend, Admin(AdminCap::TenantsWrite);
+    post "/tenants/{id}/resume" => pages::resume, Admin(AdminCap::TenantsWrite);
+    post "/tenants/{id}/domains" => pages::add_domain, Admin(AdminCap::DomainsWrite);
+    post "/domains/{id}/verify" => pages::verify_domain, Admin(AdminCap::DomainsWrite);
+    post "/tenants/{id}/stripe-account" => pages::stripe_account, Admin(AdminCap::PaymentsWrite);
+    get "/jobs" => pages::jobs, Admin(AdminCap::Read);
+    get "/audit" => pages::audit, Admin(AdminCap::Read);
+  }
 }
 
 use tenant_config::db::{scope, DbRole};

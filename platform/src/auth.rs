@@ -365,6 +365,47 @@ pub async fn open_session(
     Ok(NewSession { token, csrf })
 }
 
+/// The cookie holding a page session's CSRF token, so each page can put it in its forms. It is
+/// `HttpOnly` (scripts never need it) and host-only; a forged cross-site form cannot read it,
+/// and the server still checks the submitted value against the session's stored hash.
+pub fn csrf_cookie_name(session_cookie: &str) -> String {
+    format!("{session_cookie}_csrf")
+}
+
+/// The console's login answer: both cookies, and a 303 to `to`.
+pub fn page_login_response(
+    cookie_name: &str,
+    s: &NewSession,
+    to: &str,
+) -> axum::response::Response {
+    let mut resp = crate::web::see_other(to);
+    for (name, value) in [
+        (cookie_name.to_owned(), &s.token),
+        (csrf_cookie_name(cookie_name), &s.csrf),
+    ] {
+        let c = format!(
+            "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+            ABSOLUTE_TIMEOUT.as_secs()
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// The page answer to signing out: both cookies cleared, 303 to `to`.
+pub fn page_logout_response(cookie_name: &str, to: &str) -> axum::response::Response {
+    let mut resp = crate::web::see_other(to);
+    for name in [cookie_name.to_owned(), csrf_cookie_name(cookie_name)] {
+        let c = format!("{name}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+        if let Ok(v) = axum::http::HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
 /// The login response: the session cookie (`__Host-` prefixed name) and the CSRF token.
 pub fn login_response(cookie_name: &str, s: &NewSession) -> axum::response::Response {
     use axum::response::IntoResponse;

@@ -42,6 +42,19 @@ impl FromRequestParts<AppState> for EdgeRequest {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        // Verified once per request: a second extractor (a session on top of the context)
+        // reuses the result instead of spending the signature again.
+        if let Some(done) = parts.extensions.get::<EdgeRequest>() {
+            return Ok(done.clone());
+        }
+        let verified = Self::verify(parts, state).await?;
+        parts.extensions.insert(verified.clone());
+        Ok(verified)
+    }
+}
+
+impl EdgeRequest {
+    async fn verify(parts: &Parts, state: &AppState) -> Result<Self, AppError> {
         let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(sig), Some(request_id), Some(route), Some(host)) = (
             h(SIGNATURE_HEADER),

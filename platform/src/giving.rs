@@ -17,6 +17,7 @@
 pub mod cancel;
 mod charge;
 pub mod create;
+pub mod pages;
 pub mod service;
 mod validate;
 
@@ -27,10 +28,17 @@ use axum::{Extension, Router};
 use crate::access::{Access::Edge, RouteSpec};
 
 routes! {
+  api {
     post "/api/donations" => create::create, Edge;
     post "/api/recurring/{id}/cancel" => cancel::api, Edge;
     get "/give/cancel" => cancel::page, Edge;
     post "/give/cancel" => cancel::confirm, Edge;
+  }
+  pages {
+    post "/give" => pages::give, Edge;
+    get "/give/thanks" => pages::thanks, Edge;
+    get "/brand.css" => pages::brand_css, Edge;
+  }
 }
 
 use hmac::{Hmac, Mac};
@@ -66,9 +74,12 @@ pub fn check_cancel_token(state: &AppState, id: Uuid, token: &str) -> bool {
     bool::from(cancel_mac(state.payments.link_key.as_slice(), id).ct_eq(&given))
 }
 
-/// The donor-facing cancel link on the tenant's host.
-pub fn cancel_url(host: &str, id: Uuid, token: &str) -> String {
-    format!("https://{host}/give/cancel?gift={id}&token={token}")
+/// The donor-facing cancel link on the tenant's host, with the public scheme and port.
+pub fn cancel_url(state: &AppState, host: &str, id: Uuid, token: &str) -> String {
+    format!(
+        "{}/give/cancel?gift={id}&token={token}",
+        state.domains.public.origin(host)
+    )
 }
 
 /// Turns a Stripe failure into what the donor sees: a 502-class "try again" for outages and a

@@ -19,6 +19,8 @@
 //! - [`cache`]: tenant profile cache (moka in front of Redis).
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the handlers' annotations.
 //! - [`metrics`]: Prometheus request metrics by route template, pool usage, `/metrics`.
+//! - [`site`]: `GET /` by host (donation page, console dashboard, platform landing).
+//! - [`web`]: what server-rendered pages share (templates, CSP, redirects, field errors, static files).
 //!
 //! Each area (`tenant`, `giving`, `admin`, `webhooks`, and the operator routes) declares its
 //! routes with [`routes!`](crate::routing), access included; [`app`] merges them so tests drive
@@ -40,8 +42,10 @@ pub mod input;
 pub mod metrics;
 pub mod openapi;
 pub mod replay;
+pub mod site;
 pub mod state;
 pub mod tenant;
+pub mod web;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
@@ -59,10 +63,15 @@ mod ops {
     use axum::{Extension, Router};
 
     routes! {
+      api {
         get "/health" => health::health, Public;
         get "/ready" => health::ready, Public;
         get "/metrics" => metrics::render, Public;
         get "/api/openapi.json" => openapi::document, Public;
+      }
+      pages {
+        get "/static/{file}" => crate::web::static_file, Public;
+      }
     }
 }
 

@@ -76,6 +76,10 @@ pub struct Domains {
     pub enabled: bool,
     /// DNS resolver for verification.
     pub resolver: Arc<hickory_resolver::TokioResolver>,
+    /// Scheme and port for absolute links to our pages.
+    pub public: tenant_config::config::PublicUrlConfig,
+    /// Where pages load Stripe.js from.
+    pub stripe_js_url: String,
 }
 
 impl FromRef<AppState> for Pool {
@@ -167,6 +171,8 @@ impl AppState {
                 enabled: config.domain.enable_custom_domains,
                 resolver: crate::admin::domains::resolver(config.dns.resolver.as_deref())
                     .map_err(anyhow::Error::msg)?,
+                public: config.public.clone(),
+                stripe_js_url: config.stripe.js_url.clone(),
             }),
             db: pool,
             profiles: ProfileCache::new(redis.clone()),

@@ -5,6 +5,7 @@
 //! security hides other tenants' rows even from a query that forgets a `WHERE tenant_id`.
 
 pub mod donations;
+pub mod pages;
 pub mod profile;
 pub mod reports;
 pub mod staff;
@@ -15,7 +16,8 @@ use crate::access::{Access::Edge, Access::Staff, RouteSpec, StaffCap};
 use crate::state::AppState;
 
 routes! {
-    get "/" => profile::landing, Edge;
+  api {
+    get "/" => crate::site::home, Edge;
     get "/api/tenant" => profile::get_profile, Edge;
     get "/api/donations/{id}" => donations::status, Edge;
     post "/api/staff/login" => staff::login, Edge;
@@ -23,6 +25,16 @@ routes! {
     get "/api/staff/donations" => donations::list, Staff(StaffCap::DonationsRead);
     get "/api/staff/reports" => reports::list, Staff(StaffCap::ReportsRead);
     get "/api/staff/reports/{id}/csv" => reports::csv, Staff(StaffCap::ReportsRead);
+  }
+  pages {
+    get "/staff/login" => pages::login_form, Edge;
+    post "/staff/login" => pages::login_submit, Edge;
+    post "/staff/logout" => pages::logout, Staff(StaffCap::Session);
+    get "/staff" => pages::donations, Staff(StaffCap::DonationsRead);
+    get "/staff/donations.csv" => pages::donations_csv, Staff(StaffCap::DonationsRead);
+    get "/staff/reports" => pages::reports, Staff(StaffCap::ReportsRead);
+    get "/staff/domains" => pages::domains, Staff(StaffCap::DonationsRead);
+  }
 }
 
 use tenant_config::db::{scope, DbRole};

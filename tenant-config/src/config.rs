@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use env::{Env, MapEnv, ProcessEnv};
-pub use platform::{DnsConfig, EdgeVerifyConfig, PlatformConfig, StripeConfig};
+pub use platform::{DnsConfig, EdgeVerifyConfig, PlatformConfig, PublicUrlConfig, StripeConfig};
 pub use router::{
     CacheRule, Cidr, CompressionConfig, EdgeSignConfig, Lifecycle, RouterConfig, RouterListen,
     SecurityHeaders, TenantCacheConfig, Upstreams,

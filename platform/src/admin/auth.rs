@@ -39,14 +39,26 @@ pub async fn login(
     headers: HeaderMap,
     crate::input::ApiJson(form): crate::input::ApiJson<Login>,
 ) -> Result<Response, AppError> {
-    require_admin_route(&edge)?;
+    let session = sign_in(&state, &edge, &headers, &form).await?;
+    Ok(login_response(SESSION_COOKIE, &session))
+}
+
+/// Checks an admin's credentials and opens a session (audited): the login API and the
+/// console's login form both call this.
+pub async fn sign_in(
+    state: &AppState,
+    edge: &EdgeRequest,
+    headers: &HeaderMap,
+    form: &Login,
+) -> Result<crate::auth::NewSession, AppError> {
+    require_admin_route(edge)?;
     let mut conn = state.db.get().await?;
     let tx = begin(&mut conn).await?;
-    let Some(id) = authenticate(&tx, Accounts::Admins, &form).await? else {
+    let Some(id) = authenticate(&tx, Accounts::Admins, form).await? else {
         tx.commit().await?;
         return Err(AppError::Unauthorized);
     };
-    let (ip, ua) = client(&headers);
+    let (ip, ua) = client(headers);
     let session = open_session(&tx, SessionOwner::Admin(id), ip, ua.as_deref()).await?;
     let actor = Actor {
         admin_id: id,
@@ -64,7 +76,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
-    Ok(login_response(SESSION_COOKIE, &session))
+    Ok(session)
 }
 
 /// An authenticated admin allowed on this route. Extracting it checks the router's signature,

@@ -64,6 +64,8 @@ fn view(r: &tokio_postgres::Row) -> TenantView {
 pub struct ListQuery {
     /// Only tenants in this status.
     pub status: Option<String>,
+    /// Only tenants whose slug or name contains this text (any case).
+    pub q: Option<String>,
     /// Page size (1–200, default 50).
     pub limit: Option<i64>,
     /// Rows to skip.
@@ -98,9 +100,15 @@ pub async fn list(
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM tenants WHERE ($1::text IS NULL OR status = $1)
+                   AND ($4::text IS NULL OR strpos(lower(slug || ' ' || name), lower($4)) > 0)
                  ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
             ),
-            &[&q.status, &limit, &offset],
+            &[
+                &q.status,
+                &limit,
+                &offset,
+                &q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()),
+            ],
         )
         .await?;
     tx.commit().await?;

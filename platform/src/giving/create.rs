@@ -59,6 +59,12 @@ pub struct NewDonation {
     /// (`pm_…`); it becomes the customer's default for the subscription's invoices.
     #[serde(default)]
     pub payment_method: Option<String>,
+    /// Instead of `payment_method`: a card token Stripe.js made in the donor's browser
+    /// (`tok_…`, `stripe.createToken`). The server saves it on the donor's customer and confirms
+    /// the payment itself; a one-time gift that needs 3-D Secure answers `requires_action`
+    /// with the client secret.
+    #[serde(default)]
+    pub card_token: Option<String>,
 }
 
 fn one_time() -> Frequency {
@@ -89,6 +95,10 @@ pub struct Started {
     pub publishable_key: Option<String>,
     /// The connected account Stripe.js must be initialised with (`stripeAccount`).
     pub stripe_account: String,
+    /// PaymentIntent status of a one-time gift confirmed on the server (`succeeded`,
+    /// `requires_action`, …); absent when the browser confirms it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<String>,
     /// Subscription status for recurring gifts (`active`, `incomplete`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription_status: Option<String>,

@@ -9,7 +9,7 @@ use tenant_config::{DonationStatus, RecurringStatus, TenantId, TenantStatus};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::charge::{one_time_intent, subscribe};
+use super::charge::{one_time_intent, save_card, subscribe, Charge};
 use super::create::{NewDonation, Started};
 use super::validate::{validate, Valid};
 use crate::edge::TenantRequest;
@@ -149,7 +149,7 @@ pub async fn start_gift(
         matches!(recorded.gift, Gift::Recurring { .. }),
     );
     let charged = charge(stripe, &recorded).await;
-    settle(&mut conn, req, stripe, recorded, charged).await
+    settle(state, &mut conn, req, stripe, recorded, charged).await
 }
 
 /// Step 1: the donor, the gift (`pending`/`incomplete`) and its audit entry, committed.
@@ -254,9 +254,25 @@ async fn charge(
             c.id
         }
     };
+    let card = match &r.v.card_token {
+        Some(token) => Some(save_card(stripe, account, r.gift.id(), &customer, token).await?),
+        None => None,
+    };
     let intent = match &r.gift {
         Gift::OneTime { id } => Intent::OneTime(
-            one_time_intent(stripe, account, tenant, *id, &r.v, r.fee, &customer).await?,
+            one_time_intent(
+                stripe,
+                Charge {
+                    account,
+                    tenant,
+                    id: *id,
+                },
+                &r.v,
+                r.fee,
+                &customer,
+                card.as_deref(),
+            )
+            .await?,
         ),
         Gift::Recurring { id, .. } => Intent::Recurring(
             subscribe(stripe, account, tenant, *id, &r.v, &r.pay.name, &customer).await?,
@@ -267,6 +283,7 @@ async fn charge(
 
 /// Step 3: Stripe's ids onto our rows, or the failure, so the row tells the truth.
 async fn settle(
+    state: &AppState,
     conn: &mut crate::tenant::Conn<'_>,
     req: &TenantRequest,
     stripe: &StripeState,
@@ -316,6 +333,7 @@ async fn settle(
         recurring_donation_id: None,
         client_secret: None,
         subscription_status: None,
+        payment_status: None,
         cancel_url: None,
         amount_minor: r.v.amount,
         fee_minor: r.fee,
@@ -333,6 +351,9 @@ async fn settle(
             .await?;
             started.donation_id = Some(*id);
             started.client_secret = pi.client_secret;
+            if r.v.card_token.is_some() {
+                started.payment_status = Some(pi.status);
+            }
         }
         (Intent::Recurring(sub), Gift::Recurring { id, cancel_token }) => {
             let status = RecurringStatus::from_stripe(&sub.status);
@@ -356,7 +377,12 @@ async fn settle(
             started.client_secret = sub.payment_client_secret().map(str::to_owned);
             started.subscription_status = Some(sub.status.clone());
             // The host the router verified and signed.
-            started.cancel_url = Some(crate::giving::cancel_url(&req.edge.host, *id, cancel_token));
+            started.cancel_url = Some(crate::giving::cancel_url(
+                state,
+                &req.edge.host,
+                *id,
+                cancel_token,
+            ));
         }
         _ => {
             return Err(AppError::Internal(

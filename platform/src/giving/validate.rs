@@ -13,6 +13,7 @@ pub(crate) struct Valid {
     pub(crate) email: String,
     pub(crate) frequency: Frequency,
     pub(crate) payment_method: Option<String>,
+    pub(crate) card_token: Option<String>,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
@@ -89,7 +90,19 @@ pub(crate) fn validate(d: NewDonation, settings: &serde_json::Value) -> Result<V
     if !valid_email(&email) {
         return Err(invalid("donor_email", "must be an email address"));
     }
+    let card_token = match d.card_token {
+        Some(t) if valid_token(&t) => Some(t),
+        Some(_) => return Err(invalid("card_token", "must be a tok_… id from Stripe.js")),
+        None => None,
+    };
+    if card_token.is_some() && d.payment_method.is_some() {
+        return Err(invalid(
+            "payment_method",
+            "send either a payment method or a card token, not both",
+        ));
+    }
     let payment_method = match (d.frequency, d.payment_method) {
+        _ if card_token.is_some() => None,
         (Frequency::OneTime, Some(_)) => {
             return Err(invalid(
                 "payment_method",
@@ -114,7 +127,16 @@ pub(crate) fn validate(d: NewDonation, settings: &serde_json::Value) -> Result<V
         email,
         frequency: d.frequency,
         payment_method,
+        card_token,
     })
+}
+
+/// Card token shape (`tok_` then letters, digits and underscores).
+fn valid_token(t: &str) -> bool {
+    t.len() <= 255
+        && t.strip_prefix("tok_").is_some_and(|r| {
+            !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -147,6 +169,7 @@ mod tests {
             donor_email: "Ann@Example.org".into(),
             frequency: Frequency::OneTime,
             payment_method: None,
+            card_token: None,
         };
         let v = validate(base(), &settings).unwrap();
         assert_eq!(

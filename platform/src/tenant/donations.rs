@@ -115,6 +115,13 @@ pub async fn list(
     staff: crate::tenant::staff::StaffSession,
     crate::input::ApiQuery(q): crate::input::ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, AppError> {
+    if let Some(st) = &q.status {
+        st.parse::<tenant_config::DonationStatus>()
+            .map_err(|_| AppError::Invalid {
+                field: "status".into(),
+                message: "unknown status".into(),
+            })?;
+    }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(AppError::Invalid {

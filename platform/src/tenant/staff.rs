@@ -85,14 +85,26 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(form): ApiJson<Login>,
 ) -> Result<Response, AppError> {
+    let session = sign_in(&state, &req, &headers, &form).await?;
+    Ok(login_response(STAFF_COOKIE, &session))
+}
+
+/// Checks a staff member's credentials on the request's tenant and opens a session (audited):
+/// the login API and the staff login form both call this.
+pub async fn sign_in(
+    state: &AppState,
+    req: &TenantRequest,
+    headers: &HeaderMap,
+    form: &Login,
+) -> Result<crate::auth::NewSession, AppError> {
     let mut conn = state.db.get().await?;
     let tx = crate::tenant::begin(&mut conn, req.tenant).await?;
     // Row-level security: only this tenant's staff are visible here.
-    let Some(id) = authenticate(&tx, Accounts::Staff, &form).await? else {
+    let Some(id) = authenticate(&tx, Accounts::Staff, form).await? else {
         tx.commit().await?;
         return Err(AppError::Unauthorized);
     };
-    let (ip, ua) = client(&headers);
+    let (ip, ua) = client(headers);
     let session = open_session(
         &tx,
         SessionOwner::Staff {
@@ -110,7 +122,7 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
-    Ok(login_response(STAFF_COOKIE, &session))
+    Ok(session)
 }
 
 /// `POST /api/staff/logout`.

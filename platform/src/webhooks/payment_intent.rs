@@ -141,6 +141,7 @@ pub(super) async fn receipt(
                 .get(0);
             let host = format!("{slug}.{base}");
             Some(crate::giving::cancel_url(
+                state,
                 &host,
                 r,
                 &crate::giving::cancel_token(state, r),

@@ -29,6 +29,9 @@ pub struct PlatformConfig {
     /// DNS used to verify custom domains.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// How links to our own pages are written (receipts, cancel links, redirects).
+    #[serde(default)]
+    pub public: PublicUrlConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -36,6 +39,40 @@ pub struct PlatformConfig {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+/// The scheme and port clients use to reach the router, for absolute links (a donor's cancel
+/// link in an e-mail). Production is `https` on 443; the local stack is plain HTTP on :8000.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicUrlConfig {
+    /// `https` or `http` (`PUBLIC_SCHEME`).
+    pub scheme: String,
+    /// Port, when not the scheme's default (`PUBLIC_PORT`).
+    pub port: Option<u16>,
+}
+
+impl Default for PublicUrlConfig {
+    fn default() -> Self {
+        Self {
+            scheme: "https".into(),
+            port: None,
+        }
+    }
+}
+
+impl PublicUrlConfig {
+    /// `scheme://host[:port]` for `host`.
+    pub fn origin(&self, host: &str) -> String {
+        match self.port {
+            Some(p)
+                if !(self.scheme == "https" && p == 443 || self.scheme == "http" && p == 80) =>
+            {
+                format!("{}://{host}:{p}", self.scheme)
+            }
+            _ => format!("{}://{host}", self.scheme),
+        }
+    }
 }
 
 /// DNS settings for custom-domain verification.
@@ -84,6 +121,9 @@ pub struct StripeConfig {
     pub platform_fee_percent: f64,
     /// API base URL; overridden in tests to point at the Stripe emulator.
     pub api_base: String,
+    /// Where donation pages load Stripe.js from (`STRIPE_JS_URL`); the Content-Security-Policy
+    /// allows this origin. The local stack points it at the emulator's fake Stripe.js.
+    pub js_url: String,
     /// Most `payment_intent.succeeded` deliveries committed in one transaction
     /// (`STRIPE_WEBHOOK_BATCH_MAX`); 1 turns grouping off.
     pub webhook_batch_max: u32,
@@ -100,6 +140,7 @@ impl Default for StripeConfig {
             webhook_secrets: Vec::new(),
             platform_fee_percent: 2.0,
             api_base: "https://api.stripe.com".into(),
+            js_url: "https://js.stripe.com/v3/".into(),
             webhook_batch_max: 64,
             webhook_batches: 4,
         }
@@ -157,6 +198,9 @@ impl ConfigFile for PlatformConfig {
             EnvKind::Float,
         ),
         var("STRIPE_API_BASE", "stripe.api_base", EnvKind::Str),
+        var("STRIPE_JS_URL", "stripe.js_url", EnvKind::Str),
+        var("PUBLIC_SCHEME", "public.scheme", EnvKind::Str),
+        var("PUBLIC_PORT", "public.port", EnvKind::Int),
         var(
             "STRIPE_WEBHOOK_BATCH_MAX",
             "stripe.webhook_batch_max",
@@ -176,6 +220,20 @@ impl ConfigFile for PlatformConfig {
         self.redis.validate()?;
         check_listen("listen", &self.listen)?;
         check_secret("edge.signing_secret", &self.edge.signing_secret, 32)?;
+        if !matches!(self.public.scheme.as_str(), "https" | "http") {
+            return Err(ConfigError::invalid(
+                "public.scheme",
+                "must be https or http",
+            ));
+        }
+        if !(self.stripe.js_url.starts_with("https://")
+            || self.stripe.js_url.starts_with("http://"))
+        {
+            return Err(ConfigError::invalid(
+                "stripe.js_url",
+                "must be an http(s) URL",
+            ));
+        }
         if let Some(prev) = &self.edge.previous_signing_secret {
             check_secret("edge.previous_signing_secret", prev, 32)?;
         }

@@ -1,0 +1,40 @@
+// The donation form: the card field is Stripe.js's card element (the card never touches our
+// servers); on submit the card becomes a token, put in the form's card_token field, and the
+// form is posted as usual. Everything else in the form works without JavaScript.
+(function () {
+  var form = document.getElementById('give');
+  if (!form || typeof Stripe !== 'function') return;
+  var stripe = Stripe(form.getAttribute('data-stripe-key'), { stripeAccount: form.getAttribute('data-stripe-account') });
+  var card = stripe.elements().create('card');
+  card.mount('#card-element');
+  var errors = document.getElementById('card-errors');
+  var bps = parseInt(form.getAttribute('data-fee-bps') || '0', 10);
+  var note = document.getElementById('fee-amount');
+  var amountOf = function () {
+    var other = form.querySelector('input[name=amount]').value.trim();
+    if (other) { var v = Math.round(parseFloat(other) * 100); return isNaN(v) ? 0 : v; }
+    var p = form.querySelector('input[name=preset]:checked');
+    return p ? parseInt(p.value, 10) : 0;
+  };
+  var update = function () {
+    if (!note) return;
+    var fee = Math.floor(amountOf() * bps / 10000);
+    note.textContent = (fee / 100).toFixed(2);
+  };
+  form.addEventListener('input', update);
+  update();
+  var sending = false;
+  form.addEventListener('submit', function (ev) {
+    if (form.querySelector('input[name=card_token]').value) return;
+    ev.preventDefault();
+    if (sending) return;
+    sending = true;
+    stripe.createToken(card).then(function (r) {
+      sending = false;
+      if (r.error) { errors.textContent = r.error.message || 'Your card was not accepted.'; return; }
+      errors.textContent = '';
+      form.querySelector('input[name=card_token]').value = r.token.id;
+      form.submit();
+    });
+  });
+})();
