@@ -8,7 +8,8 @@ repo=$(pwd)
 . ops/scripts/pg.sh
 state=${DEV_STATE:-$repo/.dev}
 alt=/var/tmp/platform-dev-$(printf '%s' "$repo" | sha1sum | cut -c1-8)
-[ -d "$state/pids" ] || state=$alt
+# An explicit DEV_STATE names the only stack to stop (never the default one's fallback).
+[ -d "$state/pids" ] || [ -n "${DEV_STATE:-}" ] || state=$alt
 [ -d "$state/pids" ] || { echo "nothing to stop"; exit 0; }
 
 for name in router workers platform stripe-emulator smtp-sink redis; do
