@@ -4,8 +4,11 @@
 # starts; every service is polled until healthy/ready, since podman-compose enforces neither),
 # then, through the router on loopback:
 #   1. a one-time gift on the demo tenant (201, a PaymentIntent on the emulated connected account);
-#   2. Stripe's payment_intent.succeeded for it, signed with the stack's webhook secret as Stripe
-#      signs (the emulator cannot send Connect events itself) -> applied, gift succeeded;
+#   2. the emulator's webhook relay delivers the Stripe events the gift caused (customer.created)
+#      through the router, naming the connected account and signed with the stack's webhook
+#      secret, and the platform accepts them; localstripe cannot confirm a PaymentIntent created
+#      for the browser, so the test sends Stripe's payment_intent.succeeded for it itself, signed
+#      the same way -> applied, gift succeeded (a forged signature -> 400);
 #   3. the seeds' cron call POST /api/cron/process-emails with the cron secret -> the workers send
 #      the receipt, and it is in the mail catcher's Maildir;
 # and checks that no secret value is in any container's environment, that Prometheus scrapes all
@@ -24,7 +27,8 @@ export COMPOSE_LOG=$work/compose.log
 ROUTER_PORT=$(free_port)
 ROUTER_ADMIN_PORT=$(free_port)
 PROMETHEUS_PORT=$(free_port)
-export ROUTER_PORT ROUTER_ADMIN_PORT PROMETHEUS_PORT
+STRIPE_JS_PORT=$(free_port)
+export ROUTER_PORT ROUTER_ADMIN_PORT PROMETHEUS_PORT STRIPE_JS_PORT
 export STACK_NET=${TEST_STACK_NET:-10.213.48}
 # shellcheck source=ops/compose/lib.sh
 . ops/compose/lib.sh
@@ -72,6 +76,19 @@ intent=$(printf '%s' "$body" | python3 -c 'import json, sys; print(json.load(sys
 account=$(printf '%s' "$body" | python3 -c 'import json, sys; print(json.load(sys.stdin)["stripe_account"])')
 [[ "$intent" == pi_* ]] || fail "no PaymentIntent in $body"
 pass "gift $donation started: $intent on $account (201)"
+
+say "The emulator's webhook relay: Stripe events through the router, verified by the platform"
+relayed=""
+for _ in $(seq 40); do
+  relayed=$(podman exec "$(cname stripe)" python -c "
+import json, urllib.request
+log = json.load(urllib.request.urlopen('http://127.0.0.1:8421/_relay/log', timeout=2))
+print(' '.join(e['type'] for e in log if e.get('account') == '$account' and e.get('status') == 200))" 2>/dev/null || true)
+  [ -n "$relayed" ] && break
+  sleep 0.25
+done
+[ -n "$relayed" ] || fail "no event for $account relayed through the router with 200"
+pass "relayed through the router and accepted (signature verified): $relayed"
 
 say "Stripe's payment_intent.succeeded, signed with the webhook secret"
 event=$(python3 - "$donation" "$intent" "$account" <<'PY'
@@ -144,7 +161,7 @@ leaks=0
 for f in "$SECRETS_DIR"/*; do
   v=$(cat "$f")
   [ "${#v}" -ge 16 ] || continue
-  for s in migrate db-setup platform-1 platform-2 workers router; do
+  for s in migrate db-setup platform-1 platform-2 workers router stripe; do
     if podman inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$(cname "$s")" | grep -qF -- "$v"; then
       echo "  secret $(basename "$f") is in $s's environment" >&2
       leaks=$((leaks + 1))

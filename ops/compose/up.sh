@@ -10,7 +10,8 @@
 #   ops/compose/up.sh [BINARY_DIR]     binaries built on the host, default target/debug
 #
 # Environment: COMPOSE_PROJECT (donations), SECRETS_DIR (ops/compose/.secrets), ROUTER_PORT
-# (8000), ROUTER_ADMIN_PORT (9100), PROMETHEUS_PORT (9090), STACK_NET (10.213.47),
+# (8000), ROUTER_ADMIN_PORT (9100), PROMETHEUS_PORT (9090), STRIPE_JS_PORT (8423, the
+# emulator's Stripe.js for browsers), STACK_NET (10.213.47),
 # SKIP_BUILD=1 to reuse the images already built. Stop with ops/compose/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,6 +65,7 @@ The compose stack is up (project $COMPOSE_PROJECT; secrets in $SECRETS_DIR).
                         http://127.0.0.1:$ROUTER_PORT/api/donations
   Router ready        http://127.0.0.1:$ROUTER_ADMIN_PORT/ready   metrics: /metrics
   Prometheus          http://127.0.0.1:$PROMETHEUS_PORT/
+  Stripe webhooks     podman exec $(cname stripe) python -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8421/_relay/log').read().decode())"
   Mail received       podman exec $(cname mail) ls /mail/new
   Logs                podman logs $(cname platform-1)   (or any service)
   Stop                ops/compose/down.sh   (--purge deletes the volumes and secrets)
