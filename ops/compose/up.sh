@@ -12,7 +12,8 @@
 # Environment: COMPOSE_PROJECT (donations), SECRETS_DIR (ops/compose/.secrets), ROUTER_PORT
 # (8000), ROUTER_ADMIN_PORT (9100), PROMETHEUS_PORT (9090), STRIPE_JS_PORT (8423, the
 # emulator's Stripe.js for browsers), STACK_NET (10.213.47),
-# SKIP_BUILD=1 to reuse the images already built. Stop with ops/compose/down.sh.
+# SKIP_BUILD=1 to reuse the images already built. Safe to run again: a running stack is
+# stopped first (volumes and secrets kept). Stop with ops/compose/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=ops/docker/lib.sh
@@ -33,6 +34,10 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 
 stack_secrets
+if [ -n "$(podman ps -a -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT")" ]; then
+  say "Stopping the running stack first (volumes and secrets are kept)"
+  compose down -t 40
+fi
 say "Starting PostgreSQL, Redis, the mail catcher and the Stripe emulator (project $COMPOSE_PROJECT)"
 compose up -d --no-build --no-deps postgres redis mail stripe
 for s in postgres redis mail stripe; do
