@@ -152,6 +152,86 @@ scenario('public pages: apex landing, tenant site by subdomain and custom domain
   return page;
 });
 
+scenario('donor: one-time gift, thank-you page, receipt in the SMTP sink', async (browser) => {
+  const page = await newPage(browser);
+  await page.goto(`${url.tenant}/`);
+  eq((await page.locator('h1').first().textContent()).trim(), 'Grace Community Church', 'tenant h1');
+  await page.locator('#card-element input').first().waitFor({ timeout: 10000 });
+  ok(await page.locator('#fee-note').count() > 0, 'no #fee-note on the donation form');
+  await checkPage(page, 'tenant-give');
+  const email = `once-${run}@example.org`;
+  const id = await give(page, { amount: 2500, frequency: 'one_time', name: 'Ann Once', email });
+  await checkPage(page, 'tenant-thanks');
+  // The emulator's webhook (relayed with the connected account) settles the gift.
+  await poll('the one-time gift to succeed', () =>
+    sql(`SELECT status FROM donations WHERE id = '${id}'`) === 'succeeded');
+  eq(sql(`SELECT amount_minor FROM donations WHERE id = '${id}'`), '2500', 'stored amount');
+  const mail = await mailTo(email);
+  ok(/25\.00/.test(mail.text), `receipt does not show 25.00: ${mail.text.slice(0, 400)}`);
+  gifts.push({ id, email, amount: 2500, kind: 'one_time' });
+  return page;
+});
+
+scenario('donor: monthly gift, thank-you page with cancel link, receipt, cancel', async (browser) => {
+  const page = await newPage(browser);
+  const email = `monthly-${run}@example.org`;
+  const id = await give(page, { amount: '12.34', frequency: 'month', name: 'Ben Monthly', email });
+  const link = page.locator('a[href*="/give/cancel"]');
+  ok(await link.count() > 0, 'thank-you page of a monthly gift has no cancel link');
+  const href = new URL(await link.first().getAttribute('href'), page.url()).href;
+  ok(href.startsWith(`${url.tenant}/give/cancel?`), `cancel link ${href} is not on ${url.tenant}`);
+  await checkPage(page, 'tenant-thanks-monthly');
+  await poll('the first monthly payment to succeed', () =>
+    sql(`SELECT count(*) FROM donations WHERE recurring_donation_id = '${id}' AND status = 'succeeded'`) === '1');
+  eq(sql(`SELECT status FROM recurring_donations WHERE id = '${id}'`), 'active', 'recurring gift status');
+  const mail = await mailTo(email);
+  ok(/12\.34/.test(mail.text), `receipt does not show 12.34: ${mail.text.slice(0, 400)}`);
+  const inMail = mail.text.match(/https?:\/\/[^\s"<>]+\/give\/cancel\?[^\s"<>]+/);
+  ok(inMail, 'receipt has no cancel link');
+  const mailLink = inMail[0].replace(/&amp;/g, '&');
+  ok(mailLink.startsWith(`${url.tenant}/give/cancel?`) || mailLink.startsWith(`${url.custom}/give/cancel?`),
+    `cancel link in the receipt has the wrong scheme, host or port: ${mailLink}`);
+  gifts.push({ id, email, amount: 1234, kind: 'recurring' });
+
+  // A wrong token changes nothing.
+  const bad = new URL(mailLink);
+  bad.searchParams.set('token', 'x'.repeat(bad.searchParams.get('token').length));
+  const badResp = await page.goto(bad.href);
+  ok(badResp.status() >= 400, `cancel page with a wrong token answered ${badResp.status()}`);
+
+  await page.goto(mailLink);
+  await checkPage(page, 'tenant-cancel');
+  await submit(page, page.locator('form[action="/give/cancel"] button[type=submit], form[action="/give/cancel"] button').first(), '/give/cancel');
+  ok((await page.locator('body').textContent()).includes('Your recurring gift is cancelled.'),
+    'no "Your recurring gift is cancelled." after cancelling');
+  await axeCheck(page, 'tenant-cancelled');
+  await poll('the recurring gift to be canceled', () =>
+    sql(`SELECT status FROM recurring_donations WHERE id = '${id}'`) === 'canceled');
+  return page;
+});
+
+scenario('donor: bad input on the donation form shows a message next to the field and writes nothing', async (browser) => {
+  const page = await newPage(browser);
+  await quiet();
+  const before = counts();
+  const attempt = async (gift, field, shot) => {
+    await page.goto(`${url.tenant}/`);
+    await page.locator('form#give').evaluate((f) => { f.noValidate = true; });
+    await fillGive(page, gift);
+    eq(await submit(page, page.getByRole('button', { name: 'Give', exact: true }), '/give'), 422,
+      `gift with a bad ${field}`);
+    await fieldError(page, 'form#give', field);
+    if (shot) await checkPage(page, shot);
+  };
+  const good = { frequency: 'one_time', name: 'Cid Bad', email: `bad-${run}@example.org` };
+  await attempt({ ...good, amount: 'abc' }, 'amount', 'tenant-give-error');
+  await attempt({ ...good, amount: '0.10' }, 'amount');
+  await attempt({ ...good, amount: '25.00', email: 'not-an-email' }, 'donor_email');
+  await attempt({ ...good, amount: '25.00', name: '' }, 'donor_name');
+  sameCounts(before, 'refused gifts');
+  return page;
+});
+
 scenario('admin: sign in, create a tenant, add a custom domain and see its TXT record', async (browser) => {
   const page = await newPage(browser);
   await page.goto(`${url.admin}/tenants`);
@@ -275,86 +355,6 @@ scenario('admin: bad input in every form shows a message next to the field and w
   await tenantForm('grace', 'Duplicate of grace', 'slug');
 
   sameCounts(before, 'refused admin forms');
-  return page;
-});
-
-scenario('donor: one-time gift, thank-you page, receipt in the SMTP sink', async (browser) => {
-  const page = await newPage(browser);
-  await page.goto(`${url.tenant}/`);
-  eq((await page.locator('h1').first().textContent()).trim(), 'Grace Community Church', 'tenant h1');
-  await page.locator('#card-element input').first().waitFor({ timeout: 10000 });
-  ok(await page.locator('#fee-note').count() > 0, 'no #fee-note on the donation form');
-  await checkPage(page, 'tenant-give');
-  const email = `once-${run}@example.org`;
-  const id = await give(page, { amount: 2500, frequency: 'one_time', name: 'Ann Once', email });
-  await checkPage(page, 'tenant-thanks');
-  // The emulator's webhook (relayed with the connected account) settles the gift.
-  await poll('the one-time gift to succeed', () =>
-    sql(`SELECT status FROM donations WHERE id = '${id}'`) === 'succeeded');
-  eq(sql(`SELECT amount_minor FROM donations WHERE id = '${id}'`), '2500', 'stored amount');
-  const mail = await mailTo(email);
-  ok(/25\.00/.test(mail.text), `receipt does not show 25.00: ${mail.text.slice(0, 400)}`);
-  gifts.push({ id, email, amount: 2500, kind: 'one_time' });
-  return page;
-});
-
-scenario('donor: monthly gift, thank-you page with cancel link, receipt, cancel', async (browser) => {
-  const page = await newPage(browser);
-  const email = `monthly-${run}@example.org`;
-  const id = await give(page, { amount: '12.34', frequency: 'month', name: 'Ben Monthly', email });
-  const link = page.locator('a[href*="/give/cancel"]');
-  ok(await link.count() > 0, 'thank-you page of a monthly gift has no cancel link');
-  const href = new URL(await link.first().getAttribute('href'), page.url()).href;
-  ok(href.startsWith(`${url.tenant}/give/cancel?`), `cancel link ${href} is not on ${url.tenant}`);
-  await checkPage(page, 'tenant-thanks-monthly');
-  await poll('the first monthly payment to succeed', () =>
-    sql(`SELECT count(*) FROM donations WHERE recurring_donation_id = '${id}' AND status = 'succeeded'`) === '1');
-  eq(sql(`SELECT status FROM recurring_donations WHERE id = '${id}'`), 'active', 'recurring gift status');
-  const mail = await mailTo(email);
-  ok(/12\.34/.test(mail.text), `receipt does not show 12.34: ${mail.text.slice(0, 400)}`);
-  const inMail = mail.text.match(/https?:\/\/[^\s"<>]+\/give\/cancel\?[^\s"<>]+/);
-  ok(inMail, 'receipt has no cancel link');
-  const mailLink = inMail[0].replace(/&amp;/g, '&');
-  ok(mailLink.startsWith(`${url.tenant}/give/cancel?`) || mailLink.startsWith(`${url.custom}/give/cancel?`),
-    `cancel link in the receipt has the wrong scheme, host or port: ${mailLink}`);
-  gifts.push({ id, email, amount: 1234, kind: 'recurring' });
-
-  // A wrong token changes nothing.
-  const bad = new URL(mailLink);
-  bad.searchParams.set('token', 'x'.repeat(bad.searchParams.get('token').length));
-  const badResp = await page.goto(bad.href);
-  ok(badResp.status() >= 400, `cancel page with a wrong token answered ${badResp.status()}`);
-
-  await page.goto(mailLink);
-  await checkPage(page, 'tenant-cancel');
-  await submit(page, page.locator('form[action="/give/cancel"] button[type=submit], form[action="/give/cancel"] button').first(), '/give/cancel');
-  ok((await page.locator('body').textContent()).includes('Your recurring gift is cancelled.'),
-    'no "Your recurring gift is cancelled." after cancelling');
-  await axeCheck(page, 'tenant-cancelled');
-  await poll('the recurring gift to be canceled', () =>
-    sql(`SELECT status FROM recurring_donations WHERE id = '${id}'`) === 'canceled');
-  return page;
-});
-
-scenario('donor: bad input on the donation form shows a message next to the field and writes nothing', async (browser) => {
-  const page = await newPage(browser);
-  await quiet();
-  const before = counts();
-  const attempt = async (gift, field, shot) => {
-    await page.goto(`${url.tenant}/`);
-    await page.locator('form#give').evaluate((f) => { f.noValidate = true; });
-    await fillGive(page, gift);
-    eq(await submit(page, page.getByRole('button', { name: 'Give', exact: true }), '/give'), 422,
-      `gift with a bad ${field}`);
-    await fieldError(page, 'form#give', field);
-    if (shot) await checkPage(page, shot);
-  };
-  const good = { frequency: 'one_time', name: 'Cid Bad', email: `bad-${run}@example.org` };
-  await attempt({ ...good, amount: 'abc' }, 'amount', 'tenant-give-error');
-  await attempt({ ...good, amount: '0.10' }, 'amount');
-  await attempt({ ...good, amount: '25.00', email: 'not-an-email' }, 'donor_email');
-  await attempt({ ...good, amount: '25.00', name: '' }, 'donor_name');
-  sameCounts(before, 'refused gifts');
   return page;
 });
 
