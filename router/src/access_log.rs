@@ -129,24 +129,36 @@ fn request_line(
     let ts_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    // The host is escaped unless it is the canonical name, shared with what was sent (letters,
+    // digits, dots and hyphens only); the request id (checked or generated), the method (an
+    // HTTP token), the route and the upstream address never need it.
+    let canonical_as_sent = ctx
+        .host
+        .as_ref()
+        .is_some_and(|h| h.as_bytes().as_ptr() == ctx.host_sent.as_bytes().as_ptr());
     let mut l = JsonLine::new(out);
     l.u64("ts_ms", ts_ms)
-        .str("level", "INFO")
-        .str("target", "access")
-        .str("request_id", ctx.request_id())
-        .str("method", req.method.as_str())
-        .str("host", &String::from_utf8_lossy(ctx.host_sent.as_bytes()))
-        .str("path", req.uri.path())
-        .str("route", ctx.route.as_str())
+        .raw_fields(r#","level":"INFO","target":"access""#)
+        .raw_str("request_id", ctx.request_id())
+        .raw_str("method", req.method.as_str());
+    match ctx.host() {
+        Some(h) if canonical_as_sent => l.raw_str("host", h),
+        _ => l.str("host", &String::from_utf8_lossy(ctx.host_sent.as_bytes())),
+    };
+    l.str("path", req.uri.path())
+        .raw_str("route", ctx.route.as_str())
         .opt_str("tenant", ctx.tenant.as_deref().map(|t| t.slug.as_str()))
         .ip("client", ctx.client_ip)
         .u64("status", u64::from(status))
         .u64("bytes", session.body_bytes_sent() as u64)
         .millis("total_ms", Some(total))
-        .millis("upstream_ms", ctx.upstream_header)
-        .opt_str("upstream", ctx.upstream.as_ref().map(|u| u.addr_text()));
+        .millis("upstream_ms", ctx.upstream_header);
+    match &ctx.upstream {
+        Some(u) => l.raw_str("upstream", u.addr_text()),
+        None => l.null("upstream"),
+    };
     if let Some(e) = error {
-        l.str("error", e.etype().as_str());
+        l.raw_str("error", e.etype().as_str());
     }
     l.finish();
 }

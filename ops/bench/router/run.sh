@@ -3,7 +3,9 @@
 # req/s, p50, p99, CPU per request and peak RSS for the upstream direct, a bare Pingora proxy,
 # our router and nginx, side by side, then the tenant-resolution figures with 100,000 tenants.
 # Options are passed to bench.py (--seconds, --rounds, --connections, --tenants, --instructions:
-# instructions per request under callgrind instead of the wall-clock rounds).
+# instructions per request under callgrind instead of the wall-clock rounds, including a run
+# behind a trusted proxy (loopback trusted, X-Forwarded-For on every request: the production
+# shape); --alt-router BINARY: the same runs of another build, for before/after).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ops/scripts/install-deps.sh cmake pkg-config nginx wrk util-linux valgrind
