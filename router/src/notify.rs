@@ -47,7 +47,7 @@ pub async fn apply(cache: &TenantCache, payload: &str) {
 
 /// Listens forever (until the task is dropped) on the shared reconnecting stream.
 pub async fn listen(url: Secret, cache: TenantCache) {
-    let config = match url.expose().parse::<tokio_postgres::Config>() {
+    let config = match tenant_config::db::tls::PgTarget::parse(url.expose()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "database.url cannot be used for LISTEN; tenant changes arrive by expiry only");

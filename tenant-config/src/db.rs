@@ -7,13 +7,15 @@
 
 pub mod listen;
 pub mod migrate;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8_postgres::PostgresConnectionManager;
-use tokio_postgres::{Client, GenericClient, NoTls, Statement, Transaction};
+use tokio_postgres::{Client, GenericClient, Statement, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{DatabaseConfig, Secret};
 use crate::model::TenantId;
@@ -27,7 +29,7 @@ pub type PooledConn<'p> = bb8::PooledConnection<'p, PgManager>;
 /// Makes [`PgConn`]s: bb8-postgres's manager plus a prepared-statement cache per connection.
 #[derive(Debug)]
 pub struct PgManager {
-    inner: PostgresConnectionManager<NoTls>,
+    inner: PostgresConnectionManager<MakeRustlsConnect>,
 }
 
 /// A connection with its own cache of prepared statements. Dereferences to the
@@ -117,9 +119,9 @@ impl bb8::ManageConnection for PgManager {
 /// Errors from creating a pool.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The URL does not parse.
+    /// The URL (or its TLS settings) cannot be used.
     #[error("invalid database URL: {0}")]
-    Url(tokio_postgres::Error),
+    Url(String),
     /// Connecting or running a query failed.
     #[error("database error: {0}")]
     Postgres(#[from] tokio_postgres::Error),
@@ -137,9 +139,9 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
 
 /// Builds a pool for an explicit URL.
 pub fn pool_for_url(url: &Secret, max: u32, timeout_ms: u64) -> Result<Pool, DbError> {
-    let pg: tokio_postgres::Config = url.expose().parse().map_err(DbError::Url)?;
+    let target = tls::PgTarget::parse(url.expose()).map_err(DbError::Url)?;
     let manager = PgManager {
-        inner: PostgresConnectionManager::new(pg, NoTls),
+        inner: PostgresConnectionManager::new(target.config, target.tls),
     };
     Ok(bb8::Pool::builder()
         .max_size(max)

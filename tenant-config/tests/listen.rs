@@ -7,7 +7,7 @@ use tenant_config::db::listen::{ListenEvent, ListenStream};
 #[tokio::test]
 async fn notifications_arrive_and_a_lost_session_reconnects() {
     let db = testkit::database().await;
-    let config: tokio_postgres::Config = db.owner_url().parse().unwrap();
+    let config = tenant_config::db::tls::PgTarget::parse(&db.owner_url()).unwrap();
     let mut stream = ListenStream::new(config, &["test_channel"], "test");
     assert_eq!(stream.next().await, ListenEvent::Connected);
     let owner = db.connect_as("postgres").await;

@@ -28,6 +28,7 @@ mod router;
 mod smtp;
 mod spawn;
 mod stripe;
+pub mod tls;
 
 pub use dns::{dns, DnsServer};
 pub use origin::{origin, Origin, OriginBuilder};

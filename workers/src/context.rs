@@ -15,7 +15,7 @@ pub struct Ctx {
     pub db: Pool,
     /// Connection settings for dedicated sessions (advisory locks, LISTEN), which must not come
     /// from the pool: a lock must end when its holder does.
-    pub pg: Arc<tokio_postgres::Config>,
+    pub pg: Arc<tenant_config::db::tls::PgTarget>,
     /// SMTP relay, with a connection pool so a batch reuses connections.
     pub mailer: Arc<AsyncSmtpTransport<Tokio1Executor>>,
     /// Sender.
@@ -50,7 +50,10 @@ impl Ctx {
             .unwrap_or_else(|_| "worker".into());
         Ok(Self {
             db: tenant_config::db::pool(&config.database)?,
-            pg: Arc::new(config.database.url.expose().parse()?),
+            pg: Arc::new(
+                tenant_config::db::tls::PgTarget::parse(config.database.url.expose())
+                    .map_err(anyhow::Error::msg)?,
+            ),
             mailer: Arc::new(mailer),
             from: config.smtp.from.clone(),
             stripe,
@@ -66,7 +69,7 @@ impl Ctx {
 
     /// A dedicated session outside the pool; it closes when dropped.
     pub async fn session(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, conn) = self.pg.connect(tokio_postgres::NoTls).await?;
+        let (client, conn) = self.pg.config.connect(self.pg.tls.clone()).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

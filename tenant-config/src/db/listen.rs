@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
+
+use super::tls::PgTarget;
 
 /// First wait after a failed or lost connection; doubles up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
@@ -50,7 +52,7 @@ impl Drop for Session {
 /// Notifications from `channels`, across reconnects. Needs a Tokio runtime (the connection is
 /// driven by a spawned task).
 pub struct ListenStream {
-    config: Config,
+    config: PgTarget,
     channels: Vec<String>,
     name: &'static str,
     session: Option<Session>,
@@ -62,7 +64,7 @@ impl ListenStream {
     /// A stream for `channels` (plain identifiers, e.g. `tenant_changed`) on the database
     /// `config` names. Nothing connects before the first [`ListenStream::next`]. `name` labels
     /// the log lines.
-    pub fn new(config: Config, channels: &[&str], name: &'static str) -> Self {
+    pub fn new(config: PgTarget, channels: &[&str], name: &'static str) -> Self {
         Self {
             config,
             channels: channels.iter().map(|c| (*c).to_owned()).collect(),
@@ -115,7 +117,7 @@ impl ListenStream {
     }
 
     async fn connect(&self) -> Result<Session, tokio_postgres::Error> {
-        let (client, mut conn) = self.config.connect(NoTls).await?;
+        let (client, mut conn) = self.config.config.connect(self.config.tls.clone()).await?;
         let (tx, notifications) = mpsc::unbounded_channel();
         let name = self.name;
         let pump = tokio::spawn(async move {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// One numbered migration.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,9 @@ const LOCK_KEY: i64 = 0x005e_edd0_7a71_0001;
 /// Migration failures, each naming the migration involved.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
+    /// The URL (or its TLS settings) cannot be used.
+    #[error("database URL: {0}")]
+    Url(String),
     /// Connecting failed.
     #[error("cannot connect to the database: {0}")]
     Connect(tokio_postgres::Error),
@@ -129,7 +132,10 @@ impl Migrator {
     /// Connects with the owner role's URL (any role that can read `schema_migrations` is
     /// enough for [`Migrator::status`] and [`Migrator::pending`]).
     pub async fn connect(url: &str) -> Result<Self, MigrateError> {
-        let (client, conn) = tokio_postgres::connect(url, NoTls)
+        let target = super::tls::PgTarget::parse(url).map_err(MigrateError::Url)?;
+        let (client, conn) = target
+            .config
+            .connect(target.tls.clone())
             .await
             .map_err(MigrateError::Connect)?;
         tokio::spawn(async move {
