@@ -277,9 +277,20 @@ scenario('admin: sign in, create a tenant, add a custom domain and see its TXT r
   const codes = await row.first().locator('code').allTextContents();
   ok(codes.some((c) => c.includes(hostname) || /^_[\w-]+/.test(c.trim())), `no TXT record name in <code>: ${codes}`);
   ok(codes.some((c) => c.includes(token)), `no TXT value with the token ${token} in <code>: ${codes}`);
-  ok(await row.first().locator('button[data-copy]', { hasText: 'Copy' }).count() > 0, 'no Copy button with data-copy');
-  ok(await page.getByRole('button', { name: 'Verify now' }).count() > 0, 'no "Verify now" for a pending domain');
+  // "Copy" puts the TXT value on the clipboard.
+  const copy = row.first().locator('button[data-copy]', { hasText: 'Copy' }).last();
+  ok(await copy.count() > 0, 'no Copy button with data-copy');
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url.admin });
+  const copied = await copy.getAttribute('data-copy');
+  await copy.click();
+  eq(await page.evaluate(() => navigator.clipboard.readText()), copied, 'clipboard after Copy');
   await checkPage(page, 'admin-tenant-domain');
+  // "Verify now" looks the record up (nobody published it): the domain stays pending, saying why.
+  eq(await submit(page, row.first().getByRole('button', { name: 'Verify now' })), 303, 'POST verify');
+  eq(sql(`SELECT status FROM tenant_domains WHERE domain = '${hostname}'`), 'pending_verification',
+    'domain status after a failed verification');
+  ok(/not found|no txt|failed/i.test(await page.locator('tr', { hasText: hostname }).first().textContent()),
+    'the domain row does not say why verification failed');
 
   // Suspend with a reason, then resume.
   await page.getByLabel(/reason/i).fill('e2e: unpaid invoice');
@@ -326,11 +337,14 @@ scenario('admin: bad input in every form shows a message next to the field and w
   await checkPage(page, 'admin-tenants-error');
   await tenantForm(`ok-${run}`, '', 'name');
 
-  await page.goto(`${url.admin}/tenants/${tenantId}`);
+  // On grace, whose plan allows custom domains, so the hostname itself is what is refused.
+  const grace = sql("SELECT id FROM tenants WHERE slug = 'grace'");
+  await page.goto(`${url.admin}/tenants/${grace}`);
   await page.locator('form#add-domain').evaluate((f) => { f.noValidate = true; });
   await page.locator('form#add-domain').getByLabel('Domain').fill('not a domain');
   eq(await submit(page, page.getByRole('button', { name: 'Add domain' })), 422, 'add a bad domain');
-  await fieldError(page, 'form#add-domain', 'hostname');
+  const why = await fieldError(page, 'form#add-domain', 'hostname');
+  ok(!/plan/i.test(why), `bad hostname refused for another reason: ${why}`);
   await checkPage(page, 'admin-tenant-error');
 
   await page.goto(`${url.admin}/tenants/${tenantId}`);
@@ -414,7 +428,9 @@ scenario('staff: sign in, donations, CSV rows match the gifts, reports and domai
   await page.waitForLoadState('load');
   await checkPage(page, 'staff-reports');
   await page.goto(`${url.tenant}/staff/domains`);
-  ok((await page.content()).includes('grace-church.localhost'), 'staff domains page does not list grace-church.localhost');
+  const domainRow = page.locator('tr', { hasText: 'grace-church.localhost' });
+  ok(await domainRow.count() > 0, 'staff domains page does not list grace-church.localhost');
+  ok((await domainRow.first().textContent()).includes('active'), 'staff domains page does not show the status');
   await checkPage(page, 'staff-domains');
   return page;
 });
