@@ -319,9 +319,20 @@ scenario('admin: sign in, create a tenant, add a custom domain and see its TXT r
 scenario('admin: bad input in every form shows a message next to the field and writes nothing', async (browser) => {
   const page = await newPage(browser);
   await adminLogin(page);
-  const tenantId = sql("SELECT id FROM tenants WHERE slug = 'hope'");
+  const hope = sql("SELECT id FROM tenants WHERE slug = 'hope'");
+  // grace's plan allows custom domains, so there the hostname itself is what is refused.
+  const grace = sql("SELECT id FROM tenants WHERE slug = 'grace'");
   await quiet();
   const before = counts();
+  // Each form is tried even when an earlier one fails; the scenario reports them all.
+  const failures = [];
+  const check = async (what, fn) => {
+    try {
+      await fn();
+    } catch (e) {
+      failures.push(`${what}: ${e.message}`);
+    }
+  };
 
   const tenantForm = async (slug, name, field) => {
     await page.goto(`${url.admin}/tenants`);
@@ -333,42 +344,51 @@ scenario('admin: bad input in every form shows a message next to the field and w
       `create tenant (${field} bad)`);
     await fieldError(page, 'form#new-tenant', field);
   };
-  await tenantForm('Not A Slug!', 'Fine Name', 'slug');
-  await checkPage(page, 'admin-tenants-error');
-  await tenantForm(`ok-${run}`, '', 'name');
+  await check('new tenant, bad slug', async () => {
+    await tenantForm('Not A Slug!', 'Fine Name', 'slug');
+    await checkPage(page, 'admin-tenants-error');
+  });
+  await check('new tenant, no name', () => tenantForm(`ok-${run}`, '', 'name'));
+  await check('new tenant, slug taken', () => tenantForm('grace', 'Duplicate of grace', 'slug'));
 
-  // On grace, whose plan allows custom domains, so the hostname itself is what is refused.
-  const grace = sql("SELECT id FROM tenants WHERE slug = 'grace'");
-  await page.goto(`${url.admin}/tenants/${grace}`);
-  await page.locator('form#add-domain').evaluate((f) => { f.noValidate = true; });
-  await page.locator('form#add-domain').getByLabel('Domain').fill('not a domain');
-  eq(await submit(page, page.getByRole('button', { name: 'Add domain' })), 422, 'add a bad domain');
-  const why = await fieldError(page, 'form#add-domain', 'hostname');
-  ok(!/plan/i.test(why), `bad hostname refused for another reason: ${why}`);
-  await checkPage(page, 'admin-tenant-error');
+  const domainForm = async (hostname) => {
+    await page.goto(`${url.admin}/tenants/${grace}`);
+    await page.locator('form#add-domain').evaluate((f) => { f.noValidate = true; });
+    await page.locator('form#add-domain').getByLabel('Domain').fill(hostname);
+    eq(await submit(page, page.getByRole('button', { name: 'Add domain' })), 422, `add domain ${hostname}`);
+    const why = await fieldError(page, 'form#add-domain', 'hostname');
+    ok(!/plan/i.test(why), `refused for another reason: ${why}`);
+  };
+  await check('add domain, not a hostname', async () => {
+    await domainForm('not a domain');
+    await checkPage(page, 'admin-tenant-error');
+  });
+  await check('add domain, already taken', () => domainForm('grace-church.localhost'));
 
-  await page.goto(`${url.admin}/tenants/${tenantId}`);
-  await page.getByLabel('Stripe account').fill('not-an-account');
-  eq(await submit(page, page.getByRole('button', { name: 'Save account' })), 422, 'bad Stripe account');
-  const stripeForm = `form[action="/tenants/${tenantId}/stripe-account"]`;
-  await fieldError(page, stripeForm, 'account_id');
+  await check('Stripe account, malformed', async () => {
+    await page.goto(`${url.admin}/tenants/${hope}`);
+    await page.getByLabel('Stripe account').fill('not-an-account');
+    eq(await submit(page, page.getByRole('button', { name: 'Save account' })), 422, 'bad Stripe account');
+    await fieldError(page, `form[action="/tenants/${hope}/stripe-account"]`, 'account_id');
+  });
 
-  await page.goto(`${url.admin}/tenants/${tenantId}`);
-  const suspendForm = `form[action="/tenants/${tenantId}/suspend"]`;
-  await page.getByLabel(/reason/i).fill('   ');
-  eq(await submit(page, page.getByRole('button', { name: 'Suspend' })), 422, 'suspend without a reason');
-  await fieldError(page, suspendForm, 'reason');
-  eq(sql(`SELECT status FROM tenants WHERE id = '${tenantId}'`), 'trial', 'hope after a refused suspension');
+  await check('suspend, no reason', async () => {
+    await page.goto(`${url.admin}/tenants/${hope}`);
+    await page.getByLabel(/reason/i).fill('   ');
+    eq(await submit(page, page.getByRole('button', { name: 'Suspend' })), 422, 'suspend without a reason');
+    await fieldError(page, `form[action="/tenants/${hope}/suspend"]`, 'reason');
+    eq(sql(`SELECT status FROM tenants WHERE id = '${hope}'`), 'trial', 'hope after a refused suspension');
+  });
 
-  await page.goto(`${url.admin}/audit`);
-  await page.getByLabel('Tenant id').fill('not-a-uuid');
-  await Promise.all([page.waitForEvent('load'), page.getByLabel('Tenant id').press('Enter')]);
-  await fieldError(page, 'form[action="/audit"]', 'tenant_id');
+  await check('audit filter, bad tenant id', async () => {
+    await page.goto(`${url.admin}/audit`);
+    await page.getByLabel('Tenant id').fill('not-a-uuid');
+    await Promise.all([page.waitForEvent('load'), page.getByLabel('Tenant id').press('Enter')]);
+    await fieldError(page, 'form[action="/audit"]', 'tenant_id');
+  });
 
-  // A slug that is taken is bad input for the slug field too.
-  await tenantForm('grace', 'Duplicate of grace', 'slug');
-
-  sameCounts(before, 'refused admin forms');
+  await check('nothing written', async () => sameCounts(before, 'refused admin forms'));
+  if (failures.length) throw new Failure(failures.join('\n  '));
   return page;
 });
 
