@@ -131,6 +131,25 @@ pub fn main(cli: Cli) -> i32 {
 }
 
 fn check_config(config: &PlatformConfig) -> i32 {
+    // Everything `serve` builds (database and Redis targets with their TLS, Stripe client, host
+    // rules, DNS resolver), built the same way, so what passes here starts.
+    let built = tenant_config::runtime::block_on("platform", async {
+        match AppState::from_config(config) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("platform: config error: {e}");
+                EXIT_BAD_CONFIG
+            }
+        }
+    });
+    if built != 0 {
+        return built;
+    }
+    let migration = config.database.migration_url();
+    if let Err(e) = tenant_config::db::tls::PgTarget::parse(migration.expose()) {
+        eprintln!("platform: config error: database.migration_url: {e}");
+        return EXIT_BAD_CONFIG;
+    }
     match config.domain.rules() {
         Ok(rules) => {
             println!(

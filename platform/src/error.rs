@@ -318,6 +318,19 @@ pub async fn context(req: axum::extract::Request, next: axum::middleware::Next) 
             tracing::error!(request_id, tenant, route, %method, status = resp.status().as_u16(), cause, "request failed");
         }
     }
+    // Every HTML answer gets the pages' policy unless it set its own (error pages, the
+    // cancel pages): no inline code, nothing from elsewhere.
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html && !resp.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&crate::web::csp(None)) {
+            resp.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
     if !cacheable && !resp.headers().contains_key(header::CACHE_CONTROL) {
         resp.headers_mut().insert(
             header::CACHE_CONTROL,

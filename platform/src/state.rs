@@ -120,8 +120,11 @@ pub struct StripeState {
 impl AppState {
     /// Builds the handles; connects to nothing yet.
     pub fn from_config(config: &PlatformConfig) -> anyhow::Result<Self> {
-        let redis = Arc::new(LazyRedis::new(config.redis.url.expose())?);
-        let pool = db::pool(&config.database)?;
+        let redis = Arc::new(
+            LazyRedis::new(config.redis.url.expose(), config.redis.ca_file.as_deref())
+                .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?,
+        );
+        let pool = db::pool(&config.database).map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
         let stripe = match &config.stripe.secret_key {
             Some(key) => Some(StripeState {
                 client: payments::StripeClient::new(
@@ -189,10 +192,25 @@ pub struct LazyRedis {
 }
 
 impl LazyRedis {
-    /// Parses the URL; does not connect.
-    pub fn new(url: &str) -> redis::RedisResult<Self> {
+    /// Parses the URL (and reads `ca_file`, the CAs to trust for `rediss://`); does not
+    /// connect.
+    pub fn new(url: &str, ca_file: Option<&str>) -> Result<Self, String> {
+        let client = match ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| format!("redis.ca_file {path}: {e}"))?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+            None => redis::Client::open(url),
+        }
+        .map_err(|e| e.to_string())?;
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client,
             conn: OnceCell::new(),
         })
     }

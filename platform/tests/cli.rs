@@ -127,3 +127,56 @@ fn unknown_and_malformed_file_entries_are_reported_with_their_place() {
         .unwrap();
     assert_bad_config(out, "missing.toml");
 }
+
+/// What passes `check-config` starts: it builds the same handles as `serve`. `rediss://` and
+/// the TLS database modes are accepted; an unreadable CA bundle or an unknown `sslmode` fails
+/// the check with one line naming the field.
+#[test]
+fn check_config_builds_what_serve_builds() {
+    for (var, value) in [
+        ("REDIS_URL", "rediss://:token@cache.example:6379/0"),
+        (
+            "DATABASE_URL",
+            "postgres://platform_web@db.example:5432/platform?sslmode=verify-full",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://platform_web@db.example:5432/platform?sslmode=require",
+        ),
+    ] {
+        let out = good_env(&mut platform())
+            .env(var, value)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{var}={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (var, value, field) in [
+        ("REDIS_CA_FILE", "/nonexistent/ca.pem", "redis.ca_file"),
+        (
+            "DATABASE_URL",
+            "postgres://h/db?sslmode=sometimes",
+            "database.url",
+        ),
+        (
+            "DATABASE_MIGRATION_URL",
+            "postgres://h/db?sslmode=bogus",
+            "migration_url",
+        ),
+    ] {
+        let out = good_env(&mut platform())
+            .env(var, value)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{var}={value}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}

@@ -389,8 +389,8 @@ fn check_postgres_url(field: &'static str, url: &Secret) -> Result<(), ConfigErr
             "must be a postgres:// or postgresql:// URL",
         ));
     }
-    u.parse::<tokio_postgres::Config>()
-        .map_err(|e| ConfigError::invalid(field, format!("not a valid connection URL ({e})")))?;
+    // The same parser the pool uses: libpq's TLS parameters included.
+    crate::db::tls::PgTarget::parse(u).map_err(|e| ConfigError::invalid(field, e))?;
     Ok(())
 }
 
@@ -398,8 +398,13 @@ fn check_postgres_url(field: &'static str, url: &Secret) -> Result<(), ConfigErr
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://` or `rediss://` URL (`REDIS_URL`).
+    /// `redis://` or `rediss://` URL (`REDIS_URL`), with the password or auth token in it
+    /// (`rediss://:TOKEN@host:6379`). `rediss://` is TLS, verified against the system's roots
+    /// (ElastiCache's certificates chain to them) or `ca_file`.
     pub url: Secret,
+    /// PEM bundle of CAs to trust for `rediss://` instead of the system's (`REDIS_CA_FILE`).
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 impl RedisConfig {

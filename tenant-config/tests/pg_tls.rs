@@ -125,5 +125,8 @@ async fn sslmodes_verify_the_server_as_libpq_does() {
     assert!(m.status().await.is_ok());
     // Back to plain for the other tests of this binary.
     client.simple_query("ALTER SYSTEM RESET ssl").await.unwrap();
-    client.simple_query("SELECT pg_reload_conf()").await.unwrap();
+    client
+        .simple_query("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
 }

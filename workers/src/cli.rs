@@ -48,8 +48,21 @@ pub fn main(cli: Cli) -> i32 {
     let config: WorkersConfig = config::load_or_exit("workers", cli.config.as_deref());
     match cli.command {
         Command::CheckConfig => {
-            println!("config ok: listening on {}", config.listen);
-            0
+            // Everything `run` builds (database target, mail transport, Stripe client, host
+            // rules), built the same way, so what passes here starts.
+            let built = tenant_config::runtime::block_on("workers", async {
+                match crate::context::Ctx::from_config(&config) {
+                    Ok(_) => 0,
+                    Err(e) => {
+                        eprintln!("workers: config error: {e}");
+                        config::EXIT_BAD_CONFIG
+                    }
+                }
+            });
+            if built == 0 {
+                println!("config ok: listening on {}", config.listen);
+            }
+            built
         }
         Command::Run => {
             tenant_config::runtime::init_logging(&config.log);

@@ -33,10 +33,7 @@ pub struct Ctx {
 impl Ctx {
     /// Builds the handles; connects to nothing yet.
     pub fn from_config(config: &WorkersConfig) -> anyhow::Result<Self> {
-        let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp.url.expose())
-            .map_err(|e| anyhow::anyhow!("smtp.url: {e}"))?
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
+        let mailer = crate::mail::transport(&config.smtp).map_err(anyhow::Error::msg)?;
         let stripe = match &config.stripe.secret_key {
             Some(k) => Some(payments::StripeClient::new(
                 &config.stripe.api_base,

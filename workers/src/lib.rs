@@ -6,6 +6,7 @@
 //! - [`consumer`]: consumer loops, LISTEN wake-up, heartbeat, graceful hand-back.
 //! - [`cron`]: schedules, the single runner every trigger goes through, the leader-elected
 //!   scheduler and its missed-run policy.
+//! - [`mail`]: the SMTP transport, built the same way by `run` and `check-config`.
 //! - [`jobs`]: the cron jobs' bodies (emails, donation reconciliation, cleanup, reports).
 //! - [`http`]: `/api/cron/<job>`, `/health`, `/metrics`.
 //! - [`context`], [`metrics`].
@@ -16,5 +17,6 @@ pub mod context;
 pub mod cron;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod queue;

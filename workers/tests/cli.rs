@@ -57,3 +57,61 @@ fn help_names_the_commands() {
         "{text}"
     );
 }
+
+/// What passes `check-config` starts: the mail transport is built the same way by both, so the
+/// STARTTLS spelling the docs use passes and a scheme lettre cannot use fails at the check,
+/// naming the field; a database URL with a TLS mode tokio-postgres alone refuses is accepted.
+#[test]
+fn check_config_builds_what_run_builds() {
+    for (var, value) in [
+        ("SMTP_URL", "smtp+starttls://user:pass@smtp.example.org:587"),
+        ("SMTP_URL", "smtps://apikey:SG.x@smtp.sendgrid.net:465"),
+        (
+            "DATABASE_URL",
+            "postgres://platform_workers@db.example:5432/platform?sslmode=verify-full",
+        ),
+    ] {
+        let out = workers()
+            .env(var, value)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{var}={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (var, value, field) in [
+        ("SMTP_URL", "smtpx://mail.example.org", "smtp.url"),
+        (
+            "DATABASE_URL",
+            "postgres://h/db?sslmode=sometimes",
+            "sslmode",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/rds.pem",
+            "sslrootcert",
+        ),
+    ] {
+        let out = workers()
+            .env(var, value)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{var}={value}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    // A password without a user is refused at the check, not at the first send.
+    let out = workers()
+        .env("SMTP_PASSWORD", "SG.key")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.username"));
+}

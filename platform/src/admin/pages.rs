@@ -321,7 +321,11 @@ pub async fn create_tenant(
     match super::tenants::create(State(state.clone()), p.session.clone(), ApiJson(body)).await {
         Ok((_, Json(t))) => Ok(see_other(&format!("/tenants/{}", t.id))),
         Err(e) => {
-            let errors = FieldErrors::from_error(e, &[])?;
+            // The one conflict creating a tenant can meet is a slug already taken.
+            let errors = match e {
+                AppError::Conflict(what) => FieldErrors::one("slug", what),
+                e => FieldErrors::from_error(e, &[])?,
+            };
             tenants_page(
                 state,
                 p,

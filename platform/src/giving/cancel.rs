@@ -146,13 +146,34 @@ pub async fn page(
     if !exists {
         return Err(AppError::NotFound);
     }
-    Ok(Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cancel recurring gift</title></head>\
-         <body><h1>Cancel your recurring gift?</h1><form method=\"post\" action=\"/give/cancel\">\
-         <input type=\"hidden\" name=\"gift\" value=\"{id}\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
-         <button type=\"submit\">Cancel my gift</button></form></body></html>",
-        tenant_config::html::escape(&link.token)
-    )))
+    let name = crate::tenant::profile::load(&state, req.tenant)
+        .await?
+        .name
+        .clone();
+    Ok(Html(render(&CancelPage {
+        name,
+        gift: id.to_string(),
+        token: link.token,
+    })?))
+}
+
+#[derive(askama::Template)]
+#[template(path = "site/cancel.html")]
+struct CancelPage {
+    name: String,
+    gift: String,
+    token: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "site/cancelled.html")]
+struct CancelledPage {
+    name: String,
+}
+
+fn render<T: askama::Template>(page: &T) -> Result<String, AppError> {
+    page.render()
+        .map_err(|e| AppError::Internal(format!("template: {e}")))
 }
 
 /// `POST /give/cancel` (the confirmation form).
@@ -164,9 +185,9 @@ pub async fn confirm(
 ) -> Result<Html<String>, AppError> {
     let id = crate::error::uuid_field("gift", &link.gift)?;
     cancel(&state, &req, id, &link.token).await?;
-    Ok(Html(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Gift cancelled</title></head>\
-         <body><h1>Your recurring gift is cancelled.</h1><p>No further payments will be taken. Thank you for your support.</p></body></html>"
-            .to_owned(),
-    ))
+    let name = crate::tenant::profile::load(&state, req.tenant)
+        .await?
+        .name
+        .clone();
+    Ok(Html(render(&CancelledPage { name })?))
 }

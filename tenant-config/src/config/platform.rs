@@ -173,6 +173,7 @@ impl ConfigFile for PlatformConfig {
         DATABASE_ENV[1],
         DATABASE_ENV[2],
         var("REDIS_URL", "redis.url", EnvKind::Str),
+        var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
         var("PLATFORM_LISTEN", "listen", EnvKind::Str),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
         var(

@@ -43,9 +43,16 @@ fn default_listen() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
-    /// `smtp://` (plain, local sink only), `smtp+starttls://` or `smtps://` URL with credentials
-    /// (`SMTP_URL`).
+    /// Where mail goes (`SMTP_URL`), in lettre's syntax: `smtps://host:465` (TLS from the
+    /// start), `smtp://host:587?tls=required` (STARTTLS), `smtp://host:2525` (plain, a local
+    /// sink only). `smtp+starttls://host:587` is accepted as another spelling of the STARTTLS
+    /// form. Credentials may sit in the URL (`user:pass@`) or come from `username`/`password`.
     pub url: Secret,
+    /// SMTP user (`SMTP_USERNAME`, or the seeds' `EMAIL_USER`); for SendGrid, `apikey`.
+    pub username: Option<String>,
+    /// SMTP password (`SMTP_PASSWORD`, `SMTP_PASSWORD_FILE`, or the seeds' `EMAIL_PASSWORD`);
+    /// for SendGrid, the API key.
+    pub password: Option<Secret>,
     /// Sender address (`EMAIL_FROM`).
     pub from: String,
 }
@@ -54,6 +61,8 @@ impl Default for SmtpConfig {
     fn default() -> Self {
         Self {
             url: Secret::new("smtp://127.0.0.1:2525"),
+            username: None,
+            password: None,
             from: "Donations <no-reply@platform.localhost>".into(),
         }
     }
@@ -119,6 +128,10 @@ impl ConfigFile for WorkersConfig {
         var("WORKERS_LISTEN", "listen", EnvKind::Str),
         var("CRON_SECRET", "cron_secret", EnvKind::Str),
         var("SMTP_URL", "smtp.url", EnvKind::Str),
+        var("EMAIL_USER", "smtp.username", EnvKind::Str),
+        var("SMTP_USERNAME", "smtp.username", EnvKind::Str),
+        var("EMAIL_PASSWORD", "smtp.password", EnvKind::Str),
+        var("SMTP_PASSWORD", "smtp.password", EnvKind::Str),
         var("EMAIL_FROM", "smtp.from", EnvKind::Str),
         var("WORKERS_BATCH", "queue.batch", EnvKind::Int),
         var("WORKERS_CONSUMERS", "queue.consumers", EnvKind::Int),
