@@ -168,13 +168,13 @@ pub async fn report(state: &AppState) -> Report {
 }
 
 /// `GET /health`: 200 while the process serves HTTP, with dependency details.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Liveness with per-check status and latency", body = Report)))]
+#[utoipa::path(get, path = "/health", operation_id = "get_health", tag = "operations", responses((status = 200, description = "Liveness with per-check status and latency", body = Report)))]
 pub async fn health(State(state): State<AppState>) -> Json<Report> {
     Json(report(&state).await)
 }
 
 /// `GET /ready`: 200 only when the database and Redis answer and no migration is pending.
-#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "Ready", body = Report), (status = 503, description = "Database or Redis down, or migrations pending", body = Report)))]
+#[utoipa::path(get, path = "/ready", operation_id = "get_ready", tag = "operations", responses((status = 200, description = "Ready", body = Report), (status = 503, description = "Database or Redis down, or migrations pending", body = Report)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Report>) {
     let r = report(&state).await;
     let ok = r.status == Status::Healthy && r.checks.pending_migrations == Some(0);

@@ -52,8 +52,48 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
                 .ok()
+                .inspect(|_| describe())
         })
         .as_ref()
+}
+
+/// HELP text for every family, so `promtool check metrics` and dashboards know what each means.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "platform_http_requests_total",
+        "HTTP requests by route template, method and status class."
+    );
+    describe_histogram!(
+        "platform_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route template."
+    );
+    describe_gauge!(
+        "platform_db_pool_connections",
+        "Database pool connections by state (idle, in use)."
+    );
+    describe_counter!(
+        "platform_donations_started_total",
+        "Gifts started, by currency and kind (one-time, recurring)."
+    );
+    describe_counter!(
+        "platform_donation_transitions_total",
+        "Donation status changes, by new status and currency."
+    );
+    describe_histogram!(
+        "platform_donation_amount_minor",
+        "Sizes of gifts started, in minor currency units."
+    );
+    describe_counter!(
+        "platform_stripe_webhook_events_total",
+        "Stripe webhook deliveries by event type and outcome."
+    );
+    describe_histogram!(
+        "platform_stripe_webhook_group_size",
+        "payment_intent.succeeded deliveries committed in one transaction."
+    );
+    tenant_config::process_metrics::describe();
 }
 
 fn status_class(code: u16) -> &'static str {
@@ -84,7 +124,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = 503, description = "No metrics recorder", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = 503, description = "No metrics recorder", body = String, content_type = "text/plain")))]
 pub async fn render(State(state): State<AppState>) -> Response {
     let Some(h) = handle() else {
         return (
@@ -93,6 +133,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
         )
             .into_response();
     };
+    tenant_config::process_metrics::update();
     let pool = state.db.state();
     metrics::gauge!("platform_db_pool_connections", "state" => "idle")
         .set(f64::from(pool.idle_connections));

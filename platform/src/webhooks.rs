@@ -152,7 +152,7 @@ pub fn recurring_status(stripe: &str) -> &'static str {
 }
 
 /// The handler for both endpoints.
-#[utoipa::path(post, path = "/api/webhooks/stripe", tag = "webhooks", request_body(content = Object, description = "A Stripe event, signed in the Stripe-Signature header"), params(("stripe-signature" = String, Header, description = "t=<unix time>,v1=<hex HMAC-SHA256>")), responses((status = 200, description = "Received: applied, ignored, stale, or a duplicate", body = Object), (status = 400, description = "Unusable request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/webhooks/stripe", operation_id = "post_webhooks_stripe", tag = "webhooks", request_body(content = Object, description = "A Stripe event, signed in the Stripe-Signature header"), params(("stripe-signature" = String, Header, description = "t=<unix time>,v1=<hex HMAC-SHA256>")), responses((status = 200, description = "Received: applied, ignored, stale, or a duplicate", body = Object), (status = 400, description = "Unusable request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -265,7 +265,7 @@ fn duplicate(kind: EventKind) -> Json<Value> {
 }
 
 /// The Connect endpoint: the same handling; events carry the connected account.
-#[utoipa::path(post, path = "/api/webhooks/stripe/connect", tag = "webhooks", request_body(content = Object, description = "A Stripe Connect event, signed in the Stripe-Signature header"), params(("stripe-signature" = String, Header, description = "t=<unix time>,v1=<hex HMAC-SHA256>")), responses((status = 200, description = "Received: applied, ignored, stale, or a duplicate", body = Object), (status = 400, description = "Unusable request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/webhooks/stripe/connect", operation_id = "post_webhooks_stripe_connect", tag = "webhooks", request_body(content = Object, description = "A Stripe Connect event, signed in the Stripe-Signature header"), params(("stripe-signature" = String, Header, description = "t=<unix time>,v1=<hex HMAC-SHA256>")), responses((status = 200, description = "Received: applied, ignored, stale, or a duplicate", body = Object), (status = 400, description = "Unusable request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn receive_connect(
     state: State<AppState>,
     headers: HeaderMap,

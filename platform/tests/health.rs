@@ -118,4 +118,22 @@ async fn metrics_count_requests_by_route_template() {
         !text.contains("route=\"/api/donations/"),
         "templates, never raw paths"
     );
+    // Every family has HELP text, and the process metrics are there.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}:\n{text}"
+        );
+    }
+    for family in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        assert!(
+            text.contains(&format!("\n{family} ")),
+            "{family} missing:\n{text}"
+        );
+    }
 }

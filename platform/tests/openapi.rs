@@ -104,6 +104,32 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     ] {
         assert!(paths.contains_key(p), "{p} missing from the document");
     }
+    // The document is valid OpenAPI (a maintained validator, not our reading of the spec), and
+    // every operation has its own operationId.
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3 with openapi-spec-validator (ops/requirements-test.txt)");
+    assert!(
+        check.status.success(),
+        "OpenAPI document invalid: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "duplicate operationIds");
     let operations: usize = paths.values().map(|v| v.as_object().unwrap().len()).sum();
     assert_eq!(operations, 33, "every route is documented");
 

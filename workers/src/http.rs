@@ -94,6 +94,7 @@ async fn metrics(State(state): State<WorkersState>) -> Response {
         tracing::warn!(error = %e, "queue gauges not refreshed");
     }
     h.run_upkeep();
+    tenant_config::process_metrics::update();
     ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response()
 }
 

@@ -20,9 +20,53 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .inspect(|_| describe())
                 .ok()
         })
         .as_ref()
+}
+
+/// HELP text for every family, so `promtool check metrics` and dashboards know what each means.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "workers_jobs_total",
+        "Job attempts by kind and outcome (completed, failed)."
+    );
+    describe_histogram!(
+        "workers_job_duration_seconds",
+        Unit::Seconds,
+        "Time a job attempt took, by kind."
+    );
+    describe_gauge!("workers_queue_depth", "Jobs in the queue by state.");
+    describe_gauge!(
+        "workers_queue_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest job that could run now."
+    );
+    describe_counter!(
+        "workers_cron_runs_total",
+        "Cron job runs by job and outcome."
+    );
+    describe_histogram!(
+        "workers_cron_duration_seconds",
+        Unit::Seconds,
+        "Time a cron job run took, by job."
+    );
+    describe_gauge!(
+        "workers_cron_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "When each cron job last succeeded, in Unix time."
+    );
+    describe_counter!(
+        "workers_emails_total",
+        "E-mails handed to the SMTP relay, by template and outcome."
+    );
+    describe_gauge!(
+        "workers_email_outbox_pending",
+        "E-mails waiting in the outbox."
+    );
+    tenant_config::process_metrics::describe();
 }
 
 fn kind_label(kind: &str) -> String {

@@ -32,7 +32,7 @@ fn require_admin_route(edge: &EdgeRequest) -> Result<(), AppError> {
 }
 
 /// `POST /api/admin/login`: on success sets the session cookie and returns the CSRF token.
-#[utoipa::path(post, path = "/api/admin/login", tag = "admin", request_body = crate::auth::Login, responses((status = 200, description = "Session cookie set; body carries the CSRF token", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
+#[utoipa::path(post, path = "/api/admin/login", operation_id = "post_admin_login", tag = "admin", request_body = crate::auth::Login, responses((status = 200, description = "Session cookie set; body carries the CSRF token", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn login(
     State(state): State<AppState>,
     edge: EdgeRequest,
@@ -168,7 +168,7 @@ impl FromRequestParts<AppState> for AdminSession {
 }
 
 /// `POST /api/admin/logout`.
-#[utoipa::path(post, path = "/api/admin/logout", tag = "admin", responses((status = 204, description = "Session ended"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
+#[utoipa::path(post, path = "/api/admin/logout", operation_id = "post_admin_logout", tag = "admin", responses((status = 204, description = "Session ended"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [], "csrf" = [])))]
 pub async fn logout(
     State(state): State<AppState>,
     session: AdminSession,

@@ -15,7 +15,7 @@ use crate::state::AppState;
 
 /// `GET /api/admin/metrics`: tenants by status, MRR/ARR per currency from live subscriptions,
 /// and this calendar month's (UTC) succeeded donations per currency.
-#[utoipa::path(get, path = "/api/admin/metrics", tag = "admin", responses((status = 200, description = "Tenants, MRR/ARR, donations this month", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
+#[utoipa::path(get, path = "/api/admin/metrics", operation_id = "get_admin_metrics", tag = "admin", responses((status = 200, description = "Tenants, MRR/ARR, donations this month", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn platform_metrics(
     State(state): State<AppState>,
     _admin: AdminSession,
@@ -89,7 +89,7 @@ pub async fn platform_metrics(
 }
 
 /// `GET /api/admin/jobs`: queue depth by state and kind, and the age of the oldest runnable job.
-#[utoipa::path(get, path = "/api/admin/jobs", tag = "admin", responses((status = 200, description = "Queue and cron overview", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
+#[utoipa::path(get, path = "/api/admin/jobs", operation_id = "get_admin_jobs", tag = "admin", responses((status = 200, description = "Queue and cron overview", body = Object), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn jobs(
     State(state): State<AppState>,
     _admin: AdminSession,
@@ -171,7 +171,7 @@ pub struct AuditEntry {
 }
 
 /// `GET /api/admin/audit`: newest first.
-#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
+#[utoipa::path(get, path = "/api/admin/audit", operation_id = "get_admin_audit", tag = "admin", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Not allowed here (wrong host, missing CSRF token, suspended tenant)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [], "admin_session" = [])))]
 pub async fn audit_log(
     State(state): State<AppState>,
     _admin: AdminSession,

@@ -110,7 +110,7 @@ async fn cancel(
 }
 
 /// `POST /api/recurring/{id}/cancel`.
-#[utoipa::path(post, path = "/api/recurring/{id}/cancel", tag = "tenant", params(("id" = String, Path, description = "Recurring gift id (UUID)")), request_body = CancelBody, responses((status = 200, body = Cancelled), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
+#[utoipa::path(post, path = "/api/recurring/{id}/cancel", operation_id = "post_recurring_by_id_cancel", tag = "tenant", params(("id" = String, Path, description = "Recurring gift id (UUID)")), request_body = CancelBody, responses((status = 200, body = Cancelled), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn api(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -123,7 +123,7 @@ pub async fn api(
 
 /// `GET /give/cancel?gift=…&token=…`: a confirmation page; nothing changes on GET (mail
 /// scanners follow links).
-#[utoipa::path(get, path = "/give/cancel", tag = "tenant", params(CancelLink), responses((status = 200, description = "Confirmation form", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
+#[utoipa::path(get, path = "/give/cancel", operation_id = "get_give_cancel", tag = "tenant", params(CancelLink), responses((status = 200, description = "Confirmation form", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn page(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -177,7 +177,7 @@ fn render<T: askama::Template>(page: &T) -> Result<String, AppError> {
 }
 
 /// `POST /give/cancel` (the confirmation form).
-#[utoipa::path(post, path = "/give/cancel", tag = "tenant", request_body(content = CancelLink, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Cancelled", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
+#[utoipa::path(post, path = "/give/cancel", operation_id = "post_give_cancel", tag = "tenant", request_body(content = CancelLink, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Cancelled", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 422, description = "A field is invalid; `errors` names it", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn confirm(
     State(state): State<AppState>,
     req: TenantRequest,

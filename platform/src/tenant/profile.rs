@@ -115,7 +115,7 @@ pub async fn load(state: &AppState, tenant: TenantId) -> Result<Arc<Profile>, Ap
 }
 
 /// `GET /api/tenant`.
-#[utoipa::path(get, path = "/api/tenant", tag = "tenant", responses((status = 200, body = Profile), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
+#[utoipa::path(get, path = "/api/tenant", operation_id = "get_tenant", tag = "tenant", responses((status = 200, body = Profile), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn get_profile(
     State(state): State<AppState>,
     req: TenantRequest,
@@ -125,7 +125,7 @@ pub async fn get_profile(
 }
 
 /// `GET /` on a tenant host: a minimal landing page until the front end exists.
-#[utoipa::path(get, path = "/", tag = "tenant", responses((status = 200, description = "The tenant's page", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
+#[utoipa::path(get, path = "/", operation_id = "get_root", tag = "tenant", responses((status = 200, description = "The tenant's page", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn landing(
     State(state): State<AppState>,
     req: TenantRequest,
