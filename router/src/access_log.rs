@@ -157,6 +157,10 @@ fn request_line(
         Some(u) => l.raw_str("upstream", u.addr_text()),
         None => l.null("upstream"),
     };
+    if let Some(m) = &ctx.limit {
+        // Zone names are tokens (a-z, digits, '-', '_'): no escaping needed.
+        l.raw_str("limit", m.outcome).raw_str("limit_zone", &m.zone);
+    }
     if let Some(e) = error {
         l.raw_str("error", e.etype().as_str());
     }

@@ -55,6 +55,10 @@ pub struct RequestCtx {
     pub upstream_header: Option<Duration>,
     /// Status of a response the router wrote itself.
     pub status: u16,
+    /// A rate-limit decision worth logging (limited or delayed).
+    pub limit: Option<crate::limits::Mark>,
+    /// `RateLimit-Policy`/`RateLimit` for the response (zones that advertise).
+    pub limit_headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 impl RequestCtx {
@@ -78,6 +82,8 @@ impl RequestCtx {
             upstream_start: None,
             upstream_header: None,
             status: 0,
+            limit: None,
+            limit_headers: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`ctx`]: the per-request context, its identity fields set once per request.
 //! - [`respond`]: the ordered responders that answer without proxying, and their [`respond::Reply`].
 //! - [`forward`]: the upstream request's headers and signed tenant context.
+//! - [`limits`]: nginx `limit_req` zones in Redis with a local fallback.
 //! - [`resolve`]: host classification plus cached tenant lookup → a routing decision.
 //! - [`store`]: the tenant store the configuration names (PostgreSQL or the static file).
 //! - [`cache`]: the tenant cache (negative entries, stale-if-error, invalidation).
@@ -29,6 +30,7 @@ pub mod ctx;
 pub mod forward;
 pub mod headers;
 pub mod json_line;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod pages;

@@ -14,6 +14,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::cache::{Outcome, TenantCache};
+use crate::limits::Limiter;
 use crate::resolve::RouteKind;
 use crate::upstream::Pool;
 
@@ -187,6 +188,8 @@ pub struct AdminApp {
     pub pools: Vec<Arc<Pool>>,
     /// Tenant cache, for its size.
     pub cache: TenantCache,
+    /// Rate limits, for `/ready`'s detail and the local fallback's size.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl AdminApp {
@@ -201,6 +204,14 @@ impl AdminApp {
             }
         }
         metrics::gauge!("router_tenant_cache_entries").set(self.cache.len() as f64);
+        if let Some(l) = &self.limiter {
+            metrics::gauge!("router_rate_limit_local_keys").set(l.local_keys() as f64);
+            metrics::gauge!("router_rate_limit_breaker_open").set(if l.store_state() == "local" {
+                1.0
+            } else {
+                0.0
+            });
+        }
     }
 
     /// Ready when the platform pool has a usable instance.
@@ -238,10 +249,15 @@ impl ServeHttp for AdminApp {
                 "application/json",
                 br#"{"status":"healthy"}"#.to_vec(),
             ),
+            // The limiter's store is detail only: limits never make the router unready.
             "/ready" if self.ready() => respond(
                 StatusCode::OK,
                 "application/json",
-                br#"{"status":"ready"}"#.to_vec(),
+                format!(
+                    r#"{{"status":"ready","rate_limits":"{}"}}"#,
+                    self.limiter.as_ref().map_or("off", |l| l.store_state())
+                )
+                .into_bytes(),
             ),
             "/ready" => respond(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -30,6 +30,7 @@ use crate::access_log::AccessLog;
 use crate::compression::LazyCompression;
 use crate::ctx::{RequestCtx, RequestIds};
 use crate::headers::{with_plain_request, HeaderPolicy};
+use crate::limits::Limiter;
 use crate::metrics::{Metrics, RouteLabel};
 use crate::resolve::Resolver;
 use crate::respond::{self, Step};
@@ -76,6 +77,8 @@ pub struct EdgeProxy {
     pub inflight: Arc<AtomicI64>,
     /// The batched access log (`None`: off).
     pub access_log: Option<Arc<AccessLog>>,
+    /// Rate limits (`None`: off).
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl EdgeProxy {
@@ -94,7 +97,7 @@ impl EdgeProxy {
         respond::redirect::respond(req, ctx, redirect, self.resolver.rules())?;
         respond::hygiene::respond(req, ctx)?;
         respond::resolution::respond(req, ctx, &self.resolver, &self.metrics).await?;
-        respond::rate_limit::respond(req, ctx)?;
+        respond::rate_limit::respond(req, ctx, self.limiter.as_deref()).await?;
         ControlFlow::Continue(())
     }
 }
@@ -212,6 +215,9 @@ impl ProxyHttp for EdgeProxy {
         let path = session.req_header().uri.path();
         self.headers
             .decorate_response(resp, path, ctx.tls, &ctx.request_id);
+        for (name, value) in ctx.limit_headers.drain(..) {
+            resp.insert_header(name, value)?;
+        }
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! 3. [`redirect`]: plain HTTP → `308` to HTTPS when configured.
 //! 4. [`hygiene`]: request checks (a slot; nothing is refused yet).
 //! 5. [`resolution`]: webhooks, host → route and tenant, and the refusals that come of it.
-//! 6. [`rate_limit`]: per-tenant limits (a slot; nothing is limited yet).
+//! 6. [`rate_limit`]: `limit_req` zones and plan limits ([`crate::limits`]).
 
 pub mod acme;
 pub mod health;

@@ -18,6 +18,7 @@ use crate::access_log::AccessLog;
 use crate::cache::TenantCache;
 use crate::ctx::RequestIds;
 use crate::headers::HeaderPolicy;
+use crate::limits::Limiter;
 use crate::metrics::{AdminApp, Metrics};
 use crate::proxy::{EdgeProxy, ProxySettings};
 use crate::resolve::Resolver;
@@ -59,6 +60,13 @@ pub fn run(
         .flatten()
         .map(|w| Arc::new(AccessLog::new(w)));
     let inflight = Arc::new(AtomicI64::new(0));
+    let limiter = Limiter::new(&config.rate_limits, config.redis.as_ref())?.map(Arc::new);
+    if let Some(probe) = limiter
+        .as_ref()
+        .and_then(|l| l.background(Duration::from_millis(config.rate_limits.breaker_probe_ms)))
+    {
+        helper.spawn(probe);
+    }
     spawn_helpers(&helper, &config, &cache, &metrics, access_log.clone());
 
     let mut server = pingora_server(&config, mode);
@@ -76,6 +84,7 @@ pub fn run(
         ids: RequestIds::new(),
         inflight: inflight.clone(),
         access_log: access_log.clone(),
+        limiter: limiter.clone(),
     };
     let mut proxy_service = http_proxy_service(&server.configuration, proxy);
     proxy_service.add_tcp(&config.listen.http.to_string());
@@ -85,6 +94,7 @@ pub fn run(
             metrics,
             pools: vec![platform, workers],
             cache,
+            limiter,
         },
     );
     admin.add_tcp(&config.listen.metrics.to_string());

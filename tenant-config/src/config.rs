@@ -20,8 +20,9 @@ use serde::Deserialize;
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use platform::{DnsConfig, EdgeVerifyConfig, PlatformConfig, PublicUrlConfig, StripeConfig};
 pub use router::{
-    CacheRule, Cidr, CompressionConfig, EdgeSignConfig, Lifecycle, RouterConfig, RouterListen,
-    SecurityHeaders, TenantCacheConfig, Upstreams,
+    CacheRule, Cidr, CompressionConfig, EdgeSignConfig, HostClass, Lifecycle, LimitKey, LimitZone,
+    PlanLimit, Rate, RateLimits, RouterConfig, RouterListen, SecurityHeaders, TenantCacheConfig,
+    Upstreams,
 };
 pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 

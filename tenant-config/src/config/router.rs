@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+mod rate_limits;
+
 use super::{
     check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
-    LogConfig, Secret, DATABASE_ENV,
+    LogConfig, RedisConfig, Secret, DATABASE_ENV,
 };
+pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
 
 /// Everything the `router` binary reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +56,13 @@ pub struct RouterConfig {
     /// One JSON access-log line per request.
     #[serde(default = "yes")]
     pub access_log: bool,
+    /// Redis holding the shared rate-limit state (`REDIS_URL`, `REDIS_CA_FILE`). Without it
+    /// every instance limits on its own (`rate_limits.instances` divides the limits).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// nginx `limit_req` zones, per-plan tenant limits and the Redis time budget.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -336,6 +346,13 @@ impl ConfigFile for RouterConfig {
         var("UPSTREAM_PLATFORM", "upstreams.platform", EnvKind::List),
         var("UPSTREAM_WORKERS", "upstreams.workers", EnvKind::List),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
+        var("REDIS_URL", "redis.url", EnvKind::Str),
+        var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
+        var(
+            "ROUTER_RATE_LIMIT_INSTANCES",
+            "rate_limits.instances",
+            EnvKind::Int,
+        ),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -463,6 +480,10 @@ impl ConfigFile for RouterConfig {
                 "must be between 1 and 256",
             ));
         }
+        if let Some(r) = &self.redis {
+            r.validate()?;
+        }
+        self.rate_limits.validate()?;
         Ok(())
     }
 }
