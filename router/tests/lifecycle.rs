@@ -95,6 +95,8 @@ async fn graceful_upgrade_under_load_fails_no_request() {
     let mut old = testkit::router(env!("CARGO_BIN_EXE_router"))
         .static_tenants(TENANTS)
         .platform(&[origin.host_port()])
+        // A load test of the hand-over, not of the limits (which would refuse the load).
+        .set("rate_limits", "enabled = false")
         .start();
 
     let stop = Arc::new(AtomicBool::new(false));

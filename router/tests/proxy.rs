@@ -90,6 +90,8 @@ async fn stack(platform_instances: usize) -> Stack {
         .database(&db.router_url())
         .platform(&addrs)
         .workers(&[workers.host_port()])
+        // These tests send bursts from one address; limits have their own tests.
+        .set("rate_limits", "enabled = false")
         .start();
     Stack {
         _db: db,
