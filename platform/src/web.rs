@@ -137,42 +137,9 @@ impl FieldErrors {
     }
 }
 
-/// Minor units as a decimal amount with the currency code (`25.00 USD`). Two decimals, as
-/// every currency our tenants are configured with today uses.
+/// Minor units as a decimal amount with the currency code (`25.00 USD`, `2500 JPY`).
 pub fn money(minor: i64, currency: &str) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let m = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:02} {}",
-        m / 100,
-        m % 100,
-        currency.to_uppercase()
-    )
-}
-
-/// Parses a decimal amount a donor typed (`25`, `25.5`, `25.50`) into minor units.
-pub fn parse_amount(s: &str) -> Option<i64> {
-    let s = s.trim().trim_start_matches('$');
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() && frac.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > 2
-        || whole.len() > 12
-    {
-        return None;
-    }
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let frac: i64 = match frac.len() {
-        0 => 0,
-        1 => frac.parse::<i64>().ok()? * 10,
-        _ => frac.parse().ok()?,
-    };
-    whole.checked_mul(100)?.checked_add(frac)
+    tenant_config::money::format(minor, currency)
 }
 
 /// `GET /static/{file}`: the pages' CSS and scripts, cacheable for a day.
@@ -202,28 +169,6 @@ pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_parse_like_a_donor_types_them() {
-        assert_eq!(parse_amount("25"), Some(2500));
-        assert_eq!(parse_amount("25.5"), Some(2550));
-        assert_eq!(parse_amount(" $25.05 "), Some(2505));
-        assert_eq!(parse_amount(".5"), Some(50));
-        for bad in [
-            "",
-            ".",
-            "25.555",
-            "-5",
-            "1e3",
-            "2,50",
-            "abc",
-            "9999999999999",
-        ] {
-            assert_eq!(parse_amount(bad), None, "{bad}");
-        }
-        assert_eq!(money(2505, "usd"), "25.05 USD");
-        assert_eq!(money(-5, "eur"), "-0.05 EUR");
-    }
 
     #[test]
     fn the_policy_allows_stripe_only_where_asked() {

@@ -18,6 +18,7 @@ pub mod edge;
 pub mod host;
 pub mod html;
 pub mod model;
+pub mod money;
 pub mod process_metrics;
 pub mod runtime;
 pub mod slug;

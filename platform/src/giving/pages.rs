@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::input::{ApiForm, ApiQuery};
 use crate::state::AppState;
 use crate::tenant::profile::Profile;
-use crate::web::{csp, money, parse_amount, render, see_other, FieldErrors};
+use crate::web::{csp, money, render, see_other, FieldErrors};
 
 /// Preset amounts on the form, in minor units.
 const PRESETS: [i64; 4] = [1000, 2500, 5000, 10000];
@@ -152,10 +152,17 @@ pub async fn give(
     req: TenantRequest,
     ApiForm(form): ApiForm<GiveForm>,
 ) -> Result<Response, AppError> {
+    let profile = crate::tenant::profile::load(&state, req.tenant).await?;
+    let currency = profile
+        .donations
+        .currencies
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "usd".into());
     let amount = if form.amount.trim().is_empty() {
         form.preset.parse::<i64>().ok()
     } else {
-        parse_amount(&form.amount)
+        tenant_config::money::parse(&form.amount, &currency)
     };
     let Some(amount) = amount else {
         return landing_page(

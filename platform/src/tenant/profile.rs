@@ -77,7 +77,16 @@ pub fn from_settings(slug: String, name: String, settings: &serde_json::Value) -
             template: b["template"].as_str().unwrap_or("classic").to_owned(),
         },
         donations: DonationSettings {
-            currencies: strings(&d["currencies"], &["usd"]),
+            // Only ISO 4217 codes: an unknown one could not be formatted or charged.
+            currencies: Some(
+                strings(&d["currencies"], &["usd"])
+                    .into_iter()
+                    .map(|c| c.to_ascii_lowercase())
+                    .filter(|c| tenant_config::money::currency(c).is_some())
+                    .collect::<Vec<_>>(),
+            )
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| vec!["usd".to_owned()]),
             min_minor: d["min_minor"].as_i64().filter(|v| *v > 0).unwrap_or(100),
             max_minor: d["max_minor"]
                 .as_i64()
@@ -164,6 +173,9 @@ mod tests {
         assert_eq!(p.donations.funds, ["general"]);
         assert_eq!(p.donations.min_minor, 100);
         assert_eq!(p.donations.currencies, ["eur"]);
+        let odd = serde_json::json!({"donations": {"currencies": ["XYZ", "JPY"]}});
+        let p = from_settings("g".into(), "G".into(), &odd);
+        assert_eq!(p.donations.currencies, ["jpy"], "unknown codes dropped");
         assert!(is_hex_color("#abc") && is_hex_color("#A0b1C2") && !is_hex_color("#abcd"));
     }
 }

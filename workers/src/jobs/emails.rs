@@ -188,15 +188,7 @@ pub struct Rendered {
 }
 
 fn money(minor: i64, currency: &str) -> String {
-    // Two-decimal currencies cover every currency the platform offers today.
-    let sign = if minor < 0 { "-" } else { "" };
-    let m = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:02} {}",
-        m / 100,
-        m % 100,
-        currency.to_ascii_uppercase()
-    )
+    tenant_config::money::format(minor, currency)
 }
 
 use tenant_config::html::escape as esc;

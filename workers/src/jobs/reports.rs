@@ -175,10 +175,10 @@ pub async fn tenant_job(ctx: Ctx, job: Job) -> Result<(), String> {
             format!(
                 "{}: gross {}, fees {}, net {}, refunded {}",
                 c.to_uppercase(),
-                minor(t[0]),
-                minor(t[1]),
-                minor(t[2]),
-                minor(t[3])
+                minor(t[0], c),
+                minor(t[1], c),
+                minor(t[2], c),
+                minor(t[3], c)
             )
         })
         .collect();
@@ -203,23 +203,28 @@ pub async fn tenant_job(ctx: Ctx, job: Job) -> Result<(), String> {
     tx.commit().await.map_err(|e| e.to_string())
 }
 
-fn minor(v: i64) -> String {
-    format!("{}.{:02}", v / 100, (v % 100).abs())
+/// Minor units as a decimal in the currency's own exponent (ISO 4217): JPY has none.
+fn minor(v: i64, currency: &str) -> String {
+    tenant_config::money::decimal(v, currency)
 }
 
+/// One CSV field, quoted by the `csv` crate's rules (separators, quotes, CR and LF), with
+/// spreadsheet formulas defused: a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`.
 fn csv_field(s: &str) -> String {
-    // Funds are short names; quote anyway if one ever contains a separator, and defuse
-    // spreadsheet formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
     };
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    if w.write_record([&s]).is_err() || w.flush().is_err() {
+        return format!("\"{}\"", s.replace('"', "\"\""));
     }
+    let mut out = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+    out.pop(); // the record's terminator
+    out
 }
 
 async fn platform_summary(ctx: &Ctx, start: NaiveDate, end: NaiveDate) -> Result<Value, String> {
@@ -248,8 +253,8 @@ async fn platform_summary(ctx: &Ctx, start: NaiveDate, end: NaiveDate) -> Result
         lines.push(format!(
             "{}: {n} gifts, gross {}, platform fees {}, {tenants} tenants",
             c.to_uppercase(),
-            minor(gross),
-            minor(fees)
+            minor(gross, &c),
+            minor(fees, &c)
         ));
         by_currency.insert(
             c,
@@ -297,5 +302,13 @@ mod tests {
         );
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd"), "'=cmd");
+        // CR is quoted now, and a leading tab or CR is defused too.
+        assert_eq!(csv_field("a\rb"), "\"a\rb\"");
+        assert_eq!(csv_field("\tcmd"), "'\tcmd");
+        assert_eq!(csv_field("\rcmd"), "\"'\rcmd\"");
+        assert_eq!(csv_field("roof"), "roof");
+        // Amounts in the currency's own exponent, sign kept.
+        assert_eq!(minor(-5, "usd"), "-0.05");
+        assert_eq!(minor(2500, "jpy"), "2500");
     }
 }
