@@ -194,23 +194,23 @@ fn wants_html(req: &axum::extract::Request) -> bool {
             .is_some_and(|v| v.contains("text/html"))
 }
 
-/// The problem as a small HTML page with the same status and headers.
+/// The problem as a small HTML page (the pages' layout) with the same status and headers.
 fn html_problem(mut resp: Response, page: &ProblemPage) -> Response {
-    use tenant_config::html::escape;
-    let status = resp.status();
-    let detail = page
-        .detail
-        .as_deref()
-        .map(|d| format!("<p>{}</p>", escape(d)))
-        .unwrap_or_default();
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head><body><main><h1>{title}</h1>{detail}\
-         <p><small>Error {code}</small></p></main></body></html>",
-        title = escape(page.title),
-        code = status.as_u16(),
-    );
+    #[derive(askama::Template)]
+    #[template(path = "error.html")]
+    struct ErrorPage<'a> {
+        title: &'a str,
+        detail: Option<&'a str>,
+        code: u16,
+    }
+    let body = askama::Template::render(&ErrorPage {
+        title: page.title,
+        detail: page.detail.as_deref(),
+        code: resp.status().as_u16(),
+    });
+    let Ok(body) = body else {
+        return resp;
+    };
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("text/html; charset=utf-8"),

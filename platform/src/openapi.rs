@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         crate::health::health,
         crate::health::ready,
         crate::metrics::render,
-        crate::tenant::profile::landing,
+        crate::site::home,
         crate::tenant::profile::get_profile,
         crate::tenant::donations::status,
         crate::giving::create::create,

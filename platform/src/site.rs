@@ -19,6 +19,7 @@ struct Apex {
 }
 
 /// `GET /` on any host.
+#[utoipa::path(get, path = "/", operation_id = "get_root", tag = "tenant", responses((status = 200, description = "The tenant's donation page, the console's dashboard or the platform's landing page, by host", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
 pub async fn home(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
     let edge = match EdgeRequest::from_request_parts(&mut parts, &state).await {

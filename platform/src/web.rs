@@ -87,6 +87,68 @@ pub fn see_other(to: &str) -> Response {
     resp
 }
 
+/// A session extractor that pages can use: where a browser without a session is sent, and which
+/// cookie holds the session (its CSRF token sits in the companion cookie).
+pub trait PageSession: Sized {
+    /// The session cookie's name.
+    const COOKIE: &'static str;
+    /// The login page a browser without a session is sent to.
+    const LOGIN: &'static str;
+}
+
+/// A signed-in account on a page: like the session extractor `S`, but a browser without a
+/// session is sent to the login page instead of getting a 401, and the page gets the CSRF token
+/// to put in its forms.
+pub struct SignedIn<S> {
+    /// The session.
+    pub session: S,
+    /// The CSRF token for this page's forms.
+    pub csrf: String,
+}
+
+impl<S> axum::extract::FromRequestParts<crate::state::AppState> for SignedIn<S>
+where
+    S: PageSession
+        + axum::extract::FromRequestParts<crate::state::AppState, Rejection = AppError>
+        + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Response> {
+        match S::from_request_parts(parts, state).await {
+            Ok(session) => Ok(SignedIn {
+                csrf: crate::auth::cookie(
+                    &parts.headers,
+                    &crate::auth::csrf_cookie_name(S::COOKIE),
+                )
+                .unwrap_or_default(),
+                session,
+            }),
+            Err(AppError::Unauthorized) => Err(see_other(S::LOGIN)),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+/// A private page: the console's and staff area's policy (no Stripe, never cached).
+pub fn private_page<T: Template>(status: StatusCode, t: &T) -> Response {
+    render(status, t, &csp(None), true)
+}
+
+/// The login forms' fields (console and staff area).
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginForm {
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+    /// Password.
+    #[serde(default)]
+    pub password: String,
+}
+
 /// Messages to show next to form fields, by field name; `_` is the form-wide message.
 #[derive(Debug, Default, Clone)]
 pub struct FieldErrors(pub BTreeMap<String, String>);

@@ -38,7 +38,8 @@ pub fn update() {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
     if let Some(cpu) = cpu_seconds() {
-        metrics::counter!("process_cpu_seconds_total").absolute((cpu * 1000.0) as u64 / 1000);
+        // Whole seconds: the counter holds integers.
+        metrics::counter!("process_cpu_seconds_total").absolute(cpu as u64);
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
         metrics::gauge!("process_open_fds").set(dir.count() as f64);

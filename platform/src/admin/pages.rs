@@ -4,10 +4,9 @@
 //! fields. Without a session any page sends the browser to `/login`.
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,39 +14,21 @@ use serde_json::Value;
 use super::auth::{AdminSession, SESSION_COOKIE};
 use super::domains::DomainView;
 use super::tenants::TenantView;
-use crate::auth::{cookie, csrf_cookie_name, Login};
+use crate::auth::Login;
 use crate::edge::EdgeRequest;
 use crate::error::AppError;
 use crate::input::{ApiForm, ApiJson, ApiQuery};
 use crate::state::AppState;
-use crate::web::{csp, money, render, see_other, FieldErrors};
+use crate::web::{
+    money, private_page as page, see_other, FieldErrors, LoginForm, PageSession, SignedIn,
+};
 
-/// A signed-in admin on a page: like [`AdminSession`], but a browser without a session is sent
-/// to the login page instead of getting a 401.
-pub struct AdminPage {
-    /// The session.
-    pub session: AdminSession,
-    /// The CSRF token for this page's forms.
-    pub csrf: String,
-}
+/// A signed-in admin on a page (no session → `/login`).
+pub type AdminPage = SignedIn<AdminSession>;
 
-impl FromRequestParts<AppState> for AdminPage {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match AdminSession::from_request_parts(parts, state).await {
-            Ok(session) => Ok(AdminPage {
-                csrf: cookie(&parts.headers, &csrf_cookie_name(SESSION_COOKIE)).unwrap_or_default(),
-                session,
-            }),
-            Err(AppError::Unauthorized) => Err(see_other("/login")),
-            Err(e) => Err(e.into_response()),
-        }
-    }
-}
-
-fn page<T: Template>(status: StatusCode, t: &T) -> Response {
-    render(status, t, &csp(None), true)
+impl PageSession for AdminSession {
+    const COOKIE: &'static str = SESSION_COOKIE;
+    const LOGIN: &'static str = "/login";
 }
 
 /// `GET /login`.
@@ -70,13 +51,6 @@ pub async fn login_form(edge: EdgeRequest) -> Result<Response, AppError> {
             errors: FieldErrors::default(),
         },
     ))
-}
-
-/// The login form's fields.
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    email: String,
-    password: String,
 }
 
 /// `POST /login`: signs in and goes to the dashboard, or shows the form again.

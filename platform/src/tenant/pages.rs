@@ -3,46 +3,26 @@
 //! a session the browser is sent to `/staff/login`.
 
 use askama::Template;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use super::staff::{StaffSession, STAFF_COOKIE};
-use crate::auth::{cookie, csrf_cookie_name, Login};
+use crate::auth::Login;
 use crate::edge::TenantRequest;
 use crate::error::AppError;
 use crate::input::{ApiForm, ApiQuery};
 use crate::state::AppState;
-use crate::web::{csp, money, render, see_other, FieldErrors};
+use crate::web::{money, private_page as page, FieldErrors, LoginForm, PageSession, SignedIn};
 
-/// A signed-in staff member on a page; no session → `/staff/login`.
-pub struct StaffPage {
-    /// The session.
-    pub session: StaffSession,
-    /// The CSRF token for this page's forms.
-    pub csrf: String,
-}
+/// A signed-in staff member on a page (no session → `/staff/login`).
+pub type StaffPage = SignedIn<StaffSession>;
 
-impl FromRequestParts<AppState> for StaffPage {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match StaffSession::from_request_parts(parts, state).await {
-            Ok(session) => Ok(StaffPage {
-                csrf: cookie(&parts.headers, &csrf_cookie_name(STAFF_COOKIE)).unwrap_or_default(),
-                session,
-            }),
-            Err(AppError::Unauthorized) => Err(see_other("/staff/login")),
-            Err(e) => Err(e.into_response()),
-        }
-    }
-}
-
-fn page<T: Template>(status: StatusCode, t: &T) -> Response {
-    render(status, t, &csp(None), true)
+impl PageSession for StaffSession {
+    const COOKIE: &'static str = STAFF_COOKIE;
+    const LOGIN: &'static str = "/staff/login";
 }
 
 #[derive(Template)]
@@ -67,15 +47,6 @@ pub async fn login_form(
             errors: FieldErrors::default(),
         },
     ))
-}
-
-/// The login form.
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
 }
 
 /// `POST /staff/login`.

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::Html;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tenant_config::TenantId;
@@ -132,31 +131,6 @@ pub async fn get_profile(
     let p = load(&state, req.tenant).await?;
     Ok(Json((*p).clone()))
 }
-
-/// `GET /` on a tenant host: a minimal landing page until the front end exists.
-#[utoipa::path(get, path = "/", operation_id = "get_root", tag = "tenant", responses((status = 200, description = "The tenant's page", body = String, content_type = "text/html"), (status = 401, description = "No valid edge signature or session", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (including other tenants' rows)", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable", body = crate::error::Problem, content_type = "application/problem+json")), security(("edge_signature" = [])))]
-pub async fn landing(
-    State(state): State<AppState>,
-    req: TenantRequest,
-) -> Result<Html<String>, AppError> {
-    let p = load(&state, req.tenant).await?;
-    let name = escape(&p.name);
-    let funds: String = p
-        .donations
-        .funds
-        .iter()
-        .map(|f| format!("<li>{}</li>", escape(f)))
-        .collect();
-    Ok(Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Give to {name}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:10vh auto;padding:0 1rem}}\
-         h1{{color:{color}}}</style></head><body><h1>{name}</h1>\
-         <p>Thank you for supporting {name}. Funds you can give to:</p><ul>{funds}</ul></body></html>",
-        color = p.branding.primary_color,
-    )))
-}
-
-use tenant_config::html::escape;
 
 #[cfg(test)]
 mod tests {

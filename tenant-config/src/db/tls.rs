@@ -102,40 +102,24 @@ fn split_tls_params(url: &str) -> Result<(String, SslMode, Option<PathBuf>), Str
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_owned(), mode, root));
     };
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v);
-        match k {
+    let mut kept = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
             "sslmode" => mode = SslMode::parse(&v)?,
-            "sslrootcert" => root = Some(PathBuf::from(v)),
-            _ => kept.push(pair),
-        }
-    }
-    let rest = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    Ok((rest, mode, root))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
+            "sslrootcert" => root = Some(PathBuf::from(&*v)),
+            _ => {
+                kept.append_pair(&k, &v);
+                any = true;
             }
         }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let rest = if any {
+        format!("{base}?{}", kept.finish())
+    } else {
+        base.to_owned()
+    };
+    Ok((rest, mode, root))
 }
 
 /// The system's roots plus those in `extra` (PEM).
