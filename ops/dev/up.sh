@@ -3,7 +3,8 @@
 # tenant, and the router, platform and workers binaries. Safe to run again (restarts services).
 #
 # Ports (override with env): router 8000, platform 8080, workers 8090, PostgreSQL 54329,
-# Redis 63799, SMTP sink 2525, Stripe emulator 8420 (and 8421 behind it). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
+# Redis 63799, SMTP sink 2525, Stripe emulator 8420 (and 8421 behind it), local DNS 8053 (its
+# management API 8055). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
 # DEV_SKIP_BUILD=1 uses the binaries already in target/debug (e2e/run.sh builds them itself).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,8 @@ PG_PORT=${PG_PORT:-54329}
 REDIS_PORT=${REDIS_PORT:-63799}
 SMTP_PORT=${SMTP_PORT:-2525}
 STRIPE_PORT=${STRIPE_PORT:-8420}
+DNS_PORT=${DNS_PORT:-8053}
+DNS_API_PORT=${DNS_API_PORT:-8055}
 state=${DEV_STATE:-$repo/.dev}
 if [ "$(id -u)" -eq 0 ] && ! pg_can_use "$state"; then
   # An explicit DEV_STATE is used as given or not at all (another stack may own the fallback).
@@ -31,8 +34,8 @@ mkdir -p "$state/logs" "$state/pids"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-say "Checking packages (postgresql, redis-server, cmake)"
-ops/scripts/install-deps.sh cmake pkg-config postgresql postgresql-client redis-server curl
+say "Checking packages (postgresql, redis-server, cmake, pebble)"
+ops/scripts/install-deps.sh cmake pkg-config postgresql postgresql-client redis-server curl pebble
 
 # Secrets for this machine's stack, generated once and kept out of git.
 secrets="$state/secrets.env"
@@ -157,6 +160,13 @@ export STRIPE_JS_URL="http://127.0.0.1:$((STRIPE_PORT + 1))/js.stripe.com/v3/"
 export PUBLIC_SCHEME=http PUBLIC_PORT=$ROUTER_PORT
 export SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
 
+# A local DNS server (pebble-challtestsrv) that custom-domain verification asks, so a domain
+# added in the console can be verified here: publish its TXT record through the server's
+# management API (the command is printed below). Its other listeners are off.
+start dns pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -management "127.0.0.1:$DNS_API_PORT" \
+  -http01 '' -https01 '' -tlsalpn01 ''
+export DNS_RESOLVER=127.0.0.1:$DNS_PORT ALLOW_SPECIAL_USE_DOMAINS=true
+
 say "Starting platform, workers and router"
 DATABASE_URL=$(db_url platform_web "$PG_WEB_PASSWORD") PLATFORM_LISTEN=127.0.0.1:$PLATFORM_PORT \
   start platform "$bin/platform" serve
@@ -201,6 +211,9 @@ The local system is up.
                                http://grace.platform.localhost:$ROUTER_PORT/api/donations
   Run the mail job now       curl -X POST -H "authorization: Bearer \$(grep ^CRON_SECRET $secrets | cut -d= -f2)" \\
                                http://127.0.0.1:$WORKERS_PORT/api/cron/process-emails
+  Verify a custom domain     add it in the console to grace (e.g. give.grace.localhost), then publish its TXT record here:
+                               curl -d '{"host":"_platform-verify.give.grace.localhost.","value":"<token from the console>"}' \\
+                               http://127.0.0.1:$DNS_API_PORT/set-txt      and press "Verify now"
   Mail received locally      $state/mail/new/   (Stripe emulator: http://127.0.0.1:$STRIPE_PORT, webhook secret whsec_local_demo_secret)
   Stripe webhooks relayed    http://127.0.0.1:$STRIPE_PORT/_relay/log   (to the platform's /api/webhooks/stripe/connect)
   Logs                       $state/logs/

@@ -123,6 +123,11 @@ pub const COMMON_ENV: &[EnvVar] = &[
         "domain.enable_custom_domains",
         EnvKind::Bool,
     ),
+    var(
+        "ALLOW_SPECIAL_USE_DOMAINS",
+        "domain.allow_special_use_domains",
+        EnvKind::Bool,
+    ),
     var("LOG_LEVEL", "log.level", EnvKind::Str),
     var("LOG_FORMAT", "log.format", EnvKind::Str),
 ];
@@ -286,7 +291,8 @@ pub struct DomainConfig {
     pub admin_host: Option<String>,
     /// Whether tenants may attach their own domains (`ENABLE_CUSTOM_DOMAINS`).
     pub enable_custom_domains: bool,
-    /// Accept `.localhost`/`.test` custom domains. For the local demo and tests only.
+    /// Accept `.localhost`/`.test` custom domains (`ALLOW_SPECIAL_USE_DOMAINS`). For the local
+    /// demo and tests only.
     pub allow_special_use_domains: bool,
 }
 
