@@ -22,8 +22,12 @@ pub struct Ctx {
     pub from: String,
     /// Stripe, when configured.
     pub stripe: Option<payments::StripeClient>,
-    /// Base domain, for links in mail.
+    /// Base domain, for links in mail (`<slug>.<base>`).
     pub base_domain: String,
+    /// Admin host, for the platform summary's link to the console.
+    pub admin_host: String,
+    /// Scheme and port of links in mail.
+    pub public: tenant_config::config::PublicUrlConfig,
     /// This process's name in `jobs.locked_by`.
     pub worker_id: String,
     /// Queue settings.
@@ -55,6 +59,8 @@ impl Ctx {
             from: config.smtp.from.clone(),
             stripe,
             base_domain: config.domain.rules()?.base().to_owned(),
+            admin_host: config.domain.rules()?.admin().to_owned(),
+            public: config.public.clone(),
             worker_id: format!(
                 "{host}:{}:{}",
                 std::process::id(),

@@ -28,6 +28,8 @@ fn ctx(db: &testkit::TestDb, stripe: bool) -> Ctx {
         ("DATABASE_URL", url.as_str()),
         ("CRON_SECRET", "cron-secret-for-tests-0123456789abcdef"),
         ("SMTP_URL", "smtp://127.0.0.1:9"),
+        ("PUBLIC_SCHEME", "http"),
+        ("PUBLIC_PORT", "8000"),
     ];
     if stripe {
         pairs.push(("STRIPE_SECRET_KEY", testkit::STRIPE_TEST_KEY));
@@ -51,6 +53,12 @@ async fn weekly_report_matches_hand_computed_totals() {
         "INSERT INTO tenant_users (tenant_id, email, password_hash, role) VALUES ($1, 'pastor@grace.test', 'x', 'owner'),
                 ($1, 'gone@grace.test', 'x', 'staff')",
         &[&t],
+    )
+    .await
+    .unwrap();
+    o.execute(
+        "INSERT INTO admin_users (email, password_hash, role) VALUES ('ops@platform.test', 'x', 'owner')",
+        &[],
     )
     .await
     .unwrap();
@@ -223,9 +231,27 @@ async fn weekly_report_matches_hand_computed_totals() {
          general,usd,recurring,1,1000,20,980,0,0\n\
          roof,usd,one_time,1,10000,200,9800,4000,0\n"
     );
-    let mails: Vec<String> = o
+    let mails: Vec<(String, Value)> = o
         .query(
-            "SELECT to_address FROM email_outbox WHERE template = 'weekly_report'",
+            "SELECT to_address, payload FROM email_outbox WHERE template = 'weekly_report'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(mails.len(), 1, "active staff only: {mails:?}");
+    assert_eq!(mails[0].0, "pastor@grace.test");
+    // The e-mail links to a page that exists: the staff reports page on the tenant's subdomain,
+    // with the configured public scheme and port.
+    assert_eq!(
+        mails[0].1["dashboard_url"],
+        "http://grace.platform.localhost:8000/staff/reports"
+    );
+    let admin_links: Vec<Value> = o
+        .query(
+            "SELECT payload->'dashboard_url' FROM email_outbox WHERE template = 'admin_summary'",
             &[],
         )
         .await
@@ -233,7 +259,10 @@ async fn weekly_report_matches_hand_computed_totals() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(mails, ["pastor@grace.test"], "active staff only");
+    assert_eq!(
+        admin_links,
+        [json!("http://admin.platform.localhost:8000/")]
+    );
     let platform: Value = o
         .query_one(
             "SELECT summary FROM reports WHERE kind = 'weekly_platform'",

@@ -62,6 +62,18 @@ impl Default for PublicUrlConfig {
 }
 
 impl PublicUrlConfig {
+    /// The scheme is `https` or `http`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if matches!(self.scheme.as_str(), "https" | "http") {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                "public.scheme",
+                "must be https or http",
+            ))
+        }
+    }
+
     /// `scheme://host[:port]` for `host`.
     pub fn origin(&self, host: &str) -> String {
         match self.port {
@@ -221,12 +233,7 @@ impl ConfigFile for PlatformConfig {
         self.redis.validate()?;
         check_listen("listen", &self.listen)?;
         check_secret("edge.signing_secret", &self.edge.signing_secret, 32)?;
-        if !matches!(self.public.scheme.as_str(), "https" | "http") {
-            return Err(ConfigError::invalid(
-                "public.scheme",
-                "must be https or http",
-            ));
-        }
+        self.public.validate()?;
         if !(self.stripe.js_url.starts_with("https://")
             || self.stripe.js_url.starts_with("http://"))
         {

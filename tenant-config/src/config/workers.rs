@@ -33,6 +33,10 @@ pub struct WorkersConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Scheme and port of the public links in mail (the weekly report's dashboard link), the
+    /// same settings as the platform's (`PUBLIC_SCHEME`, `PUBLIC_PORT`).
+    #[serde(default)]
+    pub public: super::PublicUrlConfig,
 }
 
 fn default_listen() -> String {
@@ -144,6 +148,8 @@ impl ConfigFile for WorkersConfig {
         var("WORKERS_SCHEDULER", "queue.scheduler", EnvKind::Bool),
         var("STRIPE_SECRET_KEY", "stripe.secret_key", EnvKind::Str),
         var("STRIPE_API_BASE", "stripe.api_base", EnvKind::Str),
+        var("PUBLIC_SCHEME", "public.scheme", EnvKind::Str),
+        var("PUBLIC_PORT", "public.port", EnvKind::Int),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -151,6 +157,7 @@ impl ConfigFile for WorkersConfig {
         self.database.validate()?;
         check_listen("listen", &self.listen)?;
         check_secret("cron_secret", &self.cron_secret, 32)?;
+        self.public.validate()?;
         let u = self.smtp.url.expose();
         if !["smtp://", "smtp+starttls://", "smtps://"]
             .iter()

@@ -284,12 +284,34 @@ pub fn render_template(
                         .collect()
                 })
                 .unwrap_or_default();
-            let text = format!("Weekly summary for {period}:\n\n{}\n\nThe full CSV is available in your dashboard.\n", lines.join("\n"));
+            // Reports queued before the link existed carry none: they keep the old wording.
+            let link = p("dashboard_url");
+            let (more_text, more_html) = if link.is_empty() {
+                (
+                    "The full CSV is available in your dashboard.".to_owned(),
+                    "<p>The full CSV is available in your dashboard.</p>".to_owned(),
+                )
+            } else {
+                (
+                    format!("The full report and its CSV: {link}"),
+                    format!(
+                        "<p><a href=\"{}\">The full report and its CSV</a></p>",
+                        esc(link)
+                    ),
+                )
+            };
+            let text = format!(
+                "Weekly summary for {period}:\n\n{}\n\n{more_text}\n",
+                lines.join("\n")
+            );
             let items: String = lines
                 .iter()
                 .map(|l| format!("<li>{}</li>", esc(l)))
                 .collect();
-            let html = format!("<p>Weekly summary for {}:</p><ul>{items}</ul><p>The full CSV is available in your dashboard.</p>", esc(&period));
+            let html = format!(
+                "<p>Weekly summary for {}:</p><ul>{items}</ul>{more_html}",
+                esc(&period)
+            );
             let who = if template == "admin_summary" {
                 "Platform"
             } else {
@@ -333,5 +355,21 @@ mod tests {
         assert!(bad.html.contains("#2f5d8a"));
         assert!(render_template("nope", &p, None, None).is_err());
         assert_eq!(money(5, "eur"), "0.05 EUR");
+    }
+
+    #[test]
+    fn weekly_report_links_to_the_dashboard_when_it_has_one() {
+        let p = json!({"period_start": "2026-11-16", "period_end": "2026-11-23", "lines": ["USD: gross 1.00"],
+                       "dashboard_url": "http://grace.x.test:8000/staff/reports?a=1&b=2"});
+        let r = render_template("weekly_report", &p, Some("Grace"), None).unwrap();
+        assert!(r.text.contains(
+            "The full report and its CSV: http://grace.x.test:8000/staff/reports?a=1&b=2"
+        ));
+        assert!(r
+            .html
+            .contains("href=\"http://grace.x.test:8000/staff/reports?a=1&amp;b=2\""));
+        let old = json!({"period_start": "2026-11-16", "period_end": "2026-11-23", "lines": []});
+        let r = render_template("weekly_report", &old, Some("Grace"), None).unwrap();
+        assert!(r.text.contains("available in your dashboard") && !r.html.contains("href"));
     }
 }

@@ -92,11 +92,18 @@ pub async fn tenant_job(ctx: Ctx, job: Job) -> Result<(), String> {
     let w = week(start);
     let mut conn = ctx.db.get().await.map_err(|e| e.to_string())?;
     let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-    let name: String = tx
-        .query_one("SELECT name FROM tenants WHERE id = $1", &[&tenant])
+    let row = tx
+        .query_one("SELECT name, slug FROM tenants WHERE id = $1", &[&tenant])
         .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+        .map_err(|e| e.to_string())?;
+    let name: String = row.get(0);
+    // The staff area's reports page on the tenant's own subdomain (custom domains may come and
+    // go; the subdomain always serves the tenant).
+    let dashboard = format!(
+        "{}/staff/reports",
+        ctx.public
+            .origin(&format!("{}.{}", row.get::<_, &str>(1), ctx.base_domain))
+    );
     let rows = tx
         .query(
             &format!(
@@ -193,10 +200,11 @@ pub async fn tenant_job(ctx: Ctx, job: Job) -> Result<(), String> {
         "INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
          SELECT u.tenant_id, 'weekly_report:' || u.tenant_id::text || ':' || $2::text || ':' || u.email,
                 'weekly_report', u.email,
-                jsonb_build_object('tenant_name', $3::text, 'period_start', $2::text, 'period_end', $4::text, 'lines', $5::jsonb)
+                jsonb_build_object('tenant_name', $3::text, 'period_start', $2::text, 'period_end', $4::text,
+                                   'lines', $5::jsonb, 'dashboard_url', $6::text)
          FROM tenant_users u WHERE u.tenant_id = $1 AND u.disabled_at IS NULL
          ON CONFLICT (idempotency_key) DO NOTHING",
-        &[&tenant, &start.to_string(), &name, &end.to_string(), &json!(lines)],
+        &[&tenant, &start.to_string(), &name, &end.to_string(), &json!(lines), &dashboard],
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -273,10 +281,11 @@ async fn platform_summary(ctx: &Ctx, start: NaiveDate, end: NaiveDate) -> Result
     tx.execute(
         "INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
          SELECT NULL, 'admin_summary:' || $1::text || ':' || a.email, 'admin_summary', a.email,
-                jsonb_build_object('period_start', $1::text, 'period_end', $2::text, 'lines', $3::jsonb)
+                jsonb_build_object('period_start', $1::text, 'period_end', $2::text, 'lines', $3::jsonb,
+                                   'dashboard_url', $4::text)
          FROM admin_users a WHERE a.disabled_at IS NULL
          ON CONFLICT (idempotency_key) DO NOTHING",
-        &[&start.to_string(), &end.to_string(), &json!(lines)],
+        &[&start.to_string(), &end.to_string(), &json!(lines), &format!("{}/", ctx.public.origin(&ctx.admin_host))],
     )
     .await
     .map_err(|e| e.to_string())?;
