@@ -126,9 +126,35 @@ export async function axeCheck(page, name) {
   }
 }
 
-// Screenshots at desktop and mobile width, then axe-core. Every main page goes through this.
+// Page weight: the document plus the same-origin stylesheets and scripts it loaded (ours; the
+// Stripe.js the give page loads comes from Stripe's origin and is not counted), uncompressed,
+// from the browser's own resource timing. Issue 20's budget is 100 KB per page.
+export const WEIGHT_BUDGET = 100 * 1024;
+export const weights = [];
+export async function pageWeight(page, name) {
+  const w = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const ours = performance.getEntriesByType('resource').filter((r) =>
+      new URL(r.name).origin === location.origin && ['link', 'script', 'css'].includes(r.initiatorType));
+    return {
+      html: nav ? nav.decodedBodySize : 0,
+      assets: ours.map((r) => ({ url: new URL(r.name).pathname, bytes: r.decodedBodySize })),
+    };
+  });
+  const total = w.html + w.assets.reduce((n, a) => n + a.bytes, 0);
+  weights.push({ page: name, url: page.url(), total, ...w });
+  if (!(w.html > 0)) throw new Failure(`page weight of ${name}: the document's size is unknown`);
+  if (total > WEIGHT_BUDGET) {
+    throw new Failure(`page weight of ${name}: ${total} bytes (HTML ${w.html} + ${w.assets
+      .map((a) => `${a.url} ${a.bytes}`).join(', ')}) is over ${WEIGHT_BUDGET}`);
+  }
+}
+
+// Screenshots at desktop and mobile width, page weight, then axe-core. Every main page goes
+// through this.
 export async function checkPage(page, name) {
   await page.waitForLoadState('load');
+  await pageWeight(page, name);
   await page.screenshot({ path: join(shots, `${name}-desktop.png`), fullPage: true });
   await page.setViewportSize(MOBILE);
   await page.screenshot({ path: join(shots, `${name}-mobile.png`), fullPage: true });
@@ -255,6 +281,11 @@ export async function mailTo(to, { timeoutMs = 30000 } = {}) {
 
 export function writeReport(results) {
   writeFileSync(join(env.out, 'axe.json'), JSON.stringify(axeReport, null, 2));
+  writeFileSync(join(env.out, 'page-weight.json'), JSON.stringify(weights, null, 2));
+  if (weights.length) {
+    const line = (w) => `${w.page.padEnd(26)} ${String(w.total).padStart(7)} B  (HTML ${w.html}, ${w.assets.length} asset(s))`;
+    console.log(`page weight (budget ${WEIGHT_BUDGET} B):\n${weights.map(line).join('\n')}`);
+  }
   writeFileSync(join(env.out, 'results.json'), JSON.stringify(results, null, 2));
 }
 

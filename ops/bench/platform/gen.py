@@ -1,14 +1,20 @@
 """Writes the request lists that ops/bench/platform/requests.lua replays with wrk.
 
-  gen.py direct <secret> <tenants.tsv> <out>   signed requests straight to the platform
-  gen.py router <tenants.tsv> <out>            Host-header requests through the router
+  gen.py direct <secret> <tenants.tsv> <out> [path=/api/tenant] [count]
+      signed GET requests straight to the platform
+  gen.py router <tenants.tsv> <out>
+      Host-header requests through the router
 
 Each output line is one request's headers as tab-separated name/value pairs.
 
 tenants.tsv has one "<id>\\t<slug>" line per tenant. Requests cycle through the tenants in
 order, so with more tenants than requests in a run every request is a cache miss ("uncached");
-with one tenant every request after the first is a hit ("cached"). Direct requests carry a
-signature made now (the run sets EDGE_MAX_SKEW_SECS so it stays valid for the run).
+with one tenant every request after the first is a hit ("cached").
+
+Direct requests carry the router's v2 edge signature made now (the run sets EDGE_MAX_SKEW_SECS
+so it stays valid for the run), which binds method, target and Content-Length, and each has its
+own request id: the platform refuses a request id it has seen (replay protection), so `count`
+lines are written (default: one per tenant) and a run must not replay the list.
 """
 
 import hashlib
@@ -33,17 +39,20 @@ def write(out, rows):
             f.write("\t".join(f"{k}\t{v}" for k, v in headers.items()) + "\n")
 
 
-def direct(secret, rows, out):
+def direct(secret, rows, out, path, count):
     ts = str(int(time.time()))
+    run = hashlib.sha256(ts.encode() + out.encode()).hexdigest()[:8]
     signed = []
-    for i, (tid, slug) in enumerate(rows):
+    for i in range(count):
+        tid, slug = rows[i % len(rows)]
         host = f"{slug}.{BASE}"
-        rid = f"bench-{i}"
-        msg = "\n".join(["v1", ts, rid, "tenant", tid, host]).encode()
+        rid = f"bench-{run}-{i}"
+        # v2: fields joined by newlines; no body, so Content-Length is "-".
+        msg = "\n".join(["v2", ts, rid, "tenant", tid, host, "GET", path, "-"]).encode()
         sig = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
         signed.append({
             "x-request-id": rid, "x-route": "tenant", "x-original-host": host,
-            "x-tenant-id": tid, "x-tenant-slug": slug, "x-edge-signature": f"t={ts},v1={sig}",
+            "x-tenant-id": tid, "x-tenant-slug": slug, "x-edge-signature": f"t={ts},v2={sig}",
         })
     write(out, signed)
 
@@ -54,6 +63,9 @@ def router(rows, out):
 
 if __name__ == "__main__":
     if sys.argv[1] == "direct":
-        direct(sys.argv[2], tenants(sys.argv[3]), sys.argv[4])
+        rows = tenants(sys.argv[3])
+        path = sys.argv[5] if len(sys.argv) > 5 else "/api/tenant"
+        count = int(sys.argv[6]) if len(sys.argv) > 6 else len(rows)
+        direct(sys.argv[2], rows, sys.argv[4], path, count)
     else:
         router(tenants(sys.argv[2]), sys.argv[3])

@@ -1,6 +1,7 @@
 -- wrk script for ops/bench/platform/run.sh: replays the requests listed (one per line, tab
 -- separated header name/value pairs) in the file named by $BENCH_REQUESTS, in order, each wrk
 -- thread starting at its own offset. Built at thread start so the script itself stays small.
+-- $BENCH_PATH is the request target (default /api/tenant).
 local reqs = {}
 local counter = 0
 local threads = {}
@@ -27,6 +28,7 @@ function done(summary, latency, requests)
 end
 
 function init(args)
+  local path = os.getenv("BENCH_PATH") or "/api/tenant"
   for line in io.lines(os.getenv("BENCH_REQUESTS")) do
     local headers = {}
     local key = nil
@@ -38,9 +40,10 @@ function init(args)
         key = field
       end
     end
-    reqs[#reqs + 1] = wrk.format("GET", "/api/tenant", headers)
+    reqs[#reqs + 1] = wrk.format("GET", path, headers)
   end
-  counter = math.floor(#reqs / 4) * index
+  -- Disjoint slices per thread ($BENCH_THREADS = wrk's -t): signed lists must not replay.
+  counter = math.floor(#reqs / (tonumber(os.getenv("BENCH_THREADS")) or 4)) * index
 end
 
 function request()
