@@ -9,8 +9,10 @@
 //! - [`config`]: TOML + environment configuration for each binary, validated up front.
 //! - [`store`]: the [`store::TenantStore`] trait, with PostgreSQL and static-file implementations.
 //! - [`runtime`]: logging set-up and the shutdown signal shared by the binaries.
+//! - [`certs`]: sealed private keys, the certificate store and shared TLS ticket keys.
 //! - [`db`]: connection pool, per-transaction role and tenant scoping, the migration runner.
 
+pub mod certs;
 pub mod config;
 pub mod db;
 pub mod domain;
