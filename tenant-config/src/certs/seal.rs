@@ -150,7 +150,9 @@ mod tests {
     #[test]
     fn round_trip_and_binding() {
         let (key, text) = SealKey::generate().unwrap();
-        let sealed = key.seal(b"-----BEGIN PRIVATE KEY-----", "certificate-key:a.example").unwrap();
+        let sealed = key
+            .seal(b"-----BEGIN PRIVATE KEY-----", "certificate-key:a.example")
+            .unwrap();
         assert_eq!(sealed[0], 1);
         assert_eq!(sealed.len(), 1 + 12 + 27 + 16);
         assert_eq!(
@@ -158,21 +160,39 @@ mod tests {
             b"-----BEGIN PRIVATE KEY-----"
         );
         // Another row's context, another key, a flipped bit: all refused.
-        assert_eq!(key.open(&sealed, "certificate-key:b.example"), Err(SealError::Open));
+        assert_eq!(
+            key.open(&sealed, "certificate-key:b.example"),
+            Err(SealError::Open)
+        );
         let (other, _) = SealKey::generate().unwrap();
-        assert_eq!(other.open(&sealed, "certificate-key:a.example"), Err(SealError::Open));
+        assert_eq!(
+            other.open(&sealed, "certificate-key:a.example"),
+            Err(SealError::Open)
+        );
         let mut bad = sealed.clone();
         bad[20] ^= 1;
-        assert_eq!(key.open(&bad, "certificate-key:a.example"), Err(SealError::Open));
+        assert_eq!(
+            key.open(&bad, "certificate-key:a.example"),
+            Err(SealError::Open)
+        );
         assert_eq!(key.open(&sealed[..20], "x"), Err(SealError::Format));
         let mut v2 = sealed.clone();
         v2[0] = 2;
-        assert_eq!(key.open(&v2, "certificate-key:a.example"), Err(SealError::Format));
+        assert_eq!(
+            key.open(&v2, "certificate-key:a.example"),
+            Err(SealError::Format)
+        );
         // Nonces differ per seal.
         assert_ne!(key.seal(b"x", "c").unwrap(), key.seal(b"x", "c").unwrap());
         // The text form parses back to the same key.
         let again = SealKey::parse(&text).unwrap();
-        assert_eq!(again.open(&sealed, "certificate-key:a.example").unwrap().len(), 27);
+        assert_eq!(
+            again
+                .open(&sealed, "certificate-key:a.example")
+                .unwrap()
+                .len(),
+            27
+        );
     }
 
     #[test]
@@ -183,9 +203,18 @@ mod tests {
         for t in [hex::encode(raw), b64.clone(), url, format!("  {b64}\n")] {
             let k = SealKey::parse(&t).unwrap();
             let s = k.seal(b"p", "c").unwrap();
-            assert_eq!(SealKey::from_bytes(&raw).unwrap().open(&s, "c").unwrap(), b"p");
+            assert_eq!(
+                SealKey::from_bytes(&raw).unwrap().open(&s, "c").unwrap(),
+                b"p"
+            );
         }
-        for bad in ["", "   ", "abc", &hex::encode([1u8; 16]), "zz".repeat(32).as_str()] {
+        for bad in [
+            "",
+            "   ",
+            "abc",
+            &hex::encode([1u8; 16]),
+            "zz".repeat(32).as_str(),
+        ] {
             let e = SealKey::parse(bad).unwrap_err();
             assert!(matches!(e, SealError::BadKey(_)), "{bad:?}");
             // The message never echoes the input.
@@ -193,6 +222,9 @@ mod tests {
                 assert!(!e.to_string().contains(bad.trim()), "{e}");
             }
         }
-        assert_eq!(format!("{:?}", SealKey::parse(&b64).unwrap()), "SealKey(***)");
+        assert_eq!(
+            format!("{:?}", SealKey::parse(&b64).unwrap()),
+            "SealKey(***)"
+        );
     }
 }

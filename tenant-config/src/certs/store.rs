@@ -88,7 +88,8 @@ pub struct CertStore {
     key: Arc<SealKey>,
 }
 
-const COLUMNS: &str = "domain, tenant_id, chain_pem, private_key_encrypted, not_before, not_after, renew_after";
+const COLUMNS: &str =
+    "domain, tenant_id, chain_pem, private_key_encrypted, not_before, not_after, renew_after";
 const ISSUED: &str = "status = 'issued' AND chain_pem IS NOT NULL \
                       AND private_key_encrypted IS NOT NULL AND not_after > now()";
 
@@ -307,10 +308,27 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["a.example", "*.platform.example", "xn--bcher-kva.example", "a-b.c1.org"] {
+        for ok in [
+            "a.example",
+            "*.platform.example",
+            "xn--bcher-kva.example",
+            "a-b.c1.org",
+        ] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "A.example", "example", "*.", "*.com", "a..b", "-a.b", "a.b-", "a b.c", "a.*.b", "**.a.b"] {
+        for bad in [
+            "",
+            "A.example",
+            "example",
+            "*.",
+            "*.com",
+            "a..b",
+            "-a.b",
+            "a.b-",
+            "a b.c",
+            "a.*.b",
+            "**.a.b",
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }

@@ -125,8 +125,8 @@ pub async fn rotate_and_load(
             id: 0,
             source: SealError::Random,
         })?;
-        let expires_at = active_from
-            + chrono::Duration::seconds(secs(period) as i64 + secs(lifetime) as i64);
+        let expires_at =
+            active_from + chrono::Duration::seconds(secs(period) as i64 + secs(lifetime) as i64);
         // The id is needed for the seal's context: take it from the identity first.
         let id: i64 = tx
             .query_one(
