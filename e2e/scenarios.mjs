@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Failure, axeCheck, checkPage, counts, quiet, env, eq, fieldError, launch, mailTo, newPage, ok,
-  pathOf, poll, sameCounts, shots, sql, submit, url, writeReport,
+  pageWeight, pathOf, poll, sameCounts, shots, sql, submit, url, writeReport,
 } from './lib.mjs';
 
 const run = Date.now().toString(36);
@@ -58,7 +58,7 @@ async function checkRadio(page, locator) {
 
 // Fills the donation form. `amount` is a preset in minor units (number) or an "Other amount"
 // text in major units (string).
-async function fillGive(page, { amount, frequency, name, email, card = true }) {
+async function fillGive(page, { amount, frequency, name, email, card = true, cardNumber = '4242424242424242' }) {
   const form = page.locator('form#give');
   if (typeof amount === 'number') {
     await checkRadio(page, form.locator(`input[name=preset][value="${amount}"]`));
@@ -75,7 +75,7 @@ async function fillGive(page, { amount, frequency, name, email, card = true }) {
     // Stripe.js (here the emulator's fake one, from its own port) mounts the card fields.
     const number = page.locator('#card-element input[placeholder=number]');
     await number.waitFor({ timeout: 10000 });
-    await number.fill('4242424242424242');
+    await number.fill(cardNumber);
     await page.locator('#card-element input[placeholder=exp_month]').fill('12');
     await page.locator('#card-element input[placeholder=exp_year]').fill('34');
     await page.locator('#card-element input[placeholder=cvc]').fill('123');
@@ -207,6 +207,41 @@ scenario('donor: monthly gift, thank-you page with cancel link, receipt, cancel'
   await axeCheck(page, 'tenant-cancelled');
   await poll('the recurring gift to be canceled', () =>
     sql(`SELECT status FROM recurring_donations WHERE id = '${id}'`) === 'canceled');
+  return page;
+});
+
+scenario('donor: a card that needs 3-D Secure is confirmed with the bank, or refused without a charge', async (browser) => {
+  const page = await newPage(browser);
+  // The emulator's 3-D Secure test card: the server-side confirmation answers requires_action,
+  // the page runs Stripe.js's bank step (the emulator shows its own confirm/fail dialog).
+  const email = `secure-${run}@example.org`;
+  await page.goto(`${url.tenant}/`);
+  await fillGive(page, { amount: 5000, frequency: 'one_time', name: 'Cy Secure', email, cardNumber: '4000002760003184' });
+  await page.getByRole('button', { name: 'Give', exact: true }).click();
+  const confirm = page.getByRole('button', { name: 'Complete authentication' });
+  await confirm.waitFor({ timeout: 15000 });
+  eq((await page.locator('h1').first().textContent()).trim(), 'Confirm with your bank', '3-D Secure heading');
+  await pageWeight(page, 'tenant-3ds');
+  await page.screenshot({ path: join(shots, 'tenant-3ds-desktop.png'), fullPage: true });
+  eq(sql(`SELECT count(*) FROM donations n JOIN donors d ON d.id = n.donor_id
+    WHERE d.email = '${email}' AND n.status = 'succeeded'`), '0', 'succeeded gifts before the bank said yes');
+  await Promise.all([page.waitForURL(/\/give\/thanks\?gift=/, { timeout: 20000 }), confirm.click()]);
+  const id = new URL(page.url()).searchParams.get('gift');
+  ok(UUID.test(id || ''), `thank-you URL names no gift: ${page.url()}`);
+  await poll('the 3-D Secure gift to succeed', () =>
+    sql(`SELECT status FROM donations WHERE id = '${id}'`) === 'succeeded');
+  gifts.push({ id, email, amount: 5000, kind: 'one_time' });
+
+  // The bank says no: a message, still on the confirmation page, and nothing charged.
+  const refused = `refused-${run}@example.org`;
+  await page.goto(`${url.tenant}/`);
+  await fillGive(page, { amount: 2500, frequency: 'one_time', name: 'Di Refused', email: refused, cardNumber: '4000002760003184' });
+  await page.getByRole('button', { name: 'Give', exact: true }).click();
+  await page.getByRole('button', { name: 'Fail authentication' }).click({ timeout: 15000 });
+  await page.locator('#confirm-status', { hasText: 'Nothing was charged' }).waitFor({ timeout: 10000 });
+  ok(!/\/give\/thanks/.test(page.url()), `a refused payment went on to ${page.url()}`);
+  eq(sql(`SELECT count(*) FROM donations n JOIN donors d ON d.id = n.donor_id
+    WHERE d.email = '${refused}' AND n.status = 'succeeded'`), '0', 'succeeded gifts after the bank said no');
   return page;
 });
 

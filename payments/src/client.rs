@@ -326,6 +326,16 @@ impl Subscription {
             .get("client_secret")?
             .as_str()
     }
+
+    /// The status of the first invoice's payment intent (`succeeded`, `requires_action` for
+    /// 3-D Secure, …), when expanded.
+    pub fn payment_status(&self) -> Option<&str> {
+        self.latest_invoice
+            .as_ref()?
+            .get("payment_intent")?
+            .get("status")?
+            .as_str()
+    }
 }
 
 /// An object with only an id (plans, products).

@@ -216,6 +216,10 @@ pub async fn static_file(axum::extract::Path(file): axum::extract::Path<String>)
             include_str!("../static/give.js"),
             "text/javascript; charset=utf-8",
         ),
+        "confirm.js" => (
+            include_str!("../static/confirm.js"),
+            "text/javascript; charset=utf-8",
+        ),
         _ => return AppError::NotFound.into_response(),
     };
     (

@@ -311,11 +311,16 @@ async fn the_admin_console_signs_in_manages_tenants_and_domains() {
 
 /// A card token from the Stripe emulator (what Stripe.js's createToken makes in the browser).
 async fn card_token() -> String {
+    token_for("4242424242424242").await
+}
+
+/// A token for `number` (the emulator's 3-D Secure test cards include 4000002760003184).
+async fn token_for(number: &str) -> String {
     let v = reqwest::Client::new()
         .post(format!("{}/v1/tokens", testkit::stripe().url()))
         .bearer_auth(testkit::STRIPE_TEST_KEY)
         .form(&[
-            ("card[number]", "4242424242424242"),
+            ("card[number]", number),
             ("card[exp_month]", "12"),
             ("card[exp_year]", "2034"),
             ("card[cvc]", "123"),
@@ -485,4 +490,58 @@ async fn staff_see_their_donations_and_download_them_as_csv() {
         let r = send(&e.state, &site(e.tenant), "GET", page, None, &cookies).await;
         assert_eq!(r.status, StatusCode::OK, "{page}");
     }
+}
+
+#[tokio::test]
+async fn a_card_that_needs_3d_secure_gets_the_bank_confirmation_step() {
+    let e = env().await;
+    for (frequency, next) in [
+        ("one_time", "/give/thanks?gift="),
+        ("month", "/give/thanks?recurring="),
+    ] {
+        let form = format!(
+            "preset=2500&fund=general&frequency={frequency}&donor_name=Cy&donor_email=cy%40example.org&card_token={}",
+            token_for("4000002760003184").await
+        );
+        let r = send(&e.state, &site(e.tenant), "POST", "/give", Some(&form), "").await;
+        // Not a redirect to "thank you": the bank has not said yes yet.
+        assert_eq!(r.status, StatusCode::OK, "{frequency}: {}", r.body);
+        assert!(r.body.contains("Confirm with your bank"), "{}", r.body);
+        assert!(
+            r.body.contains("data-client-secret=\"pi_"),
+            "{frequency}: no PaymentIntent client secret: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains(&format!("data-next=\"{next}")),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("/static/confirm.js"));
+        // The page holds the client secret: no cache may keep it.
+        let cache = r.headers["cache-control"].to_str().unwrap();
+        assert!(cache.contains("no-store"), "{cache}");
+    }
+    // Nothing has succeeded before the bank confirms.
+    let succeeded: i64 = e
+        .owner
+        .query_one(
+            "SELECT count(*) FROM donations WHERE status = 'succeeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(succeeded, 0);
+    let r = send(
+        &e.state,
+        &site(e.tenant),
+        "GET",
+        "/static/confirm.js",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("confirmCardPayment"));
 }

@@ -95,8 +95,9 @@ pub struct Started {
     pub publishable_key: Option<String>,
     /// The connected account Stripe.js must be initialised with (`stripeAccount`).
     pub stripe_account: String,
-    /// PaymentIntent status of a one-time gift confirmed on the server (`succeeded`,
-    /// `requires_action`, …); absent when the browser confirms it.
+    /// Status of the payment confirmed on the server with the card token (`succeeded`,
+    /// `requires_action` when the bank asks for 3-D Secure, …): the one-time gift's
+    /// PaymentIntent or a recurring gift's first invoice's; absent when the browser confirms it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_status: Option<String>,
     /// Subscription status for recurring gifts (`active`, `incomplete`, …).

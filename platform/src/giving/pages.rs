@@ -224,6 +224,26 @@ pub async fn give(
                 ),
                 (None, None) => "/give/thanks".into(),
             };
+            if needs_bank_confirmation(&started) {
+                if let Some(secret) = started.client_secret.clone() {
+                    let page = Authenticate {
+                        name: profile.name.clone(),
+                        summary: money(started.amount_minor, &started.currency),
+                        stripe_key: started.publishable_key.clone().unwrap_or_default(),
+                        stripe_account: started.stripe_account.clone(),
+                        stripe_js: state.domains.stripe_js_url.clone(),
+                        client_secret: secret,
+                        next: to,
+                    };
+                    // The client secret is on the page: never stored by a cache.
+                    return Ok(render(
+                        StatusCode::OK,
+                        &page,
+                        &csp(Some(&state.domains.stripe_js_url)),
+                        true,
+                    ));
+                }
+            }
             Ok(see_other(&to))
         }
         Err(AppError::Unavailable(cause)) if cause.starts_with("stripe") => {
@@ -252,6 +272,26 @@ pub async fn give(
             landing_page(&state, &req, form, errors, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
+}
+
+/// The 3-D Secure step between the form and the thank-you page.
+#[derive(Template)]
+#[template(path = "site/authenticate.html")]
+struct Authenticate {
+    name: String,
+    summary: String,
+    stripe_key: String,
+    stripe_account: String,
+    stripe_js: String,
+    client_secret: String,
+    /// The thank-you page to go on to once the bank has confirmed.
+    next: String,
+}
+
+/// Whether the card's bank must confirm the (first) payment in the browser (3-D Secure): the
+/// one-time PaymentIntent, or the subscription's first invoice's, is in `requires_action`.
+fn needs_bank_confirmation(started: &super::create::Started) -> bool {
+    started.payment_status.as_deref() == Some("requires_action")
 }
 
 #[derive(Template)]

@@ -376,6 +376,9 @@ async fn settle(
             started.recurring_donation_id = Some(*id);
             started.client_secret = sub.payment_client_secret().map(str::to_owned);
             started.subscription_status = Some(sub.status.clone());
+            if r.v.card_token.is_some() {
+                started.payment_status = sub.payment_status().map(str::to_owned);
+            }
             // The host the router verified and signed.
             started.cancel_url = Some(crate::giving::cancel_url(
                 state,
