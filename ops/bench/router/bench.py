@@ -85,9 +85,19 @@ def nginx_conf(work, name, body):
     return path
 
 
-def router_conf(work, name, tenants, up_port, access_log, trusted=False):
+# Rate-limit runs: one zone keyed like the seeds' `general` zone (client address) on every
+# request, with a rate no benchmark reaches, so every request pays for the check and none is
+# refused; plan limits off (the static tenants' plan would refuse at 10 r/s).
+LIMITS_OFF = "[rate_limits]\nenabled = false\n"
+LIMITS_ON = ('[rate_limits]\nenabled = true\nkey_prefix = "bench"\n'
+             'zone = [{ name = "general", key = ["client_ip"], rate = "1000000r/s", '
+             'burst = 1000000, nodelay = true }]\n[rate_limits.plan]\nenabled = false\n')
+
+
+def router_conf(work, name, tenants, up_port, access_log, trusted=False, extra=LIMITS_OFF):
     """A one-thread router configuration on a fresh port; returns (path, port). `trusted`:
-    loopback is a trusted proxy (the production shape behind a load balancer)."""
+    loopback is a trusted proxy (the production shape behind a load balancer). `extra`: more
+    tables (rate limits off unless given, so the long-running figures stay comparable)."""
     r_port, m_port = free_port(), free_port()
     path = os.path.join(work, f"router-{name}.toml")
     with open(path, "w") as f:
@@ -99,7 +109,7 @@ def router_conf(work, name, tenants, up_port, access_log, trusted=False):
                 f'[edge]\nsigning_secret = "bench-secret-0123456789abcdef0123456789"\n'
                 f'[lifecycle]\nthreads = 1\nshutdown_timeout_secs = 1\n'
                 f'upgrade_sock = "{work}/up-{name}.sock"\npid_file = "{work}/router-{name}.pid"\n'
-                f'[log]\nformat = "json"\nlevel = "info"\n')
+                f'[log]\nformat = "json"\nlevel = "info"\n' + extra)
     return path, r_port
 
 
@@ -172,18 +182,21 @@ def count_instructions(rel, work, confs, nginx, up_port, script, log):
               f"+{(no_sha / bare - 1) * 100:.0f}%)")
 
 
-def nginx_proxy_conf(work, hosts, ids, up_port):
+def nginx_proxy_conf(work, hosts, ids, up_port, limit=False):
     """nginx doing the router's job: host → tenant map, owned headers replaced, the same
     forwarding headers, security headers, least_conn + keepalive upstream, access log on.
-    Returns (config path, port)."""
+    `limit`: also a `limit_req` zone equal to the router's rate-limit runs (per client address,
+    a rate no run reaches). Returns (config path, port)."""
     n_port = free_port()
     maps = "\n".join(f"    {h} {ids[h]};" for h in hosts)
     slugs = "\n".join(f"    {h} {h.split('.')[0]};" for h in hosts)
     body = (
-        "  log_format j escape=json '{\"request_id\":\"$request_id\",\"host\":\"$host\",\"status\":$status,"
+        ("  log_format j escape=json '{\"request_id\":\"$request_id\",\"host\":\"$host\",\"status\":$status,"
         "\"bytes\":$body_bytes_sent,\"total\":$request_time,\"upstream\":\"$upstream_response_time\"}';\n"
-        "  access_log %s/nginx-access.log j;\n"
-        "  map $host $tenant_id { hostnames; default \"\";\n%s\n  }\n"
+        "  access_log %s/nginx-access.log j;\n")
+        + ("  limit_req_zone $binary_remote_addr zone=general:10m rate=1000000r/s;\n"
+           "  limit_req zone=general burst=1000000 nodelay;\n" if limit else "")
+        + "  map $host $tenant_id { hostnames; default \"\";\n%s\n  }\n"
         "  map $host $tenant_slug { hostnames; default \"\";\n%s\n  }\n"
         "  upstream platform { least_conn; server 127.0.0.1:%d max_fails=3 fail_timeout=30s; keepalive 64; }\n"
         "  server { listen 127.0.0.1:%d; keepalive_requests 100000;\n"
@@ -202,8 +215,8 @@ def nginx_proxy_conf(work, hosts, ids, up_port):
         "      add_header Permissions-Policy \"camera=(), microphone=(), geolocation=(), payment=(self)\" always;\n"
         "      add_header X-Request-Id $request_id always;\n"
         "      gzip on; gzip_types text/plain text/css application/json application/javascript;\n"
-        "    } }" % (work, maps, slugs, up_port, n_port))
-    return nginx_conf(work, "proxy", body), n_port
+        "    } }") % (work, maps, slugs, up_port, n_port)
+    return nginx_conf(work, "proxy-limit" if limit else "proxy", body), n_port
 
 
 class Target:
@@ -330,6 +343,9 @@ def main():
                     help="also run this router build (access log on) as target 'alt router', "
                          "for an A/B of two builds in the same rounds (with --instructions: "
                          "direct and trusted-proxy runs of it too)")
+    ap.add_argument("--no-limits", action="store_true",
+                    help="skip the rate-limit runs (our router with one zone checked locally and "
+                         "through Redis, and nginx with an equal limit_req zone)")
     ap.add_argument("--big-tenants", type=int, default=100000,
                     help="tenants for the running router's memory figure (0: skip)")
     args = ap.parse_args()
@@ -406,8 +422,20 @@ def main():
                    ("our router, no log", os.path.join(rel, "router"), "false", "false")]
         if args.alt_router:
             routers.append(("alt router", args.alt_router, "alt", "true"))
+        limits = {}
+        if not args.no_limits:
+            # Redis for the shared limits, on the loopback like everything else.
+            redis_port = free_port()
+            procs.append(start(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                                "--save", "", "--appendonly", "no"], log, 0))
+            wait_port(redis_port)
+            routers.append(("router, limits local", os.path.join(rel, "router"), "limits-local", "true"))
+            routers.append(("router, limits redis", os.path.join(rel, "router"), "limits-redis", "true"))
+            limits = {"limits-local": LIMITS_ON,
+                      "limits-redis": LIMITS_ON + f'[redis]\nurl = "redis://127.0.0.1:{redis_port}/0"\n'}
         for label, binary, name, access_log in routers:
-            rconf, r_port = router_conf(work, name, tenants, up_port, access_log)
+            rconf, r_port = router_conf(work, name, tenants, up_port, access_log,
+                                        extra=limits.get(name, LIMITS_OFF))
             rlog = open(os.path.join(work, f"router-{name}.log"), "w")
             env = {"PATH": os.environ.get("PATH", "")}
             p = start([binary, "--config", rconf, "serve"], rlog, 1, env)
@@ -417,6 +445,11 @@ def main():
         p = start(["nginx", "-c", conf, "-p", work], log, 1)
         procs.append(p)
         targets.append(Target("nginx", n_port, p))
+        if not args.no_limits:
+            conf, l_port = nginx_proxy_conf(work, hosts, ids, up_port, limit=True)
+            p = start(["nginx", "-c", conf, "-p", work], log, 1)
+            procs.append(p)
+            targets.append(Target("nginx, limit_req", l_port, p))
 
         for t in targets:
             wait_port(t.port)
@@ -467,6 +500,17 @@ def main():
         by = {t.name: t for t in targets}
         pairs = [("alt router / our router CPU/req", "alt router", "our router", "cpu_us_per_req")] \
             if args.alt_router else []
+        if not args.no_limits:
+            pairs += [("limits local / off req/s", "router, limits local", "our router", "rps"),
+                      ("limits redis / off req/s", "router, limits redis", "our router", "rps"),
+                      ("nginx limit_req / nginx req/s", "nginx, limit_req", "nginx", "rps")]
+            for label in ("router, limits local", "router, limits redis"):
+                print(f"{label + ' vs off:':27}{(res[label]['rps'] / ours['rps'] - 1) * 100:+.1f}% req/s, "
+                      f"p99 {(res[label]['p99'] - ours['p99']) * 1000:+.0f} us, "
+                      f"CPU/req {res[label]['cpu_us_per_req'] - ours['cpu_us_per_req']:+.1f} us")
+            nl = res["nginx, limit_req"]
+            print(f"{'nginx limit_req vs nginx:':27}{(nl['rps'] / ngx['rps'] - 1) * 100:+.1f}% req/s, "
+                  f"p99 {(nl['p99'] - ngx['p99']) * 1000:+.0f} us")
         for label, a, b, k in pairs + [
                 ("our router / bare CPU/req", "our router", "bare pingora", "cpu_us_per_req"),
                 ("no-log router / bare CPU/req", "our router, no log", "bare pingora", "cpu_us_per_req"),
