@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+mod client_limits;
 mod rate_limits;
 
 use super::{
     check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
     LogConfig, RedisConfig, Secret, DATABASE_ENV,
 };
+pub use client_limits::ClientLimits;
 pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
 
 /// Everything the `router` binary reads at start.
@@ -63,6 +65,10 @@ pub struct RouterConfig {
     /// nginx `limit_req` zones, per-plan tenant limits and the Redis time budget.
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// Request-head size limits, client deadlines, pipelining and the per-address connection
+    /// cap.
+    #[serde(default)]
+    pub client_limits: ClientLimits,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -484,6 +490,7 @@ impl ConfigFile for RouterConfig {
             r.validate()?;
         }
         self.rate_limits.validate()?;
+        self.client_limits.validate()?;
         Ok(())
     }
 }
