@@ -826,3 +826,56 @@ async fn onboarding_creates_one_express_account_and_returns_a_link() {
         .count();
     assert_eq!(links, 2);
 }
+
+/// Public suffixes (`co.uk`, `github.io`) are refused as custom domains with a 422
+/// problem+json naming the field; names below them are fine.
+#[tokio::test]
+async fn public_suffixes_are_refused_as_custom_domains() {
+    let a = setup().await;
+    let (pair, csrf) = session(&a.state).await;
+    let auth = Some((pair.as_str(), Some(csrf.as_str())));
+    let t = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(json!({"slug": "grace", "name": "Grace", "plan_id": "growth"})),
+        auth,
+    )
+    .await;
+    let tenant = t.body["id"].as_str().unwrap().to_owned();
+    let domains = format!("/api/admin/tenants/{tenant}/domains");
+    for suffix in ["co.uk", "github.io", "GitHub.IO."] {
+        let text = json!({ "domain": suffix }).to_string();
+        let req = request("POST", &domains, "admin", Some(&text))
+            .header("cookie", &pair)
+            .header("x-csrf-token", &csrf)
+            .body(Body::from(text))
+            .unwrap();
+        let resp = platform::app(a.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{suffix}");
+        assert_eq!(
+            resp.headers()["content-type"], "application/problem+json",
+            "{suffix}"
+        );
+        let body: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["errors"][0]["field"], "domain", "{body}");
+        assert!(body.to_string().contains("public suffix"), "{body}");
+    }
+    let stored: i64 = a
+        .owner
+        .query_one("SELECT count(*) FROM tenant_domains", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "nothing was stored");
+    let below = call(
+        &a.state,
+        "POST",
+        &domains,
+        Some(json!({"domain": "grace.github.io"})),
+        auth,
+    )
+    .await;
+    assert_eq!(below.status, StatusCode::CREATED, "{}", below.body);
+}

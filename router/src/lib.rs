@@ -4,12 +4,11 @@
 //! Module map:
 //! - [`cli`]: command line (`serve [--upgrade]`, `check-config`), called by `main.rs`.
 //! - [`server`]: assembles the Pingora server (proxy, admin listener, health checks).
-//! - [`connection`]: the client connection around Pingora's loop (header deadline, per-address
-//!   cap, pipelining, half-close).
 //! - [`proxy`]: the `ProxyHttp` implementation, one hook per concern, an orchestrator.
 //! - [`ctx`]: the per-request context, its identity fields set once per request.
 //! - [`respond`]: the ordered responders that answer without proxying, and their [`respond::Reply`].
 //! - [`forward`]: the upstream request's headers and signed tenant context.
+//! - [`acme`]: certificates for verified custom domains (HTTP-01, renewal, cluster leases).
 //! - [`limits`]: nginx `limit_req` zones in Redis with a local fallback.
 //! - [`resolve`]: host classification plus cached tenant lookup → a routing decision.
 //! - [`store`]: the tenant store the configuration names (PostgreSQL or the static file).
@@ -25,10 +24,10 @@
 //! - [`text`]: client addresses as text on the stack.
 
 pub mod access_log;
+pub mod acme;
 pub mod cache;
 pub mod cli;
 pub mod compression;
-pub mod connection;
 pub mod ctx;
 pub mod forward;
 pub mod headers;

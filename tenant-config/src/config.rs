@@ -24,6 +24,9 @@ pub use router::{
     PlanLimit, Rate, RateLimits, RouterConfig, RouterListen, SecurityHeaders, TenantCacheConfig,
     Upstreams,
 };
+pub use router::{
+    AcmeConfig, Dns01Config, ExternalAccountBinding, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
+};
 pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 
 use crate::domain::DomainPolicy;

@@ -32,6 +32,10 @@ pub enum DomainError {
     /// The last label must be alphabetic (or an IDNA label): no real TLD is numeric.
     #[error("domain has an invalid top-level label")]
     BadTld,
+    /// A public suffix (`co.uk`, `github.io`): names under it belong to many owners, so no
+    /// one tenant can own it, and a certificate for it would never be issued.
+    #[error("domain is a public suffix (like co.uk or github.io), not a name one owner can hold")]
+    PublicSuffix,
 }
 
 /// Deployment-specific switches for custom-domain validation.
@@ -63,7 +67,17 @@ pub fn validate_custom_domain(
     if !policy.allow_special_use && SPECIAL_USE_TLDS.contains(&tld) {
         return Err(DomainError::SpecialUse);
     }
+    if is_public_suffix(&name) {
+        return Err(DomainError::PublicSuffix);
+    }
     Ok(name)
+}
+
+/// Whether `name` is itself on the Public Suffix List (ICANN and private sections, as the
+/// `psl` crate compiles them in): `co.uk`, `github.io`, `s3.amazonaws.com`. Names below a
+/// suffix (`grace.co.uk`) are not; unlisted TLDs count as suffixes only as a whole.
+pub fn is_public_suffix(name: &str) -> bool {
+    psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == name.as_bytes())
 }
 
 #[cfg(test)]
@@ -103,6 +117,21 @@ mod tests {
         assert_eq!(
             validate_custom_domain("a.b.c1", &r, strict),
             Err(DomainError::BadTld)
+        );
+        for suffix in ["co.uk", "github.io", "CO.UK.", "s3.amazonaws.com"] {
+            assert_eq!(
+                validate_custom_domain(suffix, &r, strict),
+                Err(DomainError::PublicSuffix),
+                "{suffix}"
+            );
+        }
+        assert_eq!(
+            validate_custom_domain("grace.co.uk", &r, strict).unwrap(),
+            "grace.co.uk"
+        );
+        assert_eq!(
+            validate_custom_domain("grace.github.io", &r, strict).unwrap(),
+            "grace.github.io"
         );
         let local = DomainPolicy {
             allow_special_use: true,

@@ -21,6 +21,7 @@
 mod dns;
 pub mod edge;
 mod origin;
+mod pebble;
 mod postgres;
 mod process;
 mod redis;
@@ -32,6 +33,7 @@ pub mod tls;
 
 pub use dns::{dns, DnsServer};
 pub use origin::{origin, Origin, OriginBuilder};
+pub use pebble::{pebble, Pebble, PebbleBuilder};
 pub use postgres::{database, postgres, PgCluster, TestDb};
 pub use redis::{redis, RedisServer};
 pub use router::{router, RouterBuilder, RouterProcess, BASE_DOMAIN, EDGE_SECRET};

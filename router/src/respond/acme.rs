@@ -1,14 +1,17 @@
 //! ACME HTTP-01 challenges (`/.well-known/acme-challenge/<token>`). Answered before the HTTPS
 //! redirect, so a challenge never gets a `308` instead of its token, and never proxied.
 //!
-//! Issuance is not enabled yet: every token is unknown, so the answer is a `404`. The
-//! certificate store will answer known tokens here.
+//! Answers come from `acme_challenges` in PostgreSQL ([`crate::acme::challenge::Answers`]), so
+//! the instance the CA reaches need not be the one that placed the order. A token of the wrong
+//! shape, an unknown or expired token, or a token asked for on another host than the one it was
+//! issued for gets a `404`; without a database every challenge is a `404`.
 
 use std::ops::ControlFlow;
 
 use pingora::http::RequestHeader;
 
-use super::Step;
+use super::{Reply, Step};
+use crate::acme::challenge::Answers;
 use crate::ctx::RequestCtx;
 use crate::metrics::RouteLabel;
 use crate::pages;
@@ -17,10 +20,24 @@ use crate::pages;
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Answers challenge paths; everything else continues.
-pub fn respond(req: &RequestHeader, ctx: &mut RequestCtx) -> Step {
-    if !req.uri.path().starts_with(CHALLENGE_PREFIX) {
+pub async fn respond(req: &RequestHeader, ctx: &mut RequestCtx, answers: Option<&Answers>) -> Step {
+    let Some(token) = req.uri.path().strip_prefix(CHALLENGE_PREFIX) else {
         return ControlFlow::Continue(());
-    }
+    };
     ctx.route = RouteLabel::Router;
-    ControlFlow::Break(pages::error(404, ctx.request_id()))
+    let Some(answers) = answers else {
+        return ControlFlow::Break(pages::error(404, ctx.request_id()));
+    };
+    match answers.lookup(token).await {
+        Ok(Some(a)) if ctx.host() == Some(a.domain.as_str()) => ControlFlow::Break(Reply::new(
+            200,
+            "text/plain",
+            a.key_authorization.into_bytes(),
+        )),
+        Ok(_) => ControlFlow::Break(pages::error(404, ctx.request_id())),
+        Err(e) => {
+            tracing::warn!(error = %e, "ACME challenge lookup failed");
+            ControlFlow::Break(pages::error(503, ctx.request_id()))
+        }
+    }
 }

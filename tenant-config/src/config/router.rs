@@ -5,14 +5,16 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-mod client_limits;
+mod acme;
 mod rate_limits;
 
 use super::{
     check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
     LogConfig, RedisConfig, Secret, DATABASE_ENV,
 };
-pub use client_limits::ClientLimits;
+pub use acme::{
+    AcmeConfig, Dns01Config, ExternalAccountBinding, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
+};
 pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
 
 /// Everything the `router` binary reads at start.
@@ -65,10 +67,9 @@ pub struct RouterConfig {
     /// nginx `limit_req` zones, per-plan tenant limits and the Redis time budget.
     #[serde(default)]
     pub rate_limits: RateLimits,
-    /// Request-head size limits, client deadlines, pipelining and the per-address connection
-    /// cap.
+    /// ACME issuance and renewal of custom-domain certificates (off by default).
     #[serde(default)]
-    pub client_limits: ClientLimits,
+    pub acme: AcmeConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -354,6 +355,15 @@ impl ConfigFile for RouterConfig {
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
         var("REDIS_URL", "redis.url", EnvKind::Str),
         var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
+        var("ACME_ENABLED", "acme.enabled", EnvKind::Bool),
+        var("ACME_DIRECTORY_URL", "acme.directory_url", EnvKind::Str),
+        var("ACME_CONTACT", "acme.contact", EnvKind::List),
+        var("ACME_CA_ROOT_FILE", "acme.server_root_file", EnvKind::Str),
+        var(
+            "ACME_TRUSTED_ROOTS_FILE",
+            "acme.trusted_roots_file",
+            EnvKind::Str,
+        ),
         var(
             "ROUTER_RATE_LIMIT_INSTANCES",
             "rate_limits.instances",
@@ -490,7 +500,13 @@ impl ConfigFile for RouterConfig {
             r.validate()?;
         }
         self.rate_limits.validate()?;
-        self.client_limits.validate()?;
+        self.acme.validate()?;
+        if self.acme.enabled && self.database.is_none() {
+            return Err(ConfigError::invalid(
+                "acme.enabled",
+                "ACME needs database.url (challenges, accounts and certificates are shared there)",
+            ));
+        }
         Ok(())
     }
 }

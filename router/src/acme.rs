@@ -1,0 +1,263 @@
+//! ACME: certificates for verified custom domains, ordered and renewed in the background by
+//! whichever router instance gets to a name first, and never for anyone else's name.
+//!
+//! How a name gets a certificate:
+//! - **Verified** (`NOTIFY domain_verified`, migration 0012) or found by the periodic scan
+//!   (every `acme.check_interval_secs`, jittered) → queued.
+//! - **Handshake for a name without a certificate**: the TLS resolver calls [`Acme::on_missing`]
+//!   (through a channel, never waiting); [`policy::Gate`] lets only names the in-memory tenant
+//!   cache holds as verified domains of served tenants through, before any database access.
+//! - The bounded, deduplicated [`queue`] feeds `acme.concurrency` workers running
+//!   [`issue::Issuer::process`]: lease (one issuer per name across instances) → re-check the
+//!   store → budgets → HTTP-01 order with the answer in PostgreSQL ([`challenge`], served by
+//!   `respond/acme.rs` on every instance) → `CertStore::put_issued` (NOTIFY to every router).
+//! - Renewal at a random point of ARI's window ([`ari`]) or two thirds of the lifetime
+//!   ([`schedule`]), and at once when the stored chain stops verifying ([`trust`]).
+//!
+//! Module map: [`account`] (registration, sealed credentials), [`client`] (HTTP client that
+//! keeps `Retry-After`) and [`names`] (leases, budgets, status rows).
+
+pub mod account;
+pub mod ari;
+pub mod challenge;
+pub mod client;
+pub mod issue;
+pub mod names;
+pub mod policy;
+pub mod queue;
+pub mod schedule;
+pub mod trust;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenant_config::certs::CertStore;
+use tenant_config::config::{AcmeConfig, RouterConfig, Secret};
+use tenant_config::db::listen::{ListenEvent, ListenStream};
+use tenant_config::db::Pool;
+use tenant_config::HostRules;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::cache::TenantCache;
+use challenge::Answers;
+use policy::Gate;
+use queue::{Queue, Reason};
+
+/// The channel migration 0012's trigger notifies when a domain becomes verified.
+pub const VERIFIED_CHANNEL: &str = "domain_verified";
+
+/// Names found due per scan at most (the rest wait for the next scan).
+const SCAN_LIMIT: i64 = 1_000;
+
+/// The running ACME service.
+pub struct Acme {
+    gate: Gate,
+    queue: Queue,
+}
+
+impl Acme {
+    /// A handshake arrived for `sni` and no certificate matched: queue it if, and only if, the
+    /// in-memory tenant data says it is a verified domain of a served tenant. Never waits.
+    pub fn on_missing(&self, sni: &str) {
+        if let Ok(name) = self.gate.check(sni) {
+            self.queue.push(&name, Reason::Handshake);
+        }
+    }
+
+    /// A sender for the TLS resolver's missing-certificate hook: names sent here go through
+    /// [`Acme::on_missing`] on a task of `runtime`.
+    pub fn missing_sender(self: &Arc<Self>, runtime: &Handle) -> mpsc::Sender<String> {
+        let (tx, mut rx) = mpsc::channel::<String>(1_024);
+        let me = self.clone();
+        runtime.spawn(async move {
+            while let Some(name) = rx.recv().await {
+                me.on_missing(&name);
+            }
+        });
+        tx
+    }
+}
+
+/// Starts the service on `runtime`: workers, the verification listener and the scan.
+pub fn start(
+    runtime: &Handle,
+    config: &AcmeConfig,
+    database_url: &Secret,
+    pool: Pool,
+    store: CertStore,
+    rules: HostRules,
+    cache: TenantCache,
+) -> Result<Arc<Acme>, String> {
+    describe_metrics();
+    let names = names::Names::new(pool.clone());
+    let accounts = account::Accounts::new(pool, store.seal_key().clone(), config.clone())?;
+    let issuer = Arc::new(issue::Issuer {
+        names,
+        accounts,
+        store,
+        config: config.clone(),
+    });
+    let (queue, mut rx) = queue::queue(config.queue_capacity);
+    let acme = Arc::new(Acme {
+        gate: Gate::new(rules, cache),
+        queue: queue.clone(),
+    });
+
+    let workers = Arc::new(Semaphore::new(config.concurrency));
+    let work = issuer.clone();
+    runtime.spawn(async move {
+        while let Some((name, reason)) = rx.next().await {
+            let Ok(permit) = workers.clone().acquire_owned().await else {
+                return;
+            };
+            let issuer = work.clone();
+            tokio::spawn(async move {
+                issuer.process(&name, reason).await;
+                drop(permit);
+            });
+        }
+    });
+
+    let (scan_now, scan_rx) = mpsc::channel::<()>(1);
+    runtime.spawn(listen_verified(
+        database_url.clone(),
+        queue.clone(),
+        scan_now,
+    ));
+    runtime.spawn(scan_loop(
+        issuer,
+        queue,
+        Duration::from_secs(config.check_interval_secs),
+        scan_rx,
+    ));
+    tracing::info!(directory = %config.directory_url, "ACME issuance on");
+    Ok(acme)
+}
+
+/// `LISTEN domain_verified`: a newly verified name is queued at once. After a (re)connect the
+/// scan runs, since notifications sent meanwhile are lost.
+async fn listen_verified(url: Secret, queue: Queue, scan_now: mpsc::Sender<()>) {
+    let target = match tenant_config::db::tls::PgTarget::parse(url.expose()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "database.url cannot be used for LISTEN; verified domains wait for the scan");
+            return;
+        }
+    };
+    let mut events = ListenStream::new(target, &[VERIFIED_CHANNEL], "domain verification");
+    loop {
+        match events.next().await {
+            ListenEvent::Connected | ListenEvent::Reconnected => {
+                let _ = scan_now.try_send(());
+            }
+            ListenEvent::Notification { payload, .. } => {
+                // The payload comes from our own trigger; still only a plausible name is queued.
+                if tenant_config::certs::store::check_name(&payload).is_ok()
+                    && !payload.starts_with("*.")
+                {
+                    queue.push(&payload, Reason::New);
+                }
+            }
+        }
+    }
+}
+
+/// Every (jittered) interval, or when asked: queue names due for issuance or renewal, and
+/// those whose stored chain no longer verifies to a trusted root.
+async fn scan_loop(
+    issuer: Arc<issue::Issuer>,
+    queue: Queue,
+    interval: Duration,
+    mut scan_now: mpsc::Receiver<()>,
+) {
+    loop {
+        scan_once(&issuer, &queue).await;
+        let wait = schedule::jittered(interval, &mut rand::rng());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = scan_now.recv() => {}
+        }
+    }
+}
+
+async fn scan_once(issuer: &issue::Issuer, queue: &Queue) {
+    match issuer.names.due(SCAN_LIMIT).await {
+        Ok(due) => {
+            for (name, has_cert) in due {
+                let reason = if has_cert {
+                    Reason::Renewal
+                } else {
+                    Reason::New
+                };
+                queue.push(&name, reason);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ACME scan failed"),
+    }
+    let roots = match trust::trusted_roots(issuer.config.trusted_roots_file.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "ACME: trusted roots unreadable; chain check skipped");
+            return;
+        }
+    };
+    match issuer.names.managed_chains().await {
+        Ok(chains) => {
+            for (name, pem) in chains {
+                let ok = trust::chain_ders(&pem).and_then(|c| trust::verifies(&c, &name, &roots));
+                if let Err(e) = ok {
+                    tracing::info!(name, error = %e, "certificate no longer verifies; queued for renewal");
+                    if issuer.names.renew_now(&name).await.is_ok() {
+                        queue.push(&name, Reason::Renewal);
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ACME chain check failed"),
+    }
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "router_acme_orders_total",
+        "ACME orders by kind (issue, renew) and outcome (issued, invalid, rate_limited, failed)"
+    );
+    metrics::describe_counter!(
+        "router_acme_refused_names_total",
+        "Names a certificate was not ordered for (SNI not a verified tenant domain), by reason"
+    );
+    metrics::describe_counter!(
+        "router_acme_queue_dropped_total",
+        "Names not queued because the issuance queue was full"
+    );
+    metrics::describe_counter!(
+        "router_acme_budget_deferred_total",
+        "Orders deferred because the per-name or global order budget was used up"
+    );
+    metrics::describe_counter!(
+        "router_acme_accounts_registered_total",
+        "ACME accounts registered (again after the CA forgot one)"
+    );
+    metrics::describe_histogram!(
+        "router_acme_order_duration_seconds",
+        "Seconds from placing an order to storing its certificate or giving up"
+    );
+}
+
+/// The pool ACME uses (leases, challenges, accounts): small, since it serves background work
+/// and challenge lookups only. Must run inside a Tokio runtime.
+pub fn pool(config: &RouterConfig) -> Result<Option<Pool>, String> {
+    let Some(db) = &config.database else {
+        return Ok(None);
+    };
+    tenant_config::db::pool_for_url(&db.url, 4, db.connect_timeout_ms)
+        .map(Some)
+        .map_err(|e| format!("ACME database pool: {e}"))
+}
+
+/// HTTP-01 answers for the proxy, whenever there is a database: even an instance that orders
+/// nothing itself answers challenges another instance published.
+pub fn challenge_answers(config: &RouterConfig) -> Result<Option<Arc<Answers>>, String> {
+    Ok(pool(config)?.map(|p| Arc::new(Answers::new(p))))
+}

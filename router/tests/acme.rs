@@ -1,0 +1,354 @@
+//! ACME against a real Pebble (Debian `pebble`), one Pebble per test aimed at that test's
+//! router process, which answers HTTP-01 challenges from PostgreSQL.
+//!
+//! The issuers run in this process as separate ACME services, each with its own pool and
+//! instance id, exactly as two router instances run them: they share only the database. The
+//! router *process* answers the CA's validation requests, so every issuance here also shows a
+//! challenge published by one instance validating through another.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use router::acme::{self, trust, Acme};
+use router::cache::{Key, TenantCache};
+use tenant_config::certs::{CertStore, SealKey};
+use tenant_config::config::{AcmeConfig, Secret, TenantCacheConfig};
+use tenant_config::db::pool_for_url;
+use tenant_config::store::PgTenantStore;
+use tenant_config::HostRules;
+
+const NAME: &str = "give.grace-church.example";
+
+struct Stack {
+    db: testkit::TestDb,
+    _router: testkit::RouterProcess,
+    pebble: testkit::Pebble,
+    roots: PathBuf,
+    key: Arc<SealKey>,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack(validity_secs: Option<u64>) -> Stack {
+    let db = testkit::database().await;
+    db.connect_as("postgres")
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO tenants (slug, name, status) VALUES ('grace', 'Grace', 'active');
+             INSERT INTO tenant_domains (tenant_id, domain, status, verification_token)
+                 SELECT id, '{NAME}', 'pending_verification', 't1' FROM tenants;
+             INSERT INTO tenant_domains (tenant_id, domain, status, verification_token)
+                 SELECT id, 'unverified.grace-church.example', 'pending_verification', 't2' FROM tenants;"
+        ))
+        .await
+        .unwrap();
+    let router = testkit::router(env!("CARGO_BIN_EXE_router"))
+        .database(&db.router_url())
+        .platform(&["127.0.0.1:9".into()])
+        .start();
+    let mut builder = testkit::pebble(router.port);
+    if let Some(s) = validity_secs {
+        builder = builder.validity_secs(s);
+    }
+    let pebble = builder.start();
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("pebble-root.pem");
+    pebble.write_root(&roots);
+    Stack {
+        db,
+        _router: router,
+        pebble,
+        roots,
+        key: Arc::new(SealKey::generate().unwrap().0),
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    fn config(&self) -> AcmeConfig {
+        AcmeConfig {
+            enabled: true,
+            directory_url: self.pebble.directory_url(),
+            contact: vec!["mailto:ops@platform.test".into()],
+            server_root_file: Some(self.pebble.server_root().to_owned()),
+            trusted_roots_file: Some(self.roots.clone()),
+            check_interval_secs: 1,
+            backoff_min_secs: 1,
+            backoff_max_secs: 4,
+            order_timeout_secs: 30,
+            ..AcmeConfig::default()
+        }
+    }
+
+    /// One ACME service, as one router instance runs it.
+    fn instance(&self, config: &AcmeConfig) -> (Arc<Acme>, CertStore, TenantCache) {
+        let url = Secret::new(self.db.router_url());
+        let pool = pool_for_url(&url, 4, 5_000).unwrap();
+        let store = CertStore::new(pool.clone(), self.key.clone());
+        let rules = HostRules::new(testkit::BASE_DOMAIN, "admin.platform.test").unwrap();
+        let cache = TenantCache::new(
+            Arc::new(PgTenantStore::new(pool.clone())),
+            &TenantCacheConfig::default(),
+        );
+        let acme = acme::start(
+            &tokio::runtime::Handle::current(),
+            config,
+            &url,
+            pool,
+            store.clone(),
+            rules,
+            cache.clone(),
+        )
+        .unwrap();
+        (acme, store, cache)
+    }
+
+    async fn sql(&self, q: &str) {
+        self.db
+            .connect_as("postgres")
+            .await
+            .batch_execute(q)
+            .await
+            .unwrap();
+    }
+
+    async fn count(&self, q: &str) -> i64 {
+        self.db
+            .connect_as("postgres")
+            .await
+            .query_one(q, &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn verify(&self) {
+        self.sql(&format!(
+            "UPDATE tenant_domains SET status = 'verified', verified_at = now() WHERE domain = '{NAME}'"
+        ))
+        .await;
+    }
+}
+
+/// Waits (bounded) for the stored certificate of `NAME` to satisfy `done`.
+async fn wait_for_cert(
+    store: &CertStore,
+    limit: Duration,
+    mut done: impl FnMut(&tenant_config::certs::StoredCert) -> bool,
+) -> tenant_config::certs::StoredCert {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = store.load_one(NAME).await.unwrap() {
+            if done(&c) {
+                return c;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no (new) certificate for {NAME} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn assert_chains_to(cert: &tenant_config::certs::StoredCert, root_file: &std::path::Path) {
+    let chain = trust::chain_ders(&cert.chain_pem).unwrap();
+    let roots = trust::trusted_roots(Some(root_file)).unwrap();
+    trust::verifies(&chain, NAME, &roots).expect("the chain verifies to Pebble's root");
+    assert!(cert.key_pem.contains("PRIVATE KEY"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_domain_gets_one_certificate_even_with_two_instances_racing() {
+    let s = stack(None).await;
+    let config = AcmeConfig {
+        check_interval_secs: 3_600,
+        ..s.config()
+    };
+    let (a, store, _) = s.instance(&config);
+    let (b, _, cache_b) = s.instance(&config);
+    // Nothing is ordered before verification, whatever the handshakes ask for.
+    a.on_missing(NAME);
+    b.on_missing(NAME);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.count("SELECT count(*) FROM acme_orders").await, 0);
+
+    // Verification: both instances hear NOTIFY domain_verified, and B also sees handshakes.
+    s.verify().await;
+    cache_b.get(Key::Domain(NAME)).await.unwrap();
+    for _ in 0..20 {
+        b.on_missing(NAME);
+    }
+    let cert = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    assert_chains_to(&cert, &s.roots);
+    assert_eq!(cert.domain, NAME);
+    // Give a loser every chance to order too.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders").await,
+        1,
+        "exactly one order across both instances"
+    );
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND state = 'issued' AND renew_at > now()"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_accounts").await,
+        1,
+        "one account"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_challenges").await,
+        0,
+        "challenge answers removed after the order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_or_unknown_names_are_never_ordered() {
+    let s = stack(None).await;
+    let (a, _, cache) = s.instance(&s.config());
+    // In memory: the unverified domain is known as unknown, junk names are not at all.
+    cache
+        .get(Key::Domain("unverified.grace-church.example"))
+        .await
+        .unwrap();
+    for sni in [
+        "unverified.grace-church.example",
+        "junk.example",
+        "grace.platform.test",
+        "admin.platform.test",
+        "not a name",
+        "",
+    ] {
+        for _ in 0..50 {
+            a.on_missing(sni);
+        }
+    }
+    // Several scans (interval 1 s) pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.count("SELECT count(*) FROM acme_orders").await, 0);
+    assert_eq!(s.count("SELECT count(*) FROM acme_names").await, 0);
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_accounts").await,
+        0,
+        "the CA was never contacted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_certificates_renew_at_two_thirds_and_on_demand() {
+    // 30-second certificates: renewal is due 20 s after issuance.
+    let s = stack(Some(30)).await;
+    let (_a, store, _) = s.instance(&s.config());
+    s.verify().await;
+    let first = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    let life = first.not_after - first.not_before.unwrap();
+    assert!(life.num_seconds() <= 31, "short-lived: {life}");
+    let second = wait_for_cert(&store, Duration::from_secs(60), |c| {
+        c.not_after > first.not_after
+    })
+    .await;
+    assert_chains_to(&second, &s.roots);
+    let renewed_after = (second.not_before.unwrap() - first.not_before.unwrap()).num_seconds();
+    assert!(
+        (15..=30).contains(&renewed_after),
+        "renewed about two thirds into the lifetime, not {renewed_after} s after issue"
+    );
+    // A forced renewal: the renewal point moved to now.
+    s.sql(&format!(
+        "UPDATE acme_names SET renew_at = now() WHERE name = '{NAME}'"
+    ))
+    .await;
+    let third = wait_for_cert(&store, Duration::from_secs(30), |c| {
+        c.not_after > second.not_after
+    })
+    .await;
+    assert!((third.not_before.unwrap() - second.not_before.unwrap()).num_seconds() < 15);
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders WHERE kind = 'renew' AND outcome = 'issued'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_down_keeps_the_certificate_and_backs_off_then_a_new_root_is_followed() {
+    let mut s = stack(None).await;
+    let (_a, store, _) = s.instance(&s.config());
+    s.verify().await;
+    let first = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    let account: Vec<u8> =
+        s.db.connect_as("postgres")
+            .await
+            .query_one("SELECT credentials_encrypted FROM acme_accounts", &[])
+            .await
+            .unwrap()
+            .get(0);
+
+    // The CA goes away and a renewal is due: it fails, backs off, and the certificate stays.
+    s.pebble.stop();
+    s.sql(&format!(
+        "UPDATE acme_names SET renew_at = now() WHERE name = '{NAME}'"
+    ))
+    .await;
+    let start = Instant::now();
+    while s
+        .count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND failures >= 2"
+        ))
+        .await
+        == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no failed attempts recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND state = 'renewing'
+               AND last_error IS NOT NULL AND next_attempt_at > now() - interval '1 second'"
+        ))
+        .await,
+        1,
+        "status shows the renewal failing, with the error and the next attempt"
+    );
+    let gaps = s
+        .count(&format!(
+            "SELECT count(*) FROM (SELECT started_at - lag(started_at) OVER (ORDER BY started_at) AS gap
+               FROM acme_orders WHERE name = '{NAME}' AND outcome = 'failed') g WHERE gap < interval '900 milliseconds'"
+        ))
+        .await;
+    assert_eq!(gaps, 0, "retries are spaced by the backoff, not hammered");
+    let kept = store.load_one(NAME).await.unwrap().expect("still served");
+    assert_eq!(kept.not_after, first.not_after);
+
+    // Pebble comes back with a new root and no memory of our account: the router registers
+    // again and replaces the certificate that no longer chains to a trusted root.
+    s.pebble.restart();
+    s.pebble.write_root(&s.roots);
+    let renewed = wait_for_cert(&store, Duration::from_secs(60), |c| {
+        c.not_after != first.not_after
+    })
+    .await;
+    assert_chains_to(&renewed, &s.roots);
+    let account_now: Vec<u8> =
+        s.db.connect_as("postgres")
+            .await
+            .query_one("SELECT credentials_encrypted FROM acme_accounts", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_ne!(
+        account, account_now,
+        "registered again after accountDoesNotExist"
+    );
+}
