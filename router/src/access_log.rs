@@ -77,6 +77,17 @@ impl AccessLog {
         self.line(|l| request_line(l, session, ctx, status, total, error));
     }
 
+    /// Queues the line of a connection the router ended before any request was complete.
+    pub fn connection_event(
+        &self,
+        request_id: &str,
+        client: Option<std::net::IpAddr>,
+        status: u16,
+        reason: &str,
+    ) {
+        self.line(|l| connection_line(l, request_id, client, status, reason));
+    }
+
     fn push(&self, line: &[u8]) {
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,9 +172,40 @@ fn request_line(
         // Zone names are tokens (a-z, digits, '-', '_'): no escaping needed.
         l.raw_str("limit", m.outcome).raw_str("limit_zone", &m.zone);
     }
+    if let Some(reason) = ctx.refusal {
+        // Reasons are fixed snake_case words (`respond::hygiene::REASONS`).
+        l.raw_str("reason", reason);
+    }
     if let Some(e) = error {
         l.raw_str("error", e.etype().as_str());
     }
+    l.finish();
+}
+
+/// A connection ended by the router before there was a request to log (header deadline,
+/// per-address cap, a head only Pingora answered): the same fields as a request line where
+/// they are known, with the reason.
+fn connection_line(
+    out: &mut Vec<u8>,
+    request_id: &str,
+    client: Option<std::net::IpAddr>,
+    status: u16,
+    reason: &str,
+) {
+    let ts_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut l = JsonLine::new(out);
+    l.u64("ts_ms", ts_ms)
+        .raw_fields(r#","level":"INFO","target":"access""#)
+        .raw_str("request_id", request_id)
+        .null("method")
+        .null("host")
+        .null("path")
+        .raw_str("route", "refused")
+        .ip("client", client)
+        .u64("status", u64::from(status))
+        .raw_str("reason", reason);
     l.finish();
 }
 

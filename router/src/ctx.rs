@@ -59,6 +59,8 @@ pub struct RequestCtx {
     pub limit: Option<crate::limits::Mark>,
     /// `RateLimit-Policy`/`RateLimit` for the response (zones that advertise).
     pub limit_headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Why the request was refused by the hygiene checks (`respond::hygiene::REASONS`).
+    pub refusal: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -84,6 +86,7 @@ impl RequestCtx {
             status: 0,
             limit: None,
             limit_headers: Vec::new(),
+            refusal: None,
         }
     }
 

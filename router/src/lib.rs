@@ -4,6 +4,8 @@
 //! Module map:
 //! - [`cli`]: command line (`serve [--upgrade]`, `check-config`), called by `main.rs`.
 //! - [`server`]: assembles the Pingora server (proxy, admin listener, health checks).
+//! - [`connection`]: the client connection around Pingora's loop (header deadline, per-address
+//!   cap, pipelining, half-close).
 //! - [`proxy`]: the `ProxyHttp` implementation, one hook per concern, an orchestrator.
 //! - [`ctx`]: the per-request context, its identity fields set once per request.
 //! - [`respond`]: the ordered responders that answer without proxying, and their [`respond::Reply`].
@@ -28,6 +30,7 @@ pub mod acme;
 pub mod cache;
 pub mod cli;
 pub mod compression;
+pub mod connection;
 pub mod ctx;
 pub mod forward;
 pub mod headers;

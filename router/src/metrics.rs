@@ -67,6 +67,8 @@ route_labels! {
         Unavailable = "unavailable",
         /// The router's own answers on the proxy listener (health, ACME challenges).
         Router = "router",
+        /// A request refused by the hygiene checks before any routing (`respond::hygiene`).
+        Refused = "refused",
     }
 }
 
@@ -139,6 +141,12 @@ impl Metrics {
             inflight: metrics::gauge!("router_requests_in_flight"),
             upstream_failures: metrics::counter!("router_upstream_failures_total"),
         }))
+        .inspect(|_| {
+            // Every reason is listed from the start, at zero.
+            for reason in crate::respond::hygiene::REASONS {
+                metrics::counter!("router_refused_total", "reason" => *reason).absolute(0);
+            }
+        })
     }
 
     /// Counts a finished request.
@@ -162,6 +170,12 @@ impl Metrics {
     /// Counts a tenant lookup.
     pub fn cache(&self, outcome: Outcome) {
         self.cache[outcome as usize].increment(1);
+    }
+
+    /// Counts a refused request or connection by reason (`router_refused_total`). Refusals
+    /// are rare, so the series is looked up by name rather than kept as a handle.
+    pub fn refused(&self, reason: &'static str) {
+        metrics::counter!("router_refused_total", "reason" => reason).increment(1);
     }
 
     /// Counts a failed upstream attempt.

@@ -2,7 +2,7 @@
 //! hook per concern.
 //!
 //! - `request_filter`: the context is set once ([`RequestCtx::begin`]), then the responders run
-//!   in order ([`crate::respond`]): router health, ACME challenge, HTTPS redirect, hygiene,
+//!   in order ([`crate::respond`]): hygiene, router health, ACME challenge, HTTPS redirect,
 //!   resolution, rate limit. The first that answers ends the request with its reply.
 //! - `upstream_peer`: pool choice (`/api/cron/*` on apex/admin → workers) and least-connections
 //!   selection.
@@ -53,6 +53,10 @@ pub struct ProxySettings {
     pub connect_retries: usize,
     /// Compression level, or `None` when disabled.
     pub compression_level: Option<u32>,
+    /// Request-head size limits ([`respond::hygiene`]).
+    pub head_limits: respond::hygiene::HeadLimits,
+    /// Longest gap between two reads of a request body (nginx `client_body_timeout`).
+    pub client_body_timeout: Duration,
 }
 
 /// What the proxy works with, built by `server.rs`.
@@ -92,12 +96,12 @@ impl EdgeProxy {
     }
 
     /// The responders, in order; the first reply ends the request.
-    async fn respond(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Step {
+    async fn respond(&self, req: &RequestHeader, raw_head: &[u8], ctx: &mut RequestCtx) -> Step {
+        respond::hygiene::respond(req, raw_head, ctx, &self.settings.head_limits)?;
         respond::health::respond(req, ctx, &self.platform)?;
         respond::acme::respond(req, ctx, self.challenges.as_deref()).await?;
         let redirect = self.settings.redirect_http_to_https;
         respond::redirect::respond(req, ctx, redirect, self.resolver.rules())?;
-        respond::hygiene::respond(req, ctx)?;
         respond::resolution::respond(req, ctx, &self.resolver, &self.metrics).await?;
         respond::rate_limit::respond(req, ctx, self.limiter.as_deref()).await?;
         ControlFlow::Continue(())
@@ -130,6 +134,8 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        // Pingora makes the context right after the head is parsed: the header deadline is met.
+        crate::connection::head_received();
         // Paired with the decrement in `logging`, which pingora runs for every request.
         self.metrics.inflight(1.0);
         self.inflight.fetch_add(1, Ordering::Relaxed);
@@ -144,9 +150,20 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.begin(session, &self.ids, &self.headers);
-        match self.respond(session.req_header(), ctx).await {
+        session.set_read_timeout(Some(self.settings.client_body_timeout));
+        // HTTP/1 only: HTTP/2 heads have no raw form (and cannot carry these framing shapes).
+        let raw_head = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes())
+            .unwrap_or_default();
+        match self.respond(session.req_header(), &raw_head, ctx).await {
             ControlFlow::Continue(()) => Ok(false),
             ControlFlow::Break(reply) => {
+                if ctx.refusal.is_some() {
+                    // The body was not read and may be a smuggled request: never reuse.
+                    session.set_keepalive(None);
+                }
                 ctx.status = reply.status;
                 reply.write(session, &self.headers, ctx).await?;
                 Ok(true)
@@ -318,6 +335,9 @@ impl ProxyHttp for EdgeProxy {
         let total = ctx.start.elapsed();
         self.metrics
             .request(ctx.route, status, total.as_secs_f64(), upstream);
+        if let Some(reason) = ctx.refusal {
+            self.metrics.refused(reason);
+        }
         if let Some(log) = &self.access_log {
             log.request(session, ctx, status, total, e);
         }

@@ -3,10 +3,11 @@
 //! Each responder looks at the request and either lets it continue or answers it with a
 //! [`Reply`]; `proxy.rs` runs them in order (`?` on [`Step`] stops at the first answer):
 //!
-//! 1. [`health`]: the router's own `/health` and `/ready` for requests with no usable host.
-//! 2. [`acme`]: HTTP-01 challenge paths, answered whether or not HTTPS redirects are on.
-//! 3. [`redirect`]: plain HTTP → `308` to HTTPS when configured.
-//! 4. [`hygiene`]: request checks (a slot; nothing is refused yet).
+//! 1. [`hygiene`]: refusals of malformed, oversized or ambiguous heads (`400`/`414`/`431`),
+//!    before anything else looks at the request.
+//! 2. [`health`]: the router's own `/health` and `/ready` for requests with no usable host.
+//! 3. [`acme`]: HTTP-01 challenge paths, answered whether or not HTTPS redirects are on.
+//! 4. [`redirect`]: plain HTTP → `308` to HTTPS when configured.
 //! 5. [`resolution`]: webhooks, host → route and tenant, and the refusals that come of it.
 //! 6. [`rate_limit`]: `limit_req` zones and plan limits ([`crate::limits`]).
 

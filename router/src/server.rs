@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::proxy::http_proxy_service;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::listening::Service;
@@ -16,12 +16,14 @@ use tokio::runtime::Runtime;
 
 use crate::access_log::AccessLog;
 use crate::cache::TenantCache;
+use crate::connection::{ConnectionLimits, EdgeApp};
 use crate::ctx::RequestIds;
 use crate::headers::HeaderPolicy;
 use crate::limits::Limiter;
 use crate::metrics::{AdminApp, Metrics};
 use crate::proxy::{EdgeProxy, ProxySettings};
 use crate::resolve::Resolver;
+use crate::respond::hygiene::HeadLimits;
 use crate::store;
 use crate::upstream::Pool;
 
@@ -80,14 +82,22 @@ pub fn run(
         headers: HeaderPolicy::from_config(&config)?,
         signer: EdgeSigner::new(config.edge.signing_secret.expose().as_bytes()),
         metrics: metrics.clone(),
-        settings: proxy_settings(&config),
+        settings: proxy_settings(&config)?,
         ids: RequestIds::new(),
         inflight: inflight.clone(),
         access_log: access_log.clone(),
         limiter: limiter.clone(),
         challenges: crate::acme::challenge_answers(&config)?,
     };
-    let mut proxy_service = http_proxy_service(&server.configuration, proxy);
+    // Pingora's proxy behind the connection rules (header deadline, per-address cap,
+    // pipelining, half-close): `connection.rs`.
+    let edge_app = EdgeApp::new(
+        http_proxy(&server.configuration, proxy),
+        connection_limits(&config),
+        metrics.clone(),
+        access_log.clone(),
+    );
+    let mut proxy_service = Service::new("router proxy".into(), edge_app);
     proxy_service.add_tcp(&config.listen.http.to_string());
     let mut admin = Service::new(
         "router admin".into(),
@@ -176,9 +186,27 @@ fn pingora_server(config: &RouterConfig, mode: StartMode) -> Server {
     server
 }
 
-fn proxy_settings(config: &RouterConfig) -> ProxySettings {
+fn connection_limits(config: &RouterConfig) -> ConnectionLimits {
+    let c = &config.client_limits;
+    ConnectionLimits {
+        header_timeout: Duration::from_secs(c.client_header_timeout_secs),
+        keepalive_timeout: Duration::from_secs(c.keepalive_timeout_secs),
+        max_per_ip: c.max_connections_per_ip,
+        pipelining: c.pipelining,
+    }
+}
+
+fn proxy_settings(config: &RouterConfig) -> Result<ProxySettings, String> {
     let u = &config.upstreams;
-    ProxySettings {
+    let c = &config.client_limits;
+    let buffers = c.header_buffers().map_err(|e| e.to_string())?;
+    Ok(ProxySettings {
+        head_limits: HeadLimits {
+            line: buffers.size,
+            total: buffers.total(),
+            fields: c.max_header_fields,
+        },
+        client_body_timeout: Duration::from_secs(c.client_body_timeout_secs),
         redirect_http_to_https: config.listen.redirect_http_to_https,
         connect_timeout: Duration::from_millis(u.connect_timeout_ms),
         read_timeout: Duration::from_millis(u.read_timeout_ms),
@@ -189,7 +217,7 @@ fn proxy_settings(config: &RouterConfig) -> ProxySettings {
             .compression
             .enabled
             .then_some(config.compression.level),
-    }
+    })
 }
 
 /// Once Pingora enters its shutdown grace period (after SIGTERM, or after handing the sockets to

@@ -1,15 +1,288 @@
-//! Request hygiene: refusing requests the platform should never see (oversized or malformed
-//! heads, disallowed methods). A slot in the order for the coming issue; today every request
-//! continues. Header stripping happens later, on the upstream request (`forward.rs`).
+//! Request hygiene: refusing heads the platform must never see, first of all the responders,
+//! so a refused request costs no tenant lookup and no upstream work.
+//!
+//! What is refused, and why (RFC 9112 and what nginx refuses with the same settings):
+//!
+//! - `414` a request line longer than one header buffer (`large_client_header_buffers` size);
+//! - `431` more header fields than `max_header_fields`, a header line longer than one buffer,
+//!   or a head larger than all buffers together;
+//! - `400` an HTTP/1.1 request without `Host` (RFC 9112 §3.2), or with two;
+//! - `400` `Content-Length` together with `Transfer-Encoding` (the request-smuggling shape;
+//!   RFC 9112 §6.1 allows a server to refuse it, nginx and HAProxy do), a `Transfer-Encoding`
+//!   other than a single `chunked`, more than one `Content-Length`, or one that is not a
+//!   number.
+//!
+//! Pingora has already refused some shapes with its own `400` before this runs (an unparsable
+//! head, more than 256 fields or 1 MiB, differing `Content-Length`s, a final coding other than
+//! `chunked`, `Transfer-Encoding` on HTTP/1.0, two `Host` fields, a `Host` differing from an
+//! absolute-form target); `crate::connection` logs and counts those. Pingora also drops
+//! `Content-Length` from the parsed head when `Transfer-Encoding` is present, so that case is
+//! read from the raw head.
+//!
+//! A refusal is a short plain-text body naming the reason and the request id; the connection
+//! closes after it (an unread body may be a smuggled request). The reason goes to the access
+//! log (`reason`) and to `router_refused_total{reason}`.
 
 use std::ops::ControlFlow;
 
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use pingora::http::RequestHeader;
 
-use super::Step;
+use super::{Reply, Step};
 use crate::ctx::RequestCtx;
+use crate::metrics::RouteLabel;
 
-/// Lets every request continue (nothing is refused yet).
-pub fn respond(_req: &RequestHeader, _ctx: &mut RequestCtx) -> Step {
-    ControlFlow::Continue(())
+/// The head-size limits, from `[client_limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// Longest request line and longest header line, in bytes (one buffer).
+    pub line: usize,
+    /// Largest whole head, in bytes (all buffers).
+    pub total: usize,
+    /// Most header fields.
+    pub fields: usize,
+}
+
+/// Every refusal reason, as in the access log and the metric's `reason` label. The first
+/// group is decided here; the last three on the connection (`crate::connection`).
+pub const REASONS: &[&str] = &[
+    "uri_too_long",
+    "too_many_headers",
+    "header_line_too_large",
+    "header_section_too_large",
+    "missing_host",
+    "repeated_host",
+    "content_length_with_transfer_encoding",
+    "bad_transfer_encoding",
+    "duplicate_content_length",
+    "bad_content_length",
+    "header_timeout",
+    "conn_limit",
+    "pingora_400",
+];
+
+/// Refuses a request that breaks a rule above; everything else continues. `raw_head` is the
+/// head exactly as received (request line to the blank line).
+pub fn respond(
+    req: &RequestHeader,
+    raw_head: &[u8],
+    ctx: &mut RequestCtx,
+    limits: &HeadLimits,
+) -> Step {
+    match check(req, raw_head, limits) {
+        None => ControlFlow::Continue(()),
+        Some((status, reason)) => {
+            ctx.route = RouteLabel::Refused;
+            ctx.refusal = Some(reason);
+            ControlFlow::Break(refusal(status, reason, ctx.request_id()))
+        }
+    }
+}
+
+/// The first rule `req` breaks, as `(status, reason)`.
+pub fn check(
+    req: &RequestHeader,
+    raw_head: &[u8],
+    limits: &HeadLimits,
+) -> Option<(u16, &'static str)> {
+    // "<method> <target> HTTP/1.1", as sent.
+    let line = req.method.as_str().len() + 1 + req.raw_path().len() + 9;
+    if line > limits.line {
+        return Some((414, "uri_too_long"));
+    }
+    let h = &req.headers;
+    if h.len() > limits.fields {
+        return Some((431, "too_many_headers"));
+    }
+    if raw_head.len() > limits.total {
+        return Some((431, "header_section_too_large"));
+    }
+    // A head shorter than one buffer cannot have a longer line.
+    if raw_head.len() > limits.line
+        && h.iter()
+            .any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.line)
+    {
+        return Some((431, "header_line_too_large"));
+    }
+    let mut hosts = h.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Some((400, "repeated_host")),
+        (None, None) if req.version >= http::Version::HTTP_11 => {
+            return Some((400, "missing_host"))
+        }
+        _ => {}
+    }
+    let mut te = h.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = te.next() {
+        // Pingora removed Content-Length from the parsed head; the raw head still has it.
+        if has_field(raw_head, b"content-length") {
+            return Some((400, "content_length_with_transfer_encoding"));
+        }
+        if te.next().is_some()
+            || !first
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked")
+        {
+            return Some((400, "bad_transfer_encoding"));
+        }
+    }
+    let mut cl = h.get_all(CONTENT_LENGTH).iter();
+    if let Some(first) = cl.next() {
+        if cl.next().is_some() {
+            return Some((400, "duplicate_content_length"));
+        }
+        let v = first.as_bytes().trim_ascii();
+        if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+            return Some((400, "bad_content_length"));
+        }
+    }
+    None
+}
+
+/// Whether the raw head has a field named `name` (lowercase), at the start of a line.
+fn has_field(raw_head: &[u8], name: &[u8]) -> bool {
+    raw_head.split(|&b| b == b'\n').skip(1).any(|line| {
+        line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()..].trim_ascii_start().first() == Some(&b':')
+    })
+}
+
+/// The refusal's reply: status line text, the reason and the request id, as plain text.
+fn refusal(status: u16, reason: &str, request_id: &str) -> Reply {
+    let title = match status {
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    };
+    let body = format!("{status} {title}: {reason}\nrequest id: {request_id}\n");
+    Reply::new(status, "text/plain; charset=utf-8", Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        line: 8192,
+        total: 32768,
+        fields: 256,
+    };
+
+    /// A head parsed the simple way (test heads are well formed), then as Pingora leaves it.
+    fn req(head: &str) -> (RequestHeader, Vec<u8>) {
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap().split(' ');
+        let (method, path, version) = (
+            first.next().unwrap(),
+            first.next().unwrap(),
+            first.next().unwrap(),
+        );
+        let mut out = RequestHeader::build(method, path.as_bytes(), None).unwrap();
+        if version == "HTTP/1.0" {
+            out.set_version(http::Version::HTTP_10);
+        }
+        let mut saw_te = false;
+        for line in lines.take_while(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(':').unwrap();
+            saw_te |= name.eq_ignore_ascii_case("transfer-encoding");
+            out.append_header(name.trim().to_owned(), value.trim())
+                .unwrap();
+        }
+        if saw_te {
+            out.remove_header(&CONTENT_LENGTH);
+        }
+        (out, head.as_bytes().to_vec())
+    }
+
+    fn verdict(head: &str) -> Option<&'static str> {
+        let (r, raw) = req(head);
+        check(&r, &raw, &LIMITS).map(|(_, reason)| reason)
+    }
+
+    #[test]
+    fn ordinary_requests_pass() {
+        assert_eq!(verdict("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"), None);
+        assert_eq!(verdict("GET / HTTP/1.0\r\n\r\n"), None);
+        assert_eq!(
+            verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn framing_and_host_shapes_are_refused() {
+        for (head, reason) in [
+            ("GET / HTTP/1.1\r\n\r\n", "missing_host"),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "repeated_host"),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "content_length_with_transfer_encoding",
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                "bad_transfer_encoding",
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "bad_transfer_encoding",
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+                "duplicate_content_length",
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
+                "bad_content_length",
+            ),
+        ] {
+            assert_eq!(verdict(head), Some(reason), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_follow_the_buffers() {
+        let long_uri = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(8200));
+        assert_eq!(verdict(&long_uri), Some("uri_too_long"));
+        let long_line = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(8190)
+        );
+        assert_eq!(verdict(&long_line), Some("header_line_too_large"));
+        let fits = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(8000)
+        );
+        assert_eq!(verdict(&fits), None);
+        let many_lines: String = (0..6)
+            .map(|i| format!("X-{i}: {}\r\n", "c".repeat(7000)))
+            .collect();
+        let big = format!("GET / HTTP/1.1\r\nHost: a\r\n{many_lines}\r\n");
+        assert_eq!(verdict(&big), Some("header_section_too_large"));
+        let fields: String = (0..257).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\nHost: a\r\n{fields}\r\n");
+        assert_eq!(verdict(&many), Some("too_many_headers"));
+    }
+
+    #[test]
+    fn the_raw_head_is_searched_by_field_name_only() {
+        assert!(has_field(
+            b"POST / HTTP/1.1\r\ncontent-length : 3\r\n",
+            b"content-length"
+        ));
+        assert!(!has_field(
+            b"POST / HTTP/1.1\r\nx-content-length: 3\r\n",
+            b"content-length"
+        ));
+        assert!(!has_field(
+            b"POST /content-length: HTTP/1.1\r\n",
+            b"content-length"
+        ));
+    }
 }

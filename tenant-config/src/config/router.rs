@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 mod acme;
+mod client_limits;
 mod rate_limits;
 
 use super::{
@@ -15,6 +16,7 @@ use super::{
 pub use acme::{
     AcmeConfig, Dns01Config, ExternalAccountBinding, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
 };
+pub use client_limits::ClientLimits;
 pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
 
 /// Everything the `router` binary reads at start.
@@ -70,6 +72,10 @@ pub struct RouterConfig {
     /// ACME issuance and renewal of custom-domain certificates (off by default).
     #[serde(default)]
     pub acme: AcmeConfig,
+    /// Request-head size limits, client deadlines, pipelining and the per-address connection
+    /// cap.
+    #[serde(default)]
+    pub client_limits: ClientLimits,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -507,6 +513,7 @@ impl ConfigFile for RouterConfig {
                 "ACME needs database.url (challenges, accounts and certificates are shared there)",
             ));
         }
+        self.client_limits.validate()?;
         Ok(())
     }
 }

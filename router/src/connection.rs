@@ -1,0 +1,516 @@
+//! The client connection around Pingora's HTTP/1 proxy: what has to be decided per
+//! connection rather than per request, and what Pingora cannot decide alone.
+//!
+//! [`EdgeApp`] is the listening service's application. It takes each accepted connection and
+//! runs Pingora's request loop itself (the same steps as Pingora's own `ServerApp` for
+//! HTTP/1) so that it can add:
+//!
+//! - **a header deadline** (`client_header_timeout`): Pingora's read timeout is per read, so a
+//!   head trickled a byte at a time never expires. Each request's work is raced against a timer
+//!   of ours, which stops mattering once the head is parsed ([`head_received`], called from
+//!   `new_ctx`). The first request's deadline runs from the accept, a later one's from its
+//!   first byte; before that first byte the connection is idle and `keepalive_timeout` applies.
+//!   A connection cut off mid-head is logged (`408`, reason `header_timeout`) and counted.
+//! - **a per-address connection cap** (`max_connections_per_ip`, off by default): the
+//!   connection over the cap is closed at once, logged and counted (`conn_limit`).
+//! - **pipelining and half-close** set on every session: pipelined requests are answered in
+//!   order, and a client that shuts down its sending side after a complete request still gets
+//!   its answer (Pingora's `abort_on_close` off).
+//! - **a record of Pingora's own refusals**: heads Pingora's parser refuses are answered by
+//!   Pingora (its `400`) before any hook runs; a write before the head was handed over is how
+//!   they are recognised, so they are at least logged and counted (`pingora_400`).
+//!
+//! HTTP/2 (negotiated by ALPN on TLS) goes to Pingora's own loop unchanged.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::TlsRef;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+use crate::access_log::AccessLog;
+use crate::ctx::RequestIds;
+use crate::metrics::Metrics;
+use crate::proxy::EdgeProxy;
+
+/// The per-connection limits [`EdgeApp`] enforces, from `[client_limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Longest time to receive a whole request head.
+    pub header_timeout: Duration,
+    /// Longest idle wait between requests on a kept-alive connection.
+    pub keepalive_timeout: Duration,
+    /// Most concurrent connections per peer address; `0` is no cap.
+    pub max_per_ip: u32,
+    /// Answer pipelined requests in order.
+    pub pipelining: bool,
+}
+
+/// The proxy service's application: Pingora's HTTP proxy behind the connection rules above.
+pub struct EdgeApp {
+    proxy: Arc<HttpProxy<EdgeProxy>>,
+    limits: ConnectionLimits,
+    per_ip: Option<PerIp>,
+    metrics: Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
+    ids: RequestIds,
+}
+
+impl EdgeApp {
+    /// Wraps `proxy` (built by `pingora::proxy::http_proxy`).
+    pub fn new(
+        proxy: HttpProxy<EdgeProxy>,
+        limits: ConnectionLimits,
+        metrics: Arc<Metrics>,
+        access_log: Option<Arc<AccessLog>>,
+    ) -> Self {
+        Self {
+            proxy: Arc::new(proxy),
+            per_ip: (limits.max_per_ip > 0).then(|| PerIp::new(limits.max_per_ip)),
+            limits,
+            metrics,
+            access_log,
+            ids: RequestIds::new(),
+        }
+    }
+
+    /// Logs and counts a refusal decided on the connection (no request to hang it on).
+    fn refused(&self, client: Option<IpAddr>, status: u16, reason: &'static str) {
+        self.metrics.refused(reason);
+        if let Some(log) = &self.access_log {
+            let id = self.ids.next();
+            log.connection_event(id.to_str().unwrap_or_default(), client, status, reason);
+        }
+    }
+
+    /// One request's work on the connection, raced against the header deadline.
+    async fn one_request(
+        self: &Arc<Self>,
+        session: ServerSession,
+        state: &Arc<ConnState>,
+        shutdown: &ShutdownWatch,
+    ) -> Outcome {
+        let idle_start = Instant::now();
+        let work = HEAD.scope(
+            state.clone(),
+            self.proxy.process_new_http(session, shutdown),
+        );
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            r = &mut work => {
+                if r.is_none() && state.wrote_before_head.load(Ordering::Relaxed) {
+                    Outcome::PingoraRefused
+                } else {
+                    Outcome::Done(r)
+                }
+            }
+            () = state.deadline(idle_start, self.limits) => {
+                if state.first_byte().is_some() { Outcome::HeaderTimeout } else { Outcome::Idle }
+            }
+        }
+    }
+}
+
+enum Outcome {
+    /// Pingora's loop finished the request (`Some`: the connection can take another).
+    Done(Option<ReusedHttpStream>),
+    /// Pingora answered before any hook ran (an unparsable head).
+    PingoraRefused,
+    /// The head did not arrive in time.
+    HeaderTimeout,
+    /// No request began within the keep-alive time.
+    Idle,
+}
+
+#[async_trait]
+impl ServerApp for EdgeApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.proxy.process_new(stream, shutdown).await;
+        }
+        let client = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _slot = match (&self.per_ip, client) {
+            (Some(per_ip), Some(ip)) => match per_ip.acquire(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    self.refused(client, 0, "conn_limit");
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        let state = Arc::new(ConnState::new());
+        let watched: Stream = Box::new(Watched {
+            inner: stream,
+            state: state.clone(),
+        });
+        let mut session = ServerSession::new_http1(watched);
+        session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            Some(self.limits.keepalive_timeout.as_secs())
+        });
+        session.set_pipelining_enabled(self.limits.pipelining);
+        let mut first = true;
+        loop {
+            session.set_abort_on_close(false);
+            state.begin_request(first);
+            match self.one_request(session, &state, shutdown).await {
+                Outcome::Done(Some(reused)) => {
+                    let (stream, settings) = reused.consume();
+                    session = ServerSession::new_http1(stream);
+                    if let Some(settings) = settings {
+                        settings.apply_to_session(&mut session);
+                    }
+                    first = false;
+                }
+                Outcome::Done(None) | Outcome::Idle => return None,
+                Outcome::PingoraRefused => {
+                    self.refused(client, 400, "pingora_400");
+                    return None;
+                }
+                Outcome::HeaderTimeout => {
+                    self.refused(client, 408, "header_timeout");
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+tokio::task_local! {
+    /// The connection state of the request being handled on this task (HTTP/1 only).
+    static HEAD: Arc<ConnState>;
+}
+
+/// Tells the connection that the current request's head is complete, so its header deadline
+/// no longer applies. Called from `new_ctx`, which Pingora runs right after parsing the head;
+/// a no-op outside [`EdgeApp`]'s HTTP/1 loop.
+pub fn head_received() {
+    let _ = HEAD.try_with(|s| s.head_done.store(true, Ordering::Relaxed));
+}
+
+/// What the connection's reads and writes tell the request loop.
+struct ConnState {
+    /// The clock `first_byte_ns` counts from.
+    base: Instant,
+    /// Nanoseconds after `base` (plus one) at which the current request's first byte arrived;
+    /// `0`: none yet.
+    first_byte_ns: AtomicU64,
+    /// The current request's head has been parsed and handed to the proxy.
+    head_done: AtomicBool,
+    /// Something was written before the head was handed over: Pingora's own refusal.
+    wrote_before_head: AtomicBool,
+    /// Wakes the deadline when the first byte arrives.
+    arrived: Notify,
+}
+
+impl ConnState {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            first_byte_ns: AtomicU64::new(0),
+            head_done: AtomicBool::new(false),
+            wrote_before_head: AtomicBool::new(false),
+            arrived: Notify::new(),
+        }
+    }
+
+    /// Resets for the next request. The first request on a connection counts from the accept
+    /// (as nginx's `client_header_timeout` does); later ones from their first byte.
+    fn begin_request(&self, first: bool) {
+        self.head_done.store(false, Ordering::Relaxed);
+        self.wrote_before_head.store(false, Ordering::Relaxed);
+        self.first_byte_ns
+            .store(u64::from(first), Ordering::Relaxed);
+    }
+
+    fn first_byte(&self) -> Option<Instant> {
+        match self.first_byte_ns.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.base + Duration::from_nanos(n - 1)),
+        }
+    }
+
+    fn on_read(&self, n: usize) {
+        if n > 0 && self.first_byte_ns.load(Ordering::Relaxed) == 0 {
+            let ns = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            self.first_byte_ns.store(ns + 1, Ordering::Relaxed);
+            self.arrived.notify_one();
+        }
+    }
+
+    /// Resolves when the current head is overdue; never once it has arrived.
+    async fn deadline(&self, idle_start: Instant, limits: ConnectionLimits) {
+        loop {
+            if self.head_done.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+            let due = match self.first_byte() {
+                Some(t) => t + limits.header_timeout,
+                None => idle_start + limits.keepalive_timeout,
+            };
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(due.into()) => {}
+                () = self.arrived.notified() => {}
+            }
+        }
+    }
+}
+
+/// The client stream with its reads and writes reported to [`ConnState`]; everything else
+/// passes through.
+struct Watched {
+    inner: Stream,
+    state: Arc<ConnState>,
+}
+
+impl fmt::Debug for Watched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watched")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            self.state.on_read(buf.filled().len() - before);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if !self.state.head_done.load(Ordering::Relaxed) {
+            self.state.wrote_before_head.store(true, Ordering::Relaxed);
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if !self.state.head_done.load(Ordering::Relaxed) {
+            self.state.wrote_before_head.store(true, Ordering::Relaxed);
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Watched {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for Watched {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Watched {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Watched {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Watched {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for Watched {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for Watched {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+/// Open connections per peer address, for the cap.
+struct PerIp {
+    max: u32,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl PerIp {
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` at the cap.
+    fn acquire(&self, ip: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// One counted connection; released when the connection ends.
+struct Slot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_slots_are_capped_and_released() {
+        let per_ip = PerIp::new(2);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let s1 = per_ip.acquire(a).unwrap();
+        let _s2 = per_ip.acquire(a).unwrap();
+        assert!(per_ip.acquire(a).is_none());
+        assert!(per_ip.acquire(b).is_some());
+        drop(s1);
+        assert!(per_ip.acquire(a).is_some());
+    }
+
+    #[tokio::test]
+    async fn deadline_counts_from_the_first_byte_after_idle() {
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_millis(50),
+            keepalive_timeout: Duration::from_millis(300),
+            max_per_ip: 0,
+            pipelining: true,
+        };
+        let s = ConnState::new();
+        s.begin_request(false);
+        let start = Instant::now();
+        // Idle: the keep-alive time applies.
+        s.deadline(start, limits).await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        // A byte arrives: the header deadline runs from it.
+        s.begin_request(false);
+        let start = Instant::now();
+        s.on_read(1);
+        s.deadline(start, limits).await;
+        assert!(start.elapsed() < Duration::from_millis(250));
+        // Once the head is in, the deadline never fires.
+        s.head_done.store(true, Ordering::Relaxed);
+        let fired = tokio::time::timeout(Duration::from_millis(100), s.deadline(start, limits));
+        assert!(fired.await.is_err());
+    }
+}
