@@ -854,7 +854,8 @@ async fn public_suffixes_are_refused_as_custom_domains() {
         let resp = platform::app(a.state.clone()).oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{suffix}");
         assert_eq!(
-            resp.headers()["content-type"], "application/problem+json",
+            resp.headers()["content-type"],
+            "application/problem+json",
             "{suffix}"
         );
         let body: Value =

@@ -20,12 +20,12 @@ use serde::Deserialize;
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use platform::{DnsConfig, EdgeVerifyConfig, PlatformConfig, PublicUrlConfig, StripeConfig};
 pub use router::{
+    AcmeConfig, Dns01Config, ExternalAccountBinding, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
+};
+pub use router::{
     CacheRule, Cidr, CompressionConfig, EdgeSignConfig, HostClass, Lifecycle, LimitKey, LimitZone,
     PlanLimit, Rate, RateLimits, RouterConfig, RouterListen, SecurityHeaders, TenantCacheConfig,
     Upstreams,
-};
-pub use router::{
-    AcmeConfig, Dns01Config, ExternalAccountBinding, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
 };
 pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 
