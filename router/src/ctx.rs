@@ -13,7 +13,9 @@ use pingora::proxy::Session;
 use tenant_config::host::canonical_host;
 
 use crate::cache::TenantEntry;
-use crate::headers::{client_ip, is_well_formed_request_id, HeaderPolicy, REQUEST_ID, XFF};
+use crate::headers::{
+    client_ip, is_well_formed_request_id, HeaderPolicy, FORWARDED_PROTO, REQUEST_ID, XFF,
+};
 use crate::metrics::RouteLabel;
 use crate::upstream::{InFlight, PoolChoice};
 
@@ -29,7 +31,9 @@ pub struct RequestCtx {
     /// The host in canonical form (the same bytes as `host_sent` when the client already sent
     /// it so, as nearly every client does); `None` when it is not a valid name.
     pub host: Option<HeaderValue>,
-    /// The connection is TLS.
+    /// The client reached the edge over HTTPS: this connection is TLS, or a trusted proxy (a
+    /// TLS-terminating load balancer) says so with `X-Forwarded-Proto: https`. Decides HSTS and
+    /// the HTTP→HTTPS redirect, so a balancer's plain-HTTP hop does not loop on redirects.
     pub tls: bool,
     /// The connection's peer address (`None` on a Unix socket).
     pub peer: Option<IpAddr>,
@@ -126,6 +130,9 @@ impl RequestCtx {
         if let Some(peer) = self.peer {
             self.trusted_peer = policy.is_trusted(peer);
             // Only a trusted peer's X-Forwarded-For is read at all.
+            if self.trusted_peer && !self.tls {
+                self.tls = forwarded_https(req.headers.get(FORWARDED_PROTO));
+            }
             self.client_ip = Some(if self.trusted_peer {
                 let xff = req.headers.get(XFF).and_then(|v| v.to_str().ok());
                 client_ip(peer, xff, policy)
@@ -144,6 +151,13 @@ impl RequestCtx {
     pub fn host(&self) -> Option<&str> {
         self.host.as_ref().and_then(|h| h.to_str().ok())
     }
+}
+
+/// A trusted proxy's `X-Forwarded-Proto` names HTTPS. With several hops the first value is the
+/// client's side.
+fn forwarded_https(v: Option<&HeaderValue>) -> bool {
+    v.and_then(|v| v.as_bytes().split(|&b| b == b',').next())
+        .is_some_and(|first| first.trim_ascii().eq_ignore_ascii_case(b"https"))
 }
 
 impl Default for RequestCtx {
@@ -199,7 +213,17 @@ fn request_id_value(prefix: &str, n: u64) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
-    use super::request_id_value;
+    use super::{forwarded_https, request_id_value};
+    use http::HeaderValue;
+
+    #[test]
+    fn forwarded_https_reads_the_first_hop() {
+        let v = |s: &'static str| Some(HeaderValue::from_static(s));
+        assert!(forwarded_https(v("https").as_ref()));
+        assert!(forwarded_https(v("HTTPS , http").as_ref()));
+        assert!(!forwarded_https(v("http, https").as_ref()));
+        assert!(!forwarded_https(None));
+    }
 
     #[test]
     fn hand_formatted_request_ids_match_display() {

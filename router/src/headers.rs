@@ -107,6 +107,8 @@ pub struct HeaderPolicy {
     /// Names built from static strings, so cloning one per response copies nothing.
     security: Vec<(HeaderName, HeaderValue)>,
     hsts: Option<HeaderValue>,
+    /// `Content-Security-Policy` for HTML responses that bring none.
+    csp: Option<HeaderValue>,
     cache_rules: Vec<(String, HeaderValue)>,
 }
 
@@ -133,6 +135,11 @@ impl HeaderPolicy {
         } else {
             Some(value(&s.strict_transport_security)?)
         };
+        let csp = if s.content_security_policy.is_empty() {
+            None
+        } else {
+            Some(value(&s.content_security_policy)?)
+        };
         let cache_rules = config
             .cache_control
             .iter()
@@ -142,6 +149,7 @@ impl HeaderPolicy {
             trusted: config.trusted_proxies.clone(),
             security,
             hsts,
+            csp,
             cache_rules,
         })
     }
@@ -170,8 +178,10 @@ impl HeaderPolicy {
         }
     }
 
-    /// Adds security headers (HSTS only over TLS), applies the `Cache-Control` rule for `path`,
-    /// removes headers that advertise the upstream's software, and echoes the request id.
+    /// Adds security headers (HSTS only when the client's connection is HTTPS: ours, or a
+    /// trusted balancer's), applies the `Cache-Control` rule for `path` to a success that has
+    /// none, a default `Content-Security-Policy` to HTML that has none, removes headers that
+    /// advertise the upstream's software, and echoes the request id.
     ///
     /// Works on the plain `http` map ([`with_plain_response`]).
     pub fn decorate_response(
@@ -181,11 +191,19 @@ impl HeaderPolicy {
         tls: bool,
         request_id: &HeaderValue,
     ) {
-        with_plain_response(resp, |h| self.decorate(h, path, tls, request_id));
+        let status = resp.status.as_u16();
+        with_plain_response(resp, |h| self.decorate(h, status, path, tls, request_id));
     }
 
-    fn decorate(&self, headers: &mut HeaderMap, path: &str, tls: bool, request_id: &HeaderValue) {
-        headers.reserve(self.security.len() + 3);
+    fn decorate(
+        &self,
+        headers: &mut HeaderMap,
+        status: u16,
+        path: &str,
+        tls: bool,
+        request_id: &HeaderValue,
+    ) {
+        headers.reserve(self.security.len() + 4);
         // One pass over the upstream's (few) header names for the leaky ones: a removal hashes
         // the name even when nothing is there.
         let mut leaky = 0u8;
@@ -211,12 +229,30 @@ impl HeaderPolicy {
                 headers.insert(http::header::STRICT_TRANSPORT_SECURITY, h.clone());
             }
         }
-        if let Some((_, v)) = self
-            .cache_rules
-            .iter()
-            .find(|(p, _)| path.starts_with(p.as_str()))
-        {
-            headers.insert(http::header::CACHE_CONTROL, v.clone());
+        // Path rules cache successes only (a 404 under a static prefix must not be kept for a
+        // year) and never replace what the platform decided.
+        if (200..300).contains(&status) || status == 304 {
+            if let Some((_, v)) = self
+                .cache_rules
+                .iter()
+                .find(|(p, _)| path.starts_with(p.as_str()))
+            {
+                if let Entry::Vacant(slot) = headers.entry(http::header::CACHE_CONTROL) {
+                    slot.insert(v.clone());
+                }
+            }
+        }
+        // The default policy only on HTML that brings none: the platform sets its own,
+        // stricter one per page, and a policy on JSON or images means nothing.
+        if let Some(csp) = &self.csp {
+            let html = headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+            if html {
+                if let Entry::Vacant(slot) = headers.entry(http::header::CONTENT_SECURITY_POLICY) {
+                    slot.insert(csp.clone());
+                }
+            }
         }
         headers.insert(REQUEST_ID, request_id.clone());
     }
@@ -323,6 +359,59 @@ mod tests {
         );
         let cookies: Vec<_> = resp.headers.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"], "repeated headers survive in order");
+    }
+
+    #[test]
+    fn cache_rules_apply_to_successes_without_their_own() {
+        let p = policy("10.0.0.0/8");
+        let id = HeaderValue::from_static("req-12345678");
+        let cc = |status: u16, sent: Option<&str>, path: &str| {
+            let mut resp = ResponseHeader::build(status, None).unwrap();
+            if let Some(v) = sent {
+                resp.append_header("Cache-Control", v).unwrap();
+            }
+            p.decorate_response(&mut resp, path, false, &id);
+            resp.headers
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let year = Some("public, max-age=31536000, immutable".to_owned());
+        assert_eq!(cc(200, None, "/_next/static/a.js"), year);
+        assert_eq!(cc(404, None, "/_next/static/missing.js"), None);
+        assert_eq!(cc(500, None, "/assets/x.css"), None);
+        assert_eq!(
+            cc(200, Some("no-store"), "/_next/static/a.js").as_deref(),
+            Some("no-store"),
+            "the platform's choice stands"
+        );
+        assert_eq!(
+            cc(200, None, "/static/logo.png").as_deref(),
+            Some("public, max-age=86400"),
+            "the seed's one day"
+        );
+    }
+
+    #[test]
+    fn default_csp_only_on_html_without_one() {
+        let p = policy("10.0.0.0/8");
+        let id = HeaderValue::from_static("req-12345678");
+        let csp = |ct: &str, sent: Option<&str>| {
+            let mut resp = ResponseHeader::build(200, None).unwrap();
+            resp.append_header("Content-Type", ct).unwrap();
+            if let Some(v) = sent {
+                resp.append_header("Content-Security-Policy", v).unwrap();
+            }
+            p.decorate_response(&mut resp, "/", true, &id);
+            resp.headers
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert!(csp("text/html; charset=utf-8", None).is_some());
+        assert_eq!(csp("application/json", None), None);
+        assert_eq!(
+            csp("text/html", Some("default-src 'none'")).as_deref(),
+            Some("default-src 'none'")
+        );
     }
 
     #[test]

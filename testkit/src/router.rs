@@ -80,7 +80,8 @@ impl RouterBuilder {
         self
     }
 
-    /// Sets `key = value` (TOML) in `table`, e.g. `.set("cache", "ttl_secs = 1")`.
+    /// Sets `key = value` (TOML) in `table`, e.g. `.set("cache", "ttl_secs = 1")`; the table
+    /// `""` is the top level (`.set("", "trusted_proxies = [\"127.0.0.1\"]")`).
     pub fn set(mut self, table: &str, line: &str) -> Self {
         self.settings.push((table.into(), line.into()));
         self
@@ -105,7 +106,8 @@ impl RouterBuilder {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut toml = String::new();
+        // Top-level keys (`set("", ...)`) come before any table.
+        let mut toml = self.lines_for("");
         if let Some(t) = &self.static_tenants {
             let path = dir.path().join("tenants.toml");
             std::fs::write(&path, t).expect("write tenants file");
@@ -144,7 +146,7 @@ impl RouterBuilder {
         ];
         let mut tables: Vec<&str> = generated.iter().map(|(t, _)| *t).collect();
         for (t, _) in &self.settings {
-            if !tables.contains(&t.as_str()) {
+            if !t.is_empty() && !tables.contains(&t.as_str()) {
                 tables.push(t);
             }
         }

@@ -204,6 +204,9 @@ pub struct SecurityHeaders {
     pub referrer_policy: String,
     /// `Permissions-Policy`.
     pub permissions_policy: String,
+    /// `Content-Security-Policy` for HTML responses that carry none (the platform sends its
+    /// own, stricter one per page); empty: none added.
+    pub content_security_policy: String,
 }
 
 impl Default for SecurityHeaders {
@@ -214,6 +217,9 @@ impl Default for SecurityHeaders {
             x_frame_options: "SAMEORIGIN".into(),
             referrer_policy: "strict-origin-when-cross-origin".into(),
             permissions_policy: "camera=(), microphone=(), geolocation=(), payment=(self)".into(),
+            content_security_policy:
+                "default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'self'"
+                    .into(),
         }
     }
 }
@@ -228,15 +234,21 @@ pub struct CacheRule {
     pub value: String,
 }
 
+/// Fingerprinted build output is immutable for a year; `/static/` (names that do not change
+/// with the content) gets the seed's one day.
 fn default_cache_rules() -> Vec<CacheRule> {
     let immutable = "public, max-age=31536000, immutable";
-    ["/_next/static/", "/static/", "/assets/"]
-        .into_iter()
-        .map(|p| CacheRule {
-            prefix: p.into(),
-            value: immutable.into(),
-        })
-        .collect()
+    [
+        ("/_next/static/", immutable),
+        ("/static/", "public, max-age=86400"),
+        ("/assets/", immutable),
+    ]
+    .into_iter()
+    .map(|(p, v)| CacheRule {
+        prefix: p.into(),
+        value: v.into(),
+    })
+    .collect()
 }
 
 /// Response compression.
@@ -476,6 +488,7 @@ impl ConfigFile for RouterConfig {
             &s.x_frame_options,
             &s.referrer_policy,
             &s.permissions_policy,
+            &s.content_security_policy,
         ] {
             if !v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
                 return Err(ConfigError::invalid(
