@@ -24,6 +24,7 @@
 //! - [`access_log`]: one JSON line per request, written in batches.
 //! - [`json_line`]: the JSON-line writer (`itoa`, table-driven escaping).
 //! - [`text`]: client addresses as text on the stack.
+//! - [`tls`]: the TLS listener: per-SNI certificates from the shared store, shared session tickets.
 
 pub mod access_log;
 pub mod acme;
@@ -45,4 +46,5 @@ pub mod respond;
 pub mod server;
 pub mod store;
 pub mod text;
+pub mod tls;
 pub mod upstream;
