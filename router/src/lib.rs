@@ -11,6 +11,7 @@
 //! - [`respond`]: the ordered responders that answer without proxying, and their [`respond::Reply`].
 //! - [`forward`]: the upstream request's headers and signed tenant context.
 //! - [`acme`]: certificates for verified custom domains (HTTP-01, renewal, cluster leases).
+//! - [`log_bridge`]: Pingora's `log` records into `tracing`, one benign race relevelled.
 //! - [`limits`]: nginx `limit_req` zones in Redis with a local fallback.
 //! - [`resolve`]: host classification plus cached tenant lookup → a routing decision.
 //! - [`store`]: the tenant store the configuration names (PostgreSQL or the static file).
@@ -37,6 +38,7 @@ pub mod forward;
 pub mod headers;
 pub mod json_line;
 pub mod limits;
+pub mod log_bridge;
 pub mod metrics;
 pub mod notify;
 pub mod pages;
