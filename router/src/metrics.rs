@@ -209,7 +209,7 @@ pub struct AdminApp {
 impl AdminApp {
     fn refresh_gauges(&self) {
         for pool in &self.pools {
-            for m in pool.members() {
+            for m in pool.members().iter() {
                 let upstream = m.addr.to_string();
                 metrics::gauge!("router_upstream_healthy", "pool" => pool.name(), "upstream" => upstream.clone())
                     .set(if pool.is_healthy(m) { 1.0 } else { 0.0 });

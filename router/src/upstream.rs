@@ -10,6 +10,14 @@
 //! member by the health check's change callback (Pingora's own readiness lookup hashes the
 //! backend with SipHash on every call), a passive mark-down is a deadline in an atomic, and
 //! when a single instance holds the minimum it is taken without asking the selector.
+//!
+//! Membership comes from [`discovery`]: literal addresses, plus DNS names resolved to all their
+//! addresses and re-resolved within TTL bounds by the load balancer's background service. The
+//! member list is swapped whole ([`MemberSet`]); an address present before and after keeps its
+//! member (counters, health), and a request holds its member ([`InFlight`]) to the end, so
+//! removing an instance never cuts a request it is serving.
+
+mod discovery;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -17,13 +25,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::lb::health_check::HealthObserve;
 use pingora::lb::selection::RoundRobin;
-use pingora::lb::{health_check::HttpHealthCheck, Backend, LoadBalancer};
+use pingora::lb::{health_check::HttpHealthCheck, Backend, Backends, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
-use tenant_config::config::Upstreams;
+use tenant_config::config::{UpstreamAddr, Upstreams};
+
+use discovery::Discovery;
 
 /// Failures counted towards `max_fails` (touched only when an attempt fails).
 #[derive(Debug)]
@@ -35,7 +46,6 @@ struct Passive {
 /// One instance and its counters.
 #[derive(Debug)]
 pub struct Member {
-    backend: Backend,
     /// Where it listens.
     pub addr: SocketAddr,
     /// `addr` as text, for the access log (formatted once, not per request).
@@ -50,19 +60,71 @@ pub struct Member {
 }
 
 impl Member {
+    fn new(addr: SocketAddr, now: Instant) -> Self {
+        Self {
+            addr,
+            addr_text: addr.to_string().into(),
+            inflight: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+            down_until_ms: AtomicU64::new(0),
+            passive: Mutex::new(Passive {
+                fails: 0,
+                window_start: now,
+            }),
+        }
+    }
+
     /// Requests currently proxied to this instance.
     pub fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Relaxed)
     }
+
+    fn is(&self, b: &Backend) -> bool {
+        b.addr.as_inet() == Some(&self.addr)
+    }
+}
+
+/// The pool's current instances, replaced whole when discovery publishes a new set.
+#[derive(Debug, Default)]
+pub(crate) struct MemberSet(ArcSwap<Vec<Arc<Member>>>);
+
+impl MemberSet {
+    /// Publishes `addrs` as the members: kept addresses keep their member (in-flight count,
+    /// health, passive marks), new ones start healthy as Pingora's check does.
+    fn publish(&self, pool: &'static str, addrs: &[SocketAddr]) {
+        let old = self.0.load_full();
+        if old.len() == addrs.len() && old.iter().zip(addrs).all(|(m, a)| m.addr == *a) {
+            return;
+        }
+        let now = Instant::now();
+        let new: Vec<Arc<Member>> = addrs
+            .iter()
+            .map(|a| {
+                old.iter()
+                    .find(|m| m.addr == *a)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Member::new(*a, now)))
+            })
+            .collect();
+        let removed: Vec<SocketAddr> = old
+            .iter()
+            .filter(|m| !addrs.contains(&m.addr))
+            .map(|m| m.addr)
+            .collect();
+        if !old.is_empty() || !removed.is_empty() {
+            tracing::info!(pool, members = ?addrs, removed = ?removed, "upstream pool membership changed");
+        }
+        self.0.store(Arc::new(new));
+    }
 }
 
 /// Mirrors the active check's flips into the members, so selection reads a flag.
-struct MirrorHealth(Vec<Arc<Member>>);
+struct MirrorHealth(Arc<MemberSet>);
 
 #[async_trait]
 impl HealthObserve for MirrorHealth {
     async fn observe(&self, target: &Backend, healthy: bool) {
-        for m in self.0.iter().filter(|m| m.backend == *target) {
+        for m in self.0 .0.load().iter().filter(|m| m.is(target)) {
             m.healthy.store(healthy, Ordering::Relaxed);
         }
     }
@@ -104,7 +166,7 @@ pub enum PoolChoice {
 pub struct Pool {
     name: &'static str,
     lb: Arc<LoadBalancer<RoundRobin>>,
-    members: Vec<Arc<Member>>,
+    members: Arc<MemberSet>,
     max_fails: u32,
     fail_timeout: Duration,
     /// Origin of the members' `down_until_ms`.
@@ -112,36 +174,32 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Builds a pool and the background service that runs its health checks; add the service
-    /// to the server.
+    /// Builds a pool and the background service that runs its discovery and health checks;
+    /// add the service to the server. Literal addresses are members at once; names join when
+    /// the service first resolves them (right after start).
     pub fn new(
         name: &'static str,
-        addrs: &[std::net::SocketAddr],
+        addrs: &[UpstreamAddr],
         config: &Upstreams,
     ) -> Result<(Arc<Self>, GenBackgroundService<LoadBalancer<RoundRobin>>), String> {
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().copied())
-            .map_err(|e| format!("upstreams.{name}: {e}"))?;
         let now = Instant::now();
-        let members: Vec<Arc<Member>> = lb
-            .backends()
-            .get_backend()
-            .iter()
-            .filter_map(|b| {
-                let addr = *b.addr.as_inet()?;
-                Some(Arc::new(Member {
-                    backend: b.clone(),
-                    addr,
-                    addr_text: addr.to_string().into(),
-                    inflight: AtomicUsize::new(0),
-                    healthy: AtomicBool::new(true),
-                    down_until_ms: AtomicU64::new(0),
-                    passive: Mutex::new(Passive {
-                        fails: 0,
-                        window_start: now,
-                    }),
-                }))
-            })
-            .collect();
+        let members = Arc::new(MemberSet::default());
+        let discovery = Discovery::new(name, addrs, config, members.clone())?;
+        let has_names = discovery.has_names();
+        members.publish(name, &discovery.current());
+        let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
+        if has_names {
+            // Discovery is asked this often; each name is looked up again only once its
+            // TTL (clamped) has run out.
+            lb.update_frequency = Some(Duration::from_secs(config.dns_min_ttl_secs));
+        } else {
+            // Literals only: nothing to wait for, so the selector is ready before serving.
+            use futures_util::FutureExt;
+            lb.update()
+                .now_or_never()
+                .ok_or_else(|| format!("upstreams.{name}: literal discovery blocked"))?
+                .map_err(|e| format!("upstreams.{name}: {e}"))?;
+        }
         let mut hc = HttpHealthCheck::new("localhost", false);
         hc.health_changed_callback = Some(Box::new(MirrorHealth(members.clone())));
         hc.req = RequestHeader::build("GET", config.health_path.as_bytes(), None)
@@ -156,7 +214,7 @@ impl Pool {
         lb.health_check_frequency = Some(Duration::from_millis(config.health_interval_ms));
         lb.parallel_health_check = true;
 
-        let service = background_service(&format!("{name} health check"), lb);
+        let service = background_service(&format!("{name} discovery and health check"), lb);
         let pool = Arc::new(Self {
             name,
             lb: service.task(),
@@ -173,9 +231,9 @@ impl Pool {
         self.name
     }
 
-    /// Every instance.
-    pub fn members(&self) -> &[Arc<Member>] {
-        &self.members
+    /// Every current instance (a snapshot: discovery may publish a new set at any time).
+    pub fn members(&self) -> Arc<Vec<Arc<Member>>> {
+        self.members.0.load_full()
     }
 
     /// Whether the active health check currently passes for `m`.
@@ -218,23 +276,26 @@ impl Pool {
 
     /// Number of instances that may take a request.
     pub fn usable_count(&self) -> usize {
-        self.members.iter().filter(|m| self.is_usable(m)).count()
-    }
-
-    fn member(&self, b: &Backend) -> Option<&Arc<Member>> {
-        self.members.iter().find(|m| m.backend == *b)
+        self.members
+            .0
+            .load()
+            .iter()
+            .filter(|m| self.is_usable(m))
+            .count()
     }
 
     /// Picks the usable instance with the fewest requests in flight, skipping `exclude`
     /// (instances this request already failed on), and counts the request against it.
     pub fn select(&self, exclude: &[SocketAddr]) -> Option<InFlight> {
         let now = Cell::new(None);
+        let members = self.members.0.load();
+        let member = |b: &Backend| members.iter().find(|m| m.is(b));
         let available = |m: &Member| !exclude.contains(&m.addr) && !self.passive_down(m, &now);
         // One pass: the minimum count among usable instances, and how many share it.
         let mut min = usize::MAX;
         let mut tied = 0;
         let mut first = None;
-        for m in &self.members {
+        for m in members.iter() {
             if !(self.is_healthy(m) && available(m)) {
                 continue;
             }
@@ -251,13 +312,10 @@ impl Pool {
         } else {
             // Several instances share the minimum: the round-robin selector rotates them.
             self.lb
-                .select_with(b"", self.members.len() * 2 + 1, |b, healthy| {
-                    healthy
-                        && self
-                            .member(b)
-                            .is_some_and(|m| m.inflight() <= min && available(m))
+                .select_with(b"", members.len() * 2 + 1, |b, healthy| {
+                    healthy && member(b).is_some_and(|m| m.inflight() <= min && available(m))
                 })
-                .and_then(|b| self.member(&b))
+                .and_then(|b| member(&b))
                 // The counts moved meanwhile: the first instance found at the minimum.
                 .unwrap_or(first)
         };
@@ -268,7 +326,9 @@ impl Pool {
     /// Records a failed attempt (connect error, reset, timeout) on `addr`. After `max_fails`
     /// failures within `fail_timeout`, the instance is skipped for `fail_timeout`.
     pub fn record_failure(&self, addr: SocketAddr) {
-        let Some(m) = self.members.iter().find(|m| m.addr == addr) else {
+        let members = self.members.0.load();
+        // A member already removed by discovery: nothing left to mark.
+        let Some(m) = members.iter().find(|m| m.addr == addr) else {
             return;
         };
         let now = Instant::now();
@@ -303,8 +363,8 @@ mod tests {
     }
 
     fn pool(n: usize) -> Arc<Pool> {
-        let addrs: Vec<std::net::SocketAddr> = (0..n)
-            .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)))
+        let addrs: Vec<UpstreamAddr> = (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)).into())
             .collect();
         Pool::new("platform", &addrs, &config()).unwrap().0
     }
@@ -351,9 +411,9 @@ mod tests {
             fail_timeout_secs: 1,
             ..Upstreams::default()
         };
-        let addrs = [
-            std::net::SocketAddr::from(([127, 0, 0, 1], 1000)),
-            std::net::SocketAddr::from(([127, 0, 0, 1], 1001)),
+        let addrs: [UpstreamAddr; 2] = [
+            SocketAddr::from(([127, 0, 0, 1], 1000)).into(),
+            SocketAddr::from(([127, 0, 0, 1], 1001)).into(),
         ];
         let p = Pool::new("platform", &addrs, &config).unwrap().0;
         let down = p.members()[0].clone();
@@ -372,9 +432,10 @@ mod tests {
     #[tokio::test]
     async fn health_flips_are_mirrored_into_selection() {
         let p = pool(2);
-        let mirror = MirrorHealth(p.members().to_vec());
+        let mirror = MirrorHealth(p.members.clone());
         let sick = p.members()[0].clone();
-        mirror.observe(&sick.backend, false).await;
+        let sick_backend = Backend::new(&sick.addr.to_string()).unwrap();
+        mirror.observe(&sick_backend, false).await;
         assert!(!p.is_healthy(&sick));
         assert_eq!(p.usable_count(), 1);
         let held: Vec<InFlight> = (0..4).map(|_| p.select(&[]).unwrap()).collect();
@@ -383,7 +444,7 @@ mod tests {
             "an unhealthy instance gets nothing"
         );
         assert!(p.select(&[p.members()[1].addr]).is_none());
-        mirror.observe(&sick.backend, true).await;
+        mirror.observe(&sick_backend, true).await;
         assert_eq!(
             p.select(&[]).unwrap().addr(),
             sick.addr,

@@ -25,10 +25,9 @@ pub use router::{
 pub use router::{
     CacheRule, Cidr, CompressionConfig, EdgeSignConfig, HostClass, Lifecycle, LimitKey, LimitZone,
     PlanLimit, Rate, RateLimits, RouterConfig, RouterListen, SecurityHeaders, TenantCacheConfig,
-    Upstreams,
+    UpstreamAddr, Upstreams,
 };
 pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
-pub use router::{CertificateFiles, TlsConfig};
 
 use crate::domain::DomainPolicy;
 use crate::host::HostRules;

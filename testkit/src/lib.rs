@@ -31,7 +31,7 @@ mod spawn;
 mod stripe;
 pub mod tls;
 
-pub use dns::{dns, DnsServer};
+pub use dns::{dns, dns_strict, DnsServer};
 pub use origin::{origin, Origin, OriginBuilder};
 pub use pebble::{pebble, Pebble, PebbleBuilder};
 pub use postgres::{database, postgres, PgCluster, TestDb};

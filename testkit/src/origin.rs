@@ -33,11 +33,15 @@ use tokio_tungstenite::WebSocketStream;
 #[derive(Debug, Clone)]
 pub struct OriginBuilder {
     name: String,
+    bind: SocketAddr,
 }
 
 /// Starts building an origin that reports `name` in its echoes.
 pub fn origin(name: &str) -> OriginBuilder {
-    OriginBuilder { name: name.into() }
+    OriginBuilder {
+        name: name.into(),
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+    }
 }
 
 struct Shared {
@@ -55,9 +59,17 @@ pub struct Origin {
 }
 
 impl OriginBuilder {
-    /// Binds a free port and serves on the current Tokio runtime.
+    /// Listens on `addr` instead of a free port on 127.0.0.1 (another loopback address, so
+    /// that several origins share one port as a DNS name's addresses do).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Binds (a free port unless [`Self::bind`] said otherwise) and serves on the current
+    /// Tokio runtime.
     pub async fn start(self) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let listener = TcpListener::bind(self.bind).await.expect("bind origin");
         let addr = listener.local_addr().expect("origin address");
         let shared = Arc::new(Shared {
             name: self.name,

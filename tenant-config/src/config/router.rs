@@ -8,7 +8,7 @@ use serde::Deserialize;
 mod acme;
 mod client_limits;
 mod rate_limits;
-mod tls;
+mod upstream;
 
 use super::{
     check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
@@ -19,7 +19,7 @@ pub use acme::{
 };
 pub use client_limits::ClientLimits;
 pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
-pub use tls::{CertificateFiles, TlsConfig};
+pub use upstream::UpstreamAddr;
 
 /// Everything the `router` binary reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,9 +78,6 @@ pub struct RouterConfig {
     /// cap.
     #[serde(default)]
     pub client_limits: ClientLimits,
-    /// TLS: the key sealing private keys at rest, operator certificates, session tickets.
-    #[serde(default)]
-    pub tls: TlsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -96,8 +93,6 @@ fn yes() -> bool {
 pub struct RouterListen {
     /// Plain-HTTP listener (`ROUTER_HTTP_LISTEN`).
     pub http: SocketAddr,
-    /// TLS listener (`ROUTER_HTTPS_LISTEN`), HTTP/2 and HTTP/1.1 by ALPN; off when unset.
-    pub https: Option<SocketAddr>,
     /// Answer plain HTTP with a `308` to HTTPS (except ACME challenges and the health path).
     /// Off until a TLS listener is configured; on in production.
     pub redirect_http_to_https: bool,
@@ -110,7 +105,6 @@ impl Default for RouterListen {
     fn default() -> Self {
         Self {
             http: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            https: None,
             redirect_http_to_https: false,
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
         }
@@ -121,10 +115,11 @@ impl Default for RouterListen {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstreams {
-    /// Platform instances, `address:port` (`UPSTREAM_PLATFORM`, comma-separated).
-    pub platform: Vec<SocketAddr>,
+    /// Platform instances, `ip:port` or `name:port` (`UPSTREAM_PLATFORM`, comma-separated). A
+    /// name stands for every address it resolves to, re-resolved while running.
+    pub platform: Vec<UpstreamAddr>,
     /// Workers instances serving `/api/cron/*` on the apex and admin hosts (`UPSTREAM_WORKERS`).
-    pub workers: Vec<SocketAddr>,
+    pub workers: Vec<UpstreamAddr>,
     /// Path probed on every instance.
     pub health_path: String,
     /// Milliseconds between active health checks.
@@ -144,13 +139,21 @@ pub struct Upstreams {
     pub websocket_idle_secs: u64,
     /// Further instances tried when connecting fails, for idempotent requests.
     pub connect_retries: u32,
+    /// DNS server for upstream names, `ip:port` (`UPSTREAM_DNS_SERVER`); the system's
+    /// resolv.conf when unset. Not used when every upstream is a literal address.
+    pub dns_server: Option<SocketAddr>,
+    /// Shortest time between resolutions of a name, in seconds: a TTL below it (0 included)
+    /// is raised to it, and a failed resolution is retried after it.
+    pub dns_min_ttl_secs: u64,
+    /// Longest time a resolved set is used before asking again, in seconds, whatever the TTL.
+    pub dns_max_ttl_secs: u64,
 }
 
 impl Default for Upstreams {
     fn default() -> Self {
         Self {
-            platform: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
-            workers: vec![SocketAddr::from(([127, 0, 0, 1], 8090))],
+            platform: vec![SocketAddr::from(([127, 0, 0, 1], 8080)).into()],
+            workers: vec![SocketAddr::from(([127, 0, 0, 1], 8090)).into()],
             health_path: "/health".into(),
             health_interval_ms: 1_000,
             max_fails: 3,
@@ -160,6 +163,9 @@ impl Default for Upstreams {
             keepalive_idle_secs: 60,
             websocket_idle_secs: 3_600,
             connect_retries: 2,
+            dns_server: None,
+            dns_min_ttl_secs: 5,
+            dns_max_ttl_secs: 60,
         }
     }
 }
@@ -367,13 +373,6 @@ impl ConfigFile for RouterConfig {
         DATABASE_ENV[2],
         var("ROUTER_STATIC_TENANTS", "static_tenants", EnvKind::Str),
         var("ROUTER_HTTP_LISTEN", "listen.http", EnvKind::Str),
-        var("ROUTER_HTTPS_LISTEN", "listen.https", EnvKind::Str),
-        var("CERT_ENCRYPTION_KEY", "tls.encryption_key", EnvKind::Str),
-        var(
-            "ROUTER_PUBLIC_HTTPS_PORT",
-            "tls.public_https_port",
-            EnvKind::Int,
-        ),
         var("ROUTER_METRICS_LISTEN", "listen.metrics", EnvKind::Str),
         var("ROUTER_THREADS", "lifecycle.threads", EnvKind::Int),
         var("ROUTER_TRUSTED_PROXIES", "trusted_proxies", EnvKind::List),
@@ -385,6 +384,7 @@ impl ConfigFile for RouterConfig {
         var("ROUTER_PID_FILE", "lifecycle.pid_file", EnvKind::Str),
         var("UPSTREAM_PLATFORM", "upstreams.platform", EnvKind::List),
         var("UPSTREAM_WORKERS", "upstreams.workers", EnvKind::List),
+        var("UPSTREAM_DNS_SERVER", "upstreams.dns_server", EnvKind::Str),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
         var("REDIS_URL", "redis.url", EnvKind::Str),
         var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
@@ -409,8 +409,6 @@ impl ConfigFile for RouterConfig {
         if let Some(db) = &self.database {
             db.validate()?;
         }
-        self.tls
-            .validate(self.listen.https, self.database.is_some())?;
         if self.database.is_none() && self.static_tenants.is_none() {
             return Err(ConfigError::invalid(
                 "database",
@@ -475,6 +473,18 @@ impl ConfigFile for RouterConfig {
             return Err(ConfigError::invalid(
                 "upstreams.max_fails",
                 "must be between 1 and 100",
+            ));
+        }
+        if !(1..=3_600).contains(&u.dns_min_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "upstreams.dns_min_ttl_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if !(u.dns_min_ttl_secs..=86_400).contains(&u.dns_max_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "upstreams.dns_max_ttl_secs",
+                "must be between dns_min_ttl_secs and 86400",
             ));
         }
         if u.connect_retries > 10 {
