@@ -880,3 +880,66 @@ async fn public_suffixes_are_refused_as_custom_domains() {
     .await;
     assert_eq!(below.status, StatusCode::CREATED, "{}", below.body);
 }
+
+/// Each domain shows its certificate status beside its ownership status, from the routers'
+/// ACME state: none, failed with the error and the next attempt, issued with not-after and
+/// the renewal point.
+#[tokio::test]
+async fn certificate_status_is_shown_beside_ownership() {
+    let a = setup().await;
+    let (pair, csrf) = session(&a.state).await;
+    let auth = Some((pair.as_str(), Some(csrf.as_str())));
+    let t = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(json!({"slug": "grace", "name": "Grace", "plan_id": "growth"})),
+        auth,
+    )
+    .await;
+    let tenant = t.body["id"].as_str().unwrap().to_owned();
+    let domains = format!("/api/admin/tenants/{tenant}/domains");
+    let added = call(
+        &a.state,
+        "POST",
+        &domains,
+        Some(json!({"domain": "give.gracechurch.org"})),
+        auth,
+    )
+    .await;
+    assert_eq!(added.body["cert_status"], "none", "{}", added.body);
+    assert!(added.body["certificate"]["not_after"].is_null());
+
+    a.owner
+        .batch_execute(
+            "INSERT INTO acme_names (name, state, failures, last_error, next_attempt_at)
+             VALUES ('give.gracechurch.org', 'failed', 2, 'connection refused', now() + interval '10 minutes')",
+        )
+        .await
+        .unwrap();
+    let listed = call(&a.state, "GET", &domains, None, auth).await;
+    let d = &listed.body[0];
+    assert_eq!(d["status"], "pending_verification", "ownership is separate");
+    assert_eq!(d["cert_status"], "failed");
+    assert_eq!(d["certificate"]["last_error"], "connection refused");
+    assert!(d["certificate"]["next_attempt_at"].is_string());
+
+    a.owner
+        .batch_execute(
+            "UPDATE acme_names SET state = 'issued', last_error = NULL, next_attempt_at = NULL,
+                 renew_at = now() + interval '60 days' WHERE name = 'give.gracechurch.org';
+             INSERT INTO certificates (domain, status, chain_pem, private_key_encrypted, not_before, not_after)
+             VALUES ('give.gracechurch.org', 'issued', 'pem', '\\x01', now(), now() + interval '90 days')",
+        )
+        .await
+        .unwrap();
+    let listed = call(&a.state, "GET", &domains, None, auth).await;
+    let d = &listed.body[0];
+    assert_eq!(d["cert_status"], "issued", "{d}");
+    assert!(d["certificate"]["not_after"].is_string());
+    assert!(d["certificate"]["last_error"].is_null());
+    assert!(
+        d["certificate"]["next_attempt_at"].is_string(),
+        "the renewal point"
+    );
+}

@@ -89,7 +89,9 @@ pub fn main(cli: Cli) -> i32 {
         Command::Serve { upgrade } => {
             // Both ring and aws-lc-rs are compiled in; choose one before any TLS is set up.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            crate::log_bridge::install();
             tenant_config::runtime::init_logging(&config.log);
+            crate::log_bridge::follow_tracing_level();
             match run(config, StartMode { upgrade }, static_tenants) {
                 Ok(()) => 0,
                 Err(e) => {

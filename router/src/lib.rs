@@ -11,6 +11,7 @@
 //! - [`respond`]: the ordered responders that answer without proxying, and their [`respond::Reply`].
 //! - [`forward`]: the upstream request's headers and signed tenant context.
 //! - [`acme`]: certificates for verified custom domains (HTTP-01, renewal, cluster leases).
+//! - [`log_bridge`]: Pingora's `log` records into `tracing`, one benign race relevelled.
 //! - [`limits`]: nginx `limit_req` zones in Redis with a local fallback.
 //! - [`resolve`]: host classification plus cached tenant lookup → a routing decision.
 //! - [`store`]: the tenant store the configuration names (PostgreSQL or the static file).
@@ -26,6 +27,7 @@
 //! - [`access_log`]: one JSON line per request, written in batches.
 //! - [`json_line`]: the JSON-line writer (`itoa`, table-driven escaping).
 //! - [`text`]: client addresses as text on the stack.
+//! - [`tls`]: the TLS listener: per-SNI certificates from the shared store, shared session tickets.
 
 pub mod access_log;
 pub mod acme;
@@ -38,6 +40,7 @@ pub mod forward;
 pub mod headers;
 pub mod json_line;
 pub mod limits;
+pub mod log_bridge;
 pub mod metrics;
 pub mod notify;
 pub mod pages;
@@ -48,4 +51,5 @@ pub mod respond;
 pub mod server;
 pub mod store;
 pub mod text;
+pub mod tls;
 pub mod upstream;

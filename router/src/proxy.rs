@@ -41,6 +41,8 @@ use crate::{forward, pages};
 pub struct ProxySettings {
     /// Plain HTTP answers with a redirect to HTTPS.
     pub redirect_http_to_https: bool,
+    /// Port in the redirect's `Location` (`tls.public_https_port`).
+    pub public_https_port: u16,
     /// Connect timeout per attempt.
     pub connect_timeout: Duration,
     /// Read timeout for ordinary requests.
@@ -101,7 +103,8 @@ impl EdgeProxy {
         respond::health::respond(req, ctx, &self.platform)?;
         respond::acme::respond(req, ctx, self.challenges.as_deref()).await?;
         let redirect = self.settings.redirect_http_to_https;
-        respond::redirect::respond(req, ctx, redirect, self.resolver.rules())?;
+        let port = self.settings.public_https_port;
+        respond::redirect::respond(req, ctx, redirect, port, self.resolver.rules())?;
         respond::resolution::respond(req, ctx, &self.resolver, &self.metrics).await?;
         respond::rate_limit::respond(req, ctx, self.limiter.as_deref()).await?;
         ControlFlow::Continue(())

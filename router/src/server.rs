@@ -91,14 +91,30 @@ pub fn run(
     };
     // Pingora's proxy behind the connection rules (header deadline, per-address cap,
     // pipelining, half-close): `connection.rs`.
-    let edge_app = EdgeApp::new(
+    let edge_app = Arc::new(EdgeApp::new(
         http_proxy(&server.configuration, proxy),
         connection_limits(&config),
         metrics.clone(),
         access_log.clone(),
+    ));
+    let mut proxy_service = Service::new(
+        "router proxy".into(),
+        crate::tls::Shared(edge_app.clone()),
     );
-    let mut proxy_service = Service::new("router proxy".into(), edge_app);
     proxy_service.add_tcp(&config.listen.http.to_string());
+    // The TLS listener (`listen.https`): certificates are loaded here, before serving;
+    // the same application behind our handshake (tls/mod.rs says why not TlsSettings).
+    let tls = crate::tls::start(&config, &helper)?;
+    let tls_service = tls.as_ref().zip(config.listen.https).map(|(t, addr)| {
+        let app = crate::tls::TlsApp::new(
+            edge_app.clone(),
+            t.server_config.clone(),
+            t.handshake_timeout,
+        );
+        let mut service = Service::new("router tls".into(), app);
+        service.add_tcp(&addr.to_string());
+        service
+    });
     let mut admin = Service::new(
         "router admin".into(),
         AdminApp {
@@ -110,6 +126,9 @@ pub fn run(
     );
     admin.add_tcp(&config.listen.metrics.to_string());
     server.add_service(proxy_service);
+    if let Some(service) = tls_service {
+        server.add_service(service);
+    }
     server.add_service(admin);
     server.add_service(platform_hc);
     server.add_service(workers_hc);
@@ -120,7 +139,7 @@ pub fn run(
         access_log,
         Duration::from_secs(config.lifecycle.shutdown_timeout_secs),
     ));
-    tracing::info!(listen = %config.listen.http, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
+    tracing::info!(listen = %config.listen.http, https = ?config.listen.https, metrics = %config.listen.metrics, upgrade = mode.upgrade, "router starting");
     drop(guard);
     server.run(RunArgs::default());
     // Keep the helper runtime (pool, listener) alive until the server has drained.
@@ -208,6 +227,7 @@ fn proxy_settings(config: &RouterConfig) -> Result<ProxySettings, String> {
         },
         client_body_timeout: Duration::from_secs(c.client_body_timeout_secs),
         redirect_http_to_https: config.listen.redirect_http_to_https,
+        public_https_port: config.tls.public_https_port,
         connect_timeout: Duration::from_millis(u.connect_timeout_ms),
         read_timeout: Duration::from_millis(u.read_timeout_ms),
         keepalive_idle: Duration::from_secs(u.keepalive_idle_secs),

@@ -28,6 +28,7 @@ pub use router::{
     UpstreamAddr, Upstreams,
 };
 pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
+pub use router::{CertificateFiles, TlsConfig};
 
 use crate::domain::DomainPolicy;
 use crate::host::HostRules;

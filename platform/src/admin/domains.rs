@@ -60,14 +60,30 @@ pub struct DomainView {
     pub domain: String,
     /// Verification lifecycle.
     pub status: String,
-    /// Certificate lifecycle.
+    /// Certificate status, separate from ownership (Cloudflare's custom-hostname model):
+    /// `none`, `pending` (first order under way or waiting), `issued`, `renewing`, `failed`
+    /// or `expired`. Written by the routers' ACME issuer (`acme_names`, `certificates`).
     pub cert_status: String,
+    /// The certificate's details (`last_error`, `not_after`, `next_attempt_at`).
+    pub certificate: CertificateView,
     /// Why the last verification failed.
     pub failure_reason: Option<String>,
     /// When ownership was proven.
     pub verified_at: Option<DateTime<Utc>>,
     /// The record to publish.
     pub txt_record: TxtRecord,
+}
+
+/// A domain's certificate as the routers' ACME issuer left it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CertificateView {
+    /// Why the last order failed (cleared when one succeeds).
+    pub last_error: Option<String>,
+    /// End of validity of the certificate being served.
+    pub not_after: Option<DateTime<Utc>>,
+    /// When the issuer acts next: the renewal point of an issued certificate, else the next
+    /// retry (after backoff, a rate limit or a pause).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// The DNS record a tenant publishes to prove ownership.
@@ -79,8 +95,25 @@ pub struct TxtRecord {
     pub value: String,
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, domain, status, cert_status, failure_reason, verified_at, verification_token";
+/// The domain's columns and, from the routers' ACME state, its certificate. Scalar
+/// subqueries on `tenant_domains.domain` so the same list works in `RETURNING`.
+const COLUMNS: &str = "id, tenant_id, domain, status,
+    CASE
+        WHEN (SELECT c.not_after <= now() FROM certificates c
+              WHERE c.domain = tenant_domains.domain AND c.status = 'issued') THEN 'expired'
+        WHEN (SELECT a.state FROM acme_names a WHERE a.name = tenant_domains.domain) IS NOT NULL
+            THEN (SELECT a.state FROM acme_names a WHERE a.name = tenant_domains.domain)
+        WHEN EXISTS (SELECT 1 FROM certificates c
+                     WHERE c.domain = tenant_domains.domain AND c.status = 'issued') THEN 'issued'
+        ELSE 'none'
+    END,
+    failure_reason, verified_at, verification_token,
+    (SELECT a.last_error FROM acme_names a WHERE a.name = tenant_domains.domain),
+    (SELECT c.not_after FROM certificates c
+     WHERE c.domain = tenant_domains.domain AND c.status = 'issued'),
+    (SELECT CASE WHEN a.state = 'issued' THEN a.renew_at
+                 ELSE GREATEST(a.next_attempt_at, a.paused_until) END
+     FROM acme_names a WHERE a.name = tenant_domains.domain)";
 
 fn view(r: &tokio_postgres::Row) -> DomainView {
     let domain: String = r.get(2);
@@ -95,6 +128,11 @@ fn view(r: &tokio_postgres::Row) -> DomainView {
         domain,
         status: r.get(3),
         cert_status: r.get(4),
+        certificate: CertificateView {
+            last_error: r.get(8),
+            not_after: r.get(9),
+            next_attempt_at: r.get(10),
+        },
         failure_reason: r.get(5),
         verified_at: r.get(6),
     }

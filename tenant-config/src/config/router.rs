@@ -9,6 +9,7 @@ mod acme;
 mod client_limits;
 mod rate_limits;
 mod upstream;
+mod tls;
 
 use super::{
     check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
@@ -20,6 +21,7 @@ pub use acme::{
 pub use client_limits::ClientLimits;
 pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
 pub use upstream::UpstreamAddr;
+pub use tls::{CertificateFiles, TlsConfig};
 
 /// Everything the `router` binary reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +80,9 @@ pub struct RouterConfig {
     /// cap.
     #[serde(default)]
     pub client_limits: ClientLimits,
+    /// TLS: the key sealing private keys at rest, operator certificates, session tickets.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -93,6 +98,8 @@ fn yes() -> bool {
 pub struct RouterListen {
     /// Plain-HTTP listener (`ROUTER_HTTP_LISTEN`).
     pub http: SocketAddr,
+    /// TLS listener (`ROUTER_HTTPS_LISTEN`), HTTP/2 and HTTP/1.1 by ALPN; off when unset.
+    pub https: Option<SocketAddr>,
     /// Answer plain HTTP with a `308` to HTTPS (except ACME challenges and the health path).
     /// Off until a TLS listener is configured; on in production.
     pub redirect_http_to_https: bool,
@@ -105,6 +112,7 @@ impl Default for RouterListen {
     fn default() -> Self {
         Self {
             http: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            https: None,
             redirect_http_to_https: false,
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
         }
@@ -373,6 +381,13 @@ impl ConfigFile for RouterConfig {
         DATABASE_ENV[2],
         var("ROUTER_STATIC_TENANTS", "static_tenants", EnvKind::Str),
         var("ROUTER_HTTP_LISTEN", "listen.http", EnvKind::Str),
+        var("ROUTER_HTTPS_LISTEN", "listen.https", EnvKind::Str),
+        var("CERT_ENCRYPTION_KEY", "tls.encryption_key", EnvKind::Str),
+        var(
+            "ROUTER_PUBLIC_HTTPS_PORT",
+            "tls.public_https_port",
+            EnvKind::Int,
+        ),
         var("ROUTER_METRICS_LISTEN", "listen.metrics", EnvKind::Str),
         var("ROUTER_THREADS", "lifecycle.threads", EnvKind::Int),
         var("ROUTER_TRUSTED_PROXIES", "trusted_proxies", EnvKind::List),
@@ -409,6 +424,8 @@ impl ConfigFile for RouterConfig {
         if let Some(db) = &self.database {
             db.validate()?;
         }
+        self.tls
+            .validate(self.listen.https, self.database.is_some())?;
         if self.database.is_none() && self.static_tenants.is_none() {
             return Err(ConfigError::invalid(
                 "database",
