@@ -234,7 +234,7 @@ impl CertStore {
         let sql = format!("SELECT {COLUMNS} FROM certificates WHERE domain = $1 AND {ISSUED}");
         match conn.query_opt(&sql, &[&domain]).await? {
             None => Ok(None),
-            Some(row) => self.from_row(&row).map(Some),
+            Some(row) => self.open_row(&row).map(Some),
         }
     }
 
@@ -265,7 +265,7 @@ impl CertStore {
         pin_mut!(rows);
         let mut stats = LoadStats::default();
         while let Some(row) = rows.try_next().await? {
-            match self.from_row(&row) {
+            match self.open_row(&row) {
                 Ok(c) => {
                     stats.loaded += 1;
                     f(c);
@@ -279,7 +279,7 @@ impl CertStore {
         Ok(stats)
     }
 
-    fn from_row(&self, row: &Row) -> Result<StoredCert, CertStoreError> {
+    fn open_row(&self, row: &Row) -> Result<StoredCert, CertStoreError> {
         let domain: String = row.try_get(0)?;
         let sealed: Vec<u8> = row.try_get(3)?;
         let key = self
