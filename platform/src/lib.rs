@@ -4,6 +4,8 @@
 //! - [`cli`]: command line (`serve`, `check-config`, `migrate`), called by `main.rs`.
 //! - [`state`]: shared handles (database pool, Redis) built from configuration.
 //! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness).
+//! - [`http_server`]: the public listener's connection loop (header-field cap above the
+//!   router's).
 //! - [`edge`]: extractors that verify the router's signed tenant context.
 //! - [`replay`]: the set of edge signatures already used (Redis, bounded local fallback).
 //! - [`access`]: capabilities per route and the role tables that grant them.
@@ -38,6 +40,7 @@ pub mod edge;
 pub mod error;
 pub mod giving;
 pub mod health;
+pub mod http_server;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
@@ -115,7 +118,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    http_server::serve(listener, app(state), shutdown).await
 }
