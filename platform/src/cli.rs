@@ -30,6 +30,13 @@ pub enum Command {
     Serve,
     /// Validate the configuration and exit (0 when valid, 64 when not).
     CheckConfig,
+    /// Probe this instance's operator listener: exit 0 when `/ready` answers 200 (with
+    /// `--live`: `/health`), 1 otherwise. For container HEALTHCHECKs; needs no curl.
+    Healthcheck {
+        /// Liveness only (`/health`): for runtimes that restart unhealthy containers.
+        #[arg(long)]
+        live: bool,
+    },
     /// Apply, revert or list database migrations (uses database.migration_url).
     Migrate {
         /// Direction.
@@ -118,6 +125,9 @@ pub fn main(cli: Cli) -> i32 {
     if let Command::CheckConfig = cli.command {
         return check_config(&config);
     }
+    if let Command::Healthcheck { live } = cli.command {
+        return tenant_config::health::healthcheck("platform", &config.operator_listen, live);
+    }
     tenant_config::runtime::init_logging(&config.log);
     tenant_config::runtime::block_on("platform", async move {
         match cli.command {
@@ -125,7 +135,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Migrate { action } => migrate(&config, action).await,
             Command::Admin { action } => admin(&config, action).await,
             Command::Tenant { action } => tenant(&config, action).await,
-            Command::CheckConfig => 0,
+            Command::CheckConfig | Command::Healthcheck { .. } => 0,
         }
     })
 }
@@ -153,10 +163,11 @@ fn check_config(config: &PlatformConfig) -> i32 {
     match config.domain.rules() {
         Ok(rules) => {
             println!(
-                "config ok: base domain {}, admin host {}, listening on {}",
+                "config ok: base domain {}, admin host {}, listening on {}, operator listener {}",
                 rules.base(),
                 rules.admin(),
-                config.listen
+                config.listen,
+                config.operator_listen
             );
             0
         }
@@ -178,8 +189,25 @@ async fn serve(config: PlatformConfig) -> i32 {
     let Some(listener) = tenant_config::runtime::bind("platform", &config.listen).await else {
         return 1;
     };
-    tracing::info!(listen = %config.listen, "platform serving");
-    match crate::serve(listener, state, tenant_config::runtime::shutdown_signal()).await {
+    let Some(operator) = tenant_config::runtime::bind("platform", &config.operator_listen).await
+    else {
+        return 1;
+    };
+    tracing::info!(listen = %config.listen, operator = %config.operator_listen, "platform serving");
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tenant_config::runtime::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (public, private) = tokio::join!(
+        crate::serve(listener, state.clone(), stopped(stop_rx.clone())),
+        crate::operator::serve(operator, state, stopped(stop_rx)),
+    );
+    match public.and(private) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -1,121 +1,31 @@
-//! Liveness and readiness, shaped like the seeds' `/api/health`.
+//! Health of the platform in the shape every binary shares ([`tenant_config::health`]).
 //!
-//! `/health` always answers 200 while the process can serve HTTP, and reports each dependency
-//! with its latency so dashboards see a degraded database before users do. `/ready` answers 503
-//! while the database or Redis is unreachable or migrations are pending, so a load balancer
-//! sends no traffic to an instance that would fail it.
+//! On the private operator listener ([`crate::operator`]): `/health` always answers 200 while
+//! the process can serve HTTP and reports each dependency with its latency, so dashboards see a
+//! degraded database before users do; `/ready` answers 503 while the database or Redis is
+//! unreachable or migrations are pending, so a load balancer or orchestrator sends no traffic to
+//! an instance that would fail it.
+//!
+//! On the public listener only `/api/health` (the seeds' path) answers, with a status and
+//! nothing else: the router forwards it from every host, so an uptime monitor on the internet
+//! sees the whole path (router → platform → database/Redis) without learning versions,
+//! latencies or pending migrations. The router also probes it for its upstream health checks.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use tenant_config::db::migrate::pending_versions;
 use tenant_config::db::{scope, DbRole};
+use tenant_config::health::{timed, Check, Report};
 
 use crate::state::AppState;
 
 /// Longest a single dependency check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Overall state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Everything answers.
-    Healthy,
-    /// Serving, but a dependency is failing.
-    Degraded,
-    /// Nothing works.
-    Unhealthy,
-}
-
-/// One dependency's result.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Check {
-    /// `up` or `down`.
-    pub status: &'static str,
-    /// Round-trip time of the probe.
-    pub latency_ms: f64,
-    /// Short reason when down (no connection strings or secrets).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Body of `/health` and `/ready`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Report {
-    /// Overall state.
-    pub status: Status,
-    /// Build version.
-    pub version: &'static str,
-    /// Seconds since start.
-    pub uptime_seconds: u64,
-    /// Per-dependency results.
-    pub checks: Checks,
-}
-
-/// The dependencies checked.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Checks {
-    /// PostgreSQL round trip.
-    pub database: Check,
-    /// Redis `PING`.
-    pub redis: Check,
-    /// Migrations embedded in this binary but not applied (only known when the database is up).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending_migrations: Option<usize>,
-    /// `configured` or `not_configured`; reported, never a reason to be unready (donations
-    /// are refused with a clear error while it is missing, everything else works).
-    pub stripe: &'static str,
-}
-
-async fn timed<F, T, E>(f: F) -> (Check, Option<T>)
-where
-    F: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
-{
-    let start = Instant::now();
-    let outcome = tokio::time::timeout(CHECK_TIMEOUT, f).await;
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-    match outcome {
-        Ok(Ok(v)) => (
-            Check {
-                status: "up",
-                latency_ms,
-                error: None,
-            },
-            Some(v),
-        ),
-        Ok(Err(e)) => (
-            Check {
-                status: "down",
-                latency_ms,
-                error: Some(short(&e.to_string())),
-            },
-            None,
-        ),
-        Err(_) => (
-            Check {
-                status: "down",
-                latency_ms,
-                error: Some("timed out".into()),
-            },
-            None,
-        ),
-    }
-}
-
-/// First line, bounded: enough to diagnose, never a dump.
-fn short(s: &str) -> String {
-    s.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(120)
-        .collect()
-}
 
 async fn database_pending(state: &AppState) -> Result<usize, String> {
     let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
@@ -137,51 +47,86 @@ async fn redis_ping(state: &AppState) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Runs every check concurrently.
+/// Runs every check concurrently: `database` (a scoped transaction), `redis` (`PING`),
+/// `migrations` (down while any is pending; its detail is the count, known only with the
+/// database up) and `stripe` (up when configured; without it donations are refused with a clear
+/// error, which is worth an operator's attention, never a reason to be unready).
 pub async fn report(state: &AppState) -> Report {
-    let ((database, pending), (redis, _)) =
-        tokio::join!(timed(database_pending(state)), timed(redis_ping(state)));
-    let up = [database.status, redis.status]
-        .iter()
-        .filter(|s| **s == "up")
-        .count();
-    let status = match up {
-        2 => Status::Healthy,
-        0 => Status::Unhealthy,
-        _ => Status::Degraded,
+    let ((database, pending), (redis, _)) = tokio::join!(
+        timed(CHECK_TIMEOUT, database_pending(state)),
+        timed(CHECK_TIMEOUT, redis_ping(state))
+    );
+    let migrations = match pending {
+        Some(0) => Check::up(Duration::ZERO).with_detail("0 pending"),
+        Some(n) => {
+            Check::down(Duration::ZERO, &format!("{n} pending")).with_detail(format!("{n} pending"))
+        }
+        None => Check::down(Duration::ZERO, "unknown: database down"),
     };
-    Report {
-        status,
-        version: env!("CARGO_PKG_VERSION"),
-        uptime_seconds: state.started.elapsed().as_secs(),
-        checks: Checks {
-            database,
-            redis,
-            pending_migrations: pending,
-            stripe: if state.payments.stripe.is_some() {
-                "configured"
-            } else {
-                "not_configured"
-            },
-        },
-    }
+    let stripe = if state.payments.stripe.is_some() {
+        Check::up(Duration::ZERO).with_detail("configured")
+    } else {
+        Check::down(Duration::ZERO, "not configured: donations are refused")
+    };
+    Report::new(
+        env!("CARGO_PKG_VERSION"),
+        state.started,
+        vec![
+            ("database", database),
+            ("redis", redis),
+            ("migrations", migrations),
+            ("stripe", stripe),
+        ],
+    )
 }
 
-/// `GET /health`: 200 while the process serves HTTP, with dependency details.
-#[utoipa::path(get, path = "/health", operation_id = "get_health", tag = "operations", responses((status = 200, description = "Liveness with per-check status and latency", body = Report)))]
+/// Ready: the database and Redis answer and no migration is pending (Stripe is not required).
+pub fn is_ready(r: &Report) -> bool {
+    ["database", "redis", "migrations"]
+        .iter()
+        .all(|name| r.checks.get(name).is_some_and(Check::is_up))
+}
+
+/// `GET /health` (operator listener): 200 while the process serves HTTP, with every check.
 pub async fn health(State(state): State<AppState>) -> Json<Report> {
     Json(report(&state).await)
 }
 
-/// `GET /ready`: 200 only when the database and Redis answer and no migration is pending.
-#[utoipa::path(get, path = "/ready", operation_id = "get_ready", tag = "operations", responses((status = 200, description = "Ready", body = Report), (status = 503, description = "Database or Redis down, or migrations pending", body = Report)))]
+/// `GET /ready` (operator listener): 200 only when [`is_ready`], else 503; the same body.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Report>) {
     let r = report(&state).await;
-    let ok = r.status == Status::Healthy && r.checks.pending_migrations == Some(0);
-    let code = if ok {
+    let code = if is_ready(&r) {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(r))
+}
+
+/// The public answer: a status and nothing else.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PublicStatus {
+    /// `ok` when the service is ready, `unavailable` when not.
+    pub status: String,
+}
+
+/// `GET /api/health` (public listener, any host): `{"status":"ok"}` with 200 when ready,
+/// `{"status":"unavailable"}` with 503 when not; never cached.
+#[utoipa::path(get, path = "/api/health", operation_id = "get_api_health", tag = "operations", responses((status = 200, description = "Ready", body = PublicStatus), (status = 503, description = "Not ready (details on the operator listener)", body = PublicStatus)))]
+pub async fn public(State(state): State<AppState>) -> Response {
+    let ready = is_ready(&report(&state).await);
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        tenant_config::health::public_body(ready),
+    )
+        .into_response()
 }

@@ -3,7 +3,9 @@
 //! Module map:
 //! - [`cli`]: command line (`serve`, `check-config`, `migrate`), called by `main.rs`.
 //! - [`state`]: shared handles (database pool, Redis) built from configuration.
-//! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness).
+//! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness) for the
+//!   operator listener; the status-only public `/api/health`.
+//! - [`operator`]: the private operator listener (`/metrics`, `/ready`, `/health`).
 //! - [`http_server`]: the public listener's connection loop (header-field cap above the
 //!   router's).
 //! - [`edge`]: extractors that verify the router's signed tenant context.
@@ -44,6 +46,7 @@ pub mod http_server;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod replay;
 pub mod site;
 pub mod state;
@@ -59,17 +62,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub use state::AppState;
 
-/// The service's own operator routes (no edge signature).
+/// The service's own unsigned routes on the public listener: the status-only health answer,
+/// the API document and static files. `/metrics`, `/ready` and `/health` are on the operator
+/// listener ([`operator`]) only.
 mod ops {
     use crate::access::{Access::Public, RouteSpec};
-    use crate::{health, metrics, openapi, AppState};
+    use crate::{health, openapi, AppState};
     use axum::{Extension, Router};
 
     routes! {
       api {
-        get "/health" => health::health, Public;
-        get "/ready" => health::ready, Public;
-        get "/metrics" => metrics::render, Public;
+        get "/api/health" => health::public, Public;
         get "/api/openapi.json" => openapi::document, Public;
       }
       pages {

@@ -123,8 +123,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
-/// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = 503, description = "No metrics recorder", body = String, content_type = "text/plain")))]
+/// `GET /metrics` on the operator listener ([`crate::operator`]).
 pub async fn render(State(state): State<AppState>) -> Response {
     let Some(h) = handle() else {
         return (

@@ -17,9 +17,7 @@ use utoipa::{Modify, OpenApi};
         description = "Tenant, staff, admin and webhook API. Requests reach the platform through the edge router, which resolves the tenant from the Host header and signs the context (x-edge-signature); direct requests without it are refused.",
     ),
     paths(
-        crate::health::health,
-        crate::health::ready,
-        crate::metrics::render,
+        crate::health::public,
         crate::site::home,
         crate::tenant::profile::get_profile,
         crate::tenant::donations::status,
@@ -53,7 +51,7 @@ use utoipa::{Modify, OpenApi};
     ),
     modifiers(&Security),
     tags(
-        (name = "operations", description = "Health, readiness, metrics"),
+        (name = "operations", description = "Status-only health (details, readiness and metrics are on the private operator listener)"),
         (name = "tenant", description = "Public tenant API on <slug>.<base> and custom domains"),
         (name = "staff", description = "Tenant staff, on the tenant's host"),
         (name = "admin", description = "Platform admins, on the admin host"),

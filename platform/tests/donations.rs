@@ -451,8 +451,8 @@ async fn succeeded_webhook_applies_once_and_queues_one_receipt() {
         1
     );
 
-    // The business metrics saw it.
-    let resp = platform::app(e.state.clone())
+    // The business metrics saw it (on the operator listener).
+    let resp = platform::operator::app(e.state.clone())
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -1,4 +1,5 @@
-//! `/health` and `/ready` against a real PostgreSQL and Redis.
+//! The operator listener's `/health`, `/ready` and `/metrics`, and the public listener's
+//! status-only `/api/health`, against a real PostgreSQL and Redis.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -19,8 +20,9 @@ fn config(db: &testkit::TestDb) -> PlatformConfig {
     tenant_config::config::load(None, &env).unwrap()
 }
 
+/// A request to the operator listener's routes.
 async fn get(state: &platform::AppState, path: &str) -> (StatusCode, Value) {
-    let resp = platform::app(state.clone())
+    let resp = platform::operator::app(state.clone())
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -35,17 +37,80 @@ async fn healthy_and_ready_with_everything_up() {
     let state = platform::AppState::from_config(&config(&db)).unwrap();
     let (code, body) = get(&state, "/health").await;
     assert_eq!(code, StatusCode::OK);
-    assert_eq!(body["status"], "healthy", "{body}");
+    // The shape every binary shares: status, version, uptime, checks each with latency.
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptime_seconds"].as_u64().is_some(), "{body}");
+    for check in ["database", "redis", "migrations", "stripe"] {
+        assert!(
+            body["checks"][check]["latency_ms"].as_f64().unwrap() >= 0.0,
+            "{check}: {body}"
+        );
+    }
     assert_eq!(body["checks"]["database"]["status"], "up");
     assert_eq!(body["checks"]["redis"]["status"], "up");
-    assert!(body["checks"]["database"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(body["checks"]["migrations"]["status"], "up");
+    assert_eq!(body["checks"]["migrations"]["detail"], "0 pending");
+    // Without Stripe donations are refused: worth seeing (degraded), never unready.
+    assert_eq!(body["checks"]["stripe"]["status"], "down", "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
     let (code, body) = get(&state, "/ready").await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(body["checks"]["pending_migrations"], 0);
+}
+
+/// `/api/health` on the public app: exactly `{"status": ...}`, nothing else.
+async fn public_health(state: &platform::AppState) -> (StatusCode, Value) {
+    let resp = platform::app(state.clone())
+        .oneshot(Request::get("/api/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        body["checks"]["stripe"], "not_configured",
-        "reported, not fatal"
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["status"],
+        "status only: {v}"
     );
+    (status, v)
+}
+
+#[tokio::test]
+async fn public_listener_answers_status_only_and_no_operator_path() {
+    let db = testkit::database().await;
+    let state = platform::AppState::from_config(&config(&db)).unwrap();
+    let (code, body) = public_health(&state).await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    for path in ["/metrics", "/ready", "/health"] {
+        let resp = platform::app(state.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::NOT_FOUND,
+            "{path} on the public app"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        for leak in [
+            "platform_",
+            "latency_ms",
+            "uptime",
+            env!("CARGO_PKG_VERSION"),
+        ] {
+            assert!(!text.contains(leak), "{path} leaks {leak}: {text}");
+        }
+    }
+    // And the operator app serves nothing of the public API.
+    let resp = platform::operator::app(state.clone())
+        .oneshot(Request::get("/api/tenant").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -60,7 +125,12 @@ async fn not_ready_while_a_migration_is_pending() {
     let state = platform::AppState::from_config(&config(&db)).unwrap();
     let (code, body) = get(&state, "/ready").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["checks"]["pending_migrations"], 1);
+    assert_eq!(body["checks"]["migrations"]["status"], "down");
+    assert_eq!(body["checks"]["migrations"]["detail"], "1 pending");
+    // The public answer says only that it is unavailable.
+    let (code, body) = public_health(&state).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "unavailable");
     // Liveness is unaffected: the process itself is fine.
     assert_eq!(get(&state, "/health").await.0, StatusCode::OK);
 }
@@ -89,8 +159,8 @@ async fn not_ready_when_redis_is_unreachable() {
 async fn metrics_count_requests_by_route_template() {
     let db = testkit::database().await;
     let state = platform::AppState::from_config(&config(&db)).unwrap();
-    let _ = get(&state, "/health").await;
-    let resp = platform::app(state.clone())
+    let _ = public_health(&state).await;
+    let resp = platform::operator::app(state.clone())
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -106,7 +176,7 @@ async fn metrics_count_requests_by_route_template() {
     .unwrap();
     assert!(
         text.contains(
-            "platform_http_requests_total{route=\"/health\",method=\"GET\",status_class=\"2xx\"}"
+            "platform_http_requests_total{route=\"/api/health\",method=\"GET\",status_class=\"2xx\"}"
         ),
         "{text}"
     );

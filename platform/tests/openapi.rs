@@ -74,6 +74,10 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         .env("EDGE_SIGNING_SECRET", SECRET)
         .env("TENANT_BASE_DOMAIN", "platform.test")
         .env("PLATFORM_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "PLATFORM_OPERATOR_LISTEN",
+            format!("127.0.0.1:{}", testkit::free_port()),
+        )
         .env("STRIPE_SECRET_KEY", testkit::STRIPE_TEST_KEY)
         .env("STRIPE_API_BASE", testkit::stripe().url())
         .env("STRIPE_WEBHOOK_SECRET", "whsec_openapi_test")
@@ -100,9 +104,13 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         "/api/tenant",
         "/api/admin/tenants/{id}/stripe-account",
         "/api/webhooks/stripe/connect",
-        "/ready",
+        "/api/health",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the document");
+    }
+    // Operator endpoints are not part of the public API.
+    for p in ["/metrics", "/ready", "/health"] {
+        assert!(!paths.contains_key(p), "{p} is operator-only");
     }
     // The document is valid OpenAPI (a maintained validator, not our reading of the spec), and
     // every operation has its own operationId.

@@ -10,8 +10,9 @@ use axum::http::{Request, StatusCode};
 use tenant_config::config::{MapEnv, PlatformConfig};
 use tower::ServiceExt;
 
+/// Status of `path` on the operator listener's routes.
 async fn status(state: &platform::AppState, path: &str) -> StatusCode {
-    platform::app(state.clone())
+    platform::operator::app(state.clone())
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap()

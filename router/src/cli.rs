@@ -37,11 +37,25 @@ pub enum Command {
     },
     /// Validate the configuration (and the static tenant file, if any) and exit.
     CheckConfig,
+    /// Probe this instance's operator listener: exit 0 when `/ready` answers 200 (with
+    /// `--live`: `/health`), 1 otherwise. For container HEALTHCHECKs; needs no curl.
+    Healthcheck {
+        /// Liveness only (`/health`): for runtimes that restart unhealthy containers.
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 /// Runs the parsed command and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let config: RouterConfig = config::load_or_exit("router", cli.config.as_deref());
+    if let Command::Healthcheck { live } = cli.command {
+        return tenant_config::health::healthcheck(
+            "router",
+            &config.listen.metrics.to_string(),
+            live,
+        );
+    }
     // The static tenant file is part of the configuration: refuse a bad one up front. What
     // is read here is what `serve` serves (read once).
     let static_tenants = match (&config.database, &config.static_tenants) {
@@ -86,6 +100,7 @@ pub fn main(cli: Cli) -> i32 {
                 }
             }
         }
+        Command::Healthcheck { .. } => 0,
         Command::Serve { upgrade } => {
             // Both ring and aws-lc-rs are compiled in; choose one before any TLS is set up.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

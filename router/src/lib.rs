@@ -23,7 +23,8 @@
 //! - [`headers`]: request header hygiene and response headers.
 //! - [`compression`]: gzip/brotli, set up only for requests that accept an encoding.
 //! - [`pages`]: redirects and branded error pages.
-//! - [`metrics`]: Prometheus series and the `/metrics`, `/health`, `/ready` admin endpoints.
+//! - [`metrics`]: Prometheus series.
+//! - [`operator`]: the private operator listener (`/metrics`, `/health`, `/ready`), framed.
 //! - [`access_log`]: one JSON line per request, written in batches.
 //! - [`json_line`]: the JSON-line writer (`itoa`, table-driven escaping).
 //! - [`text`]: client addresses as text on the stack.
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod log_bridge;
 pub mod metrics;
 pub mod notify;
+pub mod operator;
 pub mod pages;
 pub mod preflight;
 pub mod proxy;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{Response, StatusCode};
+use http::Response;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pingora::apps::http_app::ServeHttp;
@@ -188,13 +188,19 @@ impl Metrics {
         self.inflight.increment(delta);
     }
 
+    /// The Prometheus text of every series (the operator listener's `/metrics`).
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
     /// Drains histogram buffers; call every few seconds.
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
     }
 }
 
-/// Serves `/metrics`, `/health` and `/ready` on the metrics listener.
+/// The operator listener's application: `/metrics`, `/health` and `/ready`, answered by
+/// [`crate::operator`].
 pub struct AdminApp {
     /// Registered metrics.
     pub metrics: Arc<Metrics>,
@@ -207,7 +213,9 @@ pub struct AdminApp {
 }
 
 impl AdminApp {
-    fn refresh_gauges(&self) {
+    /// Sets the gauges that are read from state rather than counted (pool members, cache size,
+    /// rate-limit store), just before `/metrics` renders.
+    pub(crate) fn refresh_gauges(&self) {
         for pool in &self.pools {
             for m in pool.members().iter() {
                 let upstream = m.addr.to_string();
@@ -237,48 +245,9 @@ impl AdminApp {
     }
 }
 
-fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    if let Ok(v) = http::HeaderValue::from_str(content_type) {
-        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
-    }
-    r
-}
-
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        match session.req_header().uri.path() {
-            "/metrics" => {
-                self.refresh_gauges();
-                respond(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4",
-                    self.metrics.handle.render().into_bytes(),
-                )
-            }
-            "/health" => respond(
-                StatusCode::OK,
-                "application/json",
-                br#"{"status":"healthy"}"#.to_vec(),
-            ),
-            // The limiter's store is detail only: limits never make the router unready.
-            "/ready" if self.ready() => respond(
-                StatusCode::OK,
-                "application/json",
-                format!(
-                    r#"{{"status":"ready","rate_limits":"{}"}}"#,
-                    self.limiter.as_ref().map_or("off", |l| l.store_state())
-                )
-                .into_bytes(),
-            ),
-            "/ready" => respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "application/json",
-                br#"{"status":"no healthy platform instance"}"#.to_vec(),
-            ),
-            _ => respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
-        }
+        crate::operator::response(self, session).await
     }
 }

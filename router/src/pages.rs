@@ -1,8 +1,14 @@
 //! The replies the router writes itself: redirects, the suspended-tenant page, and branded
 //! error pages that show a request id and nothing about the internals.
+//!
+//! Error answers follow the request's `Accept`: a client that prefers JSON (an API client, a
+//! `fetch` from a page) gets an RFC 9457 `application/problem+json` body with the same title,
+//! message and request id; a browser gets the HTML page. With no preference either way (no
+//! `Accept`, or only `*/*`), paths under `/api/` get JSON and everything else HTML.
 
 use bytes::Bytes;
 use http::HeaderValue;
+use pingora::http::RequestHeader;
 
 use crate::respond::Reply;
 
@@ -53,6 +59,99 @@ pub fn error(status: u16, request_id: &str) -> Reply {
     Reply::new(status, HTML, page(title, message, request_id))
 }
 
+/// How much the `Accept` value wants JSON and HTML: the highest `q` given to a JSON type
+/// (`application/json`, `application/problem+json`, any `+json`, `application/*`) and to an
+/// HTML type (`text/html`, `application/xhtml+xml`, `text/*`), and to `*/*`. Malformed
+/// parameters count as `q=1`, as most servers read them.
+fn accept_weights(accept: &str) -> (Option<f32>, Option<f32>, Option<f32>) {
+    let (mut json, mut html, mut any) = (None::<f32>, None::<f32>, None::<f32>);
+    let raise = |slot: &mut Option<f32>, q: f32| *slot = Some(slot.map_or(q, |v: f32| v.max(q)));
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .or_else(|| p.trim().strip_prefix("Q="))
+            })
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q))
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "*/*" => raise(&mut any, q),
+            "application/json" | "application/problem+json" | "application/*" => {
+                raise(&mut json, q)
+            }
+            "text/html" | "application/xhtml+xml" | "text/*" => raise(&mut html, q),
+            m if m.ends_with("+json") => raise(&mut json, q),
+            _ => {}
+        }
+    }
+    (json, html, any)
+}
+
+/// Whether the error answer to a request with this `Accept` on this path should be JSON.
+pub fn prefers_json(accept: Option<&str>, path: &str) -> bool {
+    let api = path.starts_with("/api/");
+    let Some(accept) = accept else {
+        return api;
+    };
+    let (json, html, any) = accept_weights(accept);
+    // A type named explicitly beats the wildcard; between two named types the higher q wins.
+    let json = json.or(any).unwrap_or(0.0);
+    let html = html.or(any).unwrap_or(0.0);
+    if json > html {
+        true
+    } else if html > json {
+        false
+    } else {
+        api
+    }
+}
+
+/// An RFC 9457 problem body for `status`, with the same words as the HTML page.
+fn problem(status: u16, title: &str, message: &str, request_id: &str) -> Reply {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": message,
+        "request_id": request_id,
+    });
+    Reply::new(status, "application/problem+json", body.to_string())
+}
+
+/// The error answer for `req`: problem+json when it prefers JSON ([`prefers_json`]), else
+/// the branded HTML page.
+pub fn error_for(req: &RequestHeader, status: u16, request_id: &str) -> Reply {
+    if wants_json(req) {
+        let (title, message) = error_text(status);
+        problem(status, title, message, request_id)
+    } else {
+        error(status, request_id)
+    }
+}
+
+fn wants_json(req: &RequestHeader) -> bool {
+    let accept = req
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    prefers_json(accept, req.uri.path())
+}
+
+/// The suspended-tenant answer for `req`, JSON or HTML as [`error_for`] decides. The JSON
+/// form does not name the tenant: an API client has no use for it.
+pub fn suspended_for(req: &RequestHeader, tenant_name: &str, request_id: &str) -> Reply {
+    if wants_json(req) {
+        let (title, message) = error_text(403);
+        problem(403, title, message, request_id)
+    } else {
+        suspended(tenant_name, request_id)
+    }
+}
+
 /// The 403 page for a suspended or cancelled tenant.
 pub fn suspended(tenant_name: &str, request_id: &str) -> Reply {
     let msg = format!(
@@ -80,6 +179,59 @@ mod tests {
             escape_html("<script>alert('x')</script> & \"co\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;"
         );
+    }
+
+    #[test]
+    fn json_when_the_client_prefers_it() {
+        let api = "/api/tenant";
+        let page = "/give";
+        // Asked for by name.
+        assert!(prefers_json(Some("application/json"), page));
+        assert!(prefers_json(Some("application/problem+json"), page));
+        assert!(prefers_json(Some("application/vnd.api+json"), page));
+        assert!(prefers_json(
+            Some("application/json, text/plain, */*"),
+            page
+        ));
+        // Browsers name HTML and only accept */* at a lower weight.
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(!prefers_json(Some(browser), api));
+        // Weights decide between two named types.
+        assert!(prefers_json(
+            Some("text/html;q=0.5, application/json"),
+            page
+        ));
+        assert!(!prefers_json(
+            Some("application/json;q=0.4, text/html"),
+            api
+        ));
+        // No preference: the path decides.
+        assert!(prefers_json(None, api));
+        assert!(!prefers_json(None, page));
+        assert!(prefers_json(Some("*/*"), api));
+        assert!(!prefers_json(Some("*/*"), page));
+        assert!(!prefers_json(Some("image/png"), page));
+        // Nonsense weights count as 1.
+        assert!(prefers_json(Some("application/json;q=abc"), page));
+    }
+
+    #[test]
+    fn problem_body_carries_the_request_id_only() {
+        let mut req = RequestHeader::build("GET", b"/api/tenant", None).unwrap();
+        req.insert_header("accept", "application/json").unwrap();
+        let r = error_for(&req, 502, "req-9");
+        assert_eq!(r.content_type, "application/problem+json");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["status"], 502);
+        assert_eq!(v["request_id"], "req-9");
+        assert_eq!(v["title"], "Temporarily unavailable");
+        let s = suspended_for(&req, "<Grace>", "req-9");
+        assert!(!std::str::from_utf8(&s.body).unwrap().contains("Grace"));
+        let mut browser = RequestHeader::build("GET", b"/", None).unwrap();
+        browser.insert_header("accept", "text/html").unwrap();
+        assert!(error_for(&browser, 502, "r")
+            .content_type
+            .starts_with("text/html"));
     }
 
     #[test]

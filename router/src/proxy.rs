@@ -2,14 +2,14 @@
 //! hook per concern.
 //!
 //! - `request_filter`: the context is set once ([`RequestCtx::begin`]), then the responders run
-//!   in order ([`crate::respond`]): hygiene, router health, ACME challenge, HTTPS redirect,
+//!   in order ([`crate::respond`]): hygiene, operator paths refused, ACME challenge, HTTPS redirect,
 //!   resolution, rate limit. The first that answers ends the request with its reply.
 //! - `upstream_peer`: pool choice (`/api/cron/*` on apex/admin → workers) and least-connections
 //!   selection.
 //! - `upstream_request_filter`: header hygiene and the signed tenant context ([`crate::forward`]).
 //! - `fail_to_connect` / `error_while_proxy`: passive failure marking and retries.
 //! - `response_filter`: security headers, `Cache-Control` rules.
-//! - `fail_to_proxy`: branded error pages.
+//! - `fail_to_proxy`: branded error pages (problem+json when the client prefers JSON).
 //! - `logging`: metrics and one JSON access-log line.
 
 use std::ops::ControlFlow;
@@ -100,7 +100,7 @@ impl EdgeProxy {
     /// The responders, in order; the first reply ends the request.
     async fn respond(&self, req: &RequestHeader, raw_head: &[u8], ctx: &mut RequestCtx) -> Step {
         respond::hygiene::respond(req, raw_head, ctx, &self.settings.head_limits)?;
-        respond::health::respond(req, ctx, &self.platform)?;
+        respond::internal::respond(req, ctx)?;
         respond::acme::respond(req, ctx, self.challenges.as_deref()).await?;
         let redirect = self.settings.redirect_http_to_https;
         let port = self.settings.public_https_port;
@@ -313,7 +313,7 @@ impl ProxyHttp for EdgeProxy {
             },
         };
         if code > 0 {
-            if let Err(write_err) = pages::error(code, ctx.request_id())
+            if let Err(write_err) = pages::error_for(session.req_header(), code, ctx.request_id())
                 .write(session, &self.headers, ctx)
                 .await
             {

@@ -5,15 +5,16 @@
 //!
 //! 1. [`hygiene`]: refusals of malformed, oversized or ambiguous heads (`400`/`414`/`431`),
 //!    before anything else looks at the request.
-//! 2. [`health`]: the router's own `/health` and `/ready` for requests with no usable host.
+//! 2. [`internal`]: operator paths (`/metrics`, `/ready`, `/health`, …) refused with a `404`
+//!    on every host: they live on the private operator listener only.
 //! 3. [`acme`]: HTTP-01 challenge paths, answered whether or not HTTPS redirects are on.
 //! 4. [`redirect`]: plain HTTP → `308` to HTTPS when configured.
 //! 5. [`resolution`]: webhooks, host → route and tenant, and the refusals that come of it.
 //! 6. [`rate_limit`]: `limit_req` zones and plan limits ([`crate::limits`]).
 
 pub mod acme;
-pub mod health;
 pub mod hygiene;
+pub mod internal;
 pub mod rate_limit;
 pub mod redirect;
 pub mod resolution;

@@ -125,6 +125,7 @@ pub fn run(
         },
     );
     admin.add_tcp(&config.listen.metrics.to_string());
+    crate::operator::mark_start();
     server.add_service(proxy_service);
     if let Some(service) = tls_service {
         server.add_service(service);

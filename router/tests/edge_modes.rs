@@ -76,11 +76,12 @@ async fn plain_http_redirects_to_https_except_acme_and_health() {
         .unwrap();
     assert_ne!(acme.status(), 308, "ACME challenges are never redirected");
 
+    // Health lives on the operator listener; the public listener refuses it, redirect or not.
     let health = client().get(r.url("/health")).send().await.unwrap();
     assert_eq!(
         health.status(),
-        200,
-        "load balancer health by IP is answered"
+        404,
+        "operator paths are not served publicly"
     );
     assert_eq!(origin.requests(), 0);
 }

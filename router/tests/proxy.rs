@@ -510,10 +510,14 @@ async fn tenant_changes_are_seen_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_router_answers_its_own_health_by_ip_host() {
+async fn the_router_answers_its_own_health_on_the_operator_listener_only() {
     let s = stack(1).await;
     let health = client().get(s.router.url("/health")).send().await.unwrap();
-    assert_eq!(health.status(), 200, "router health by IP host");
+    assert_eq!(
+        health.status(),
+        404,
+        "not on the public listener, even by IP host"
+    );
     let ready = client()
         .get(s.router.metrics_url("/ready"))
         .send()

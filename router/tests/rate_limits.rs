@@ -117,7 +117,7 @@ async fn auth_zone_stops_a_password_guessing_loop() {
         .text()
         .await
         .unwrap();
-    assert!(ready.contains(r#""rate_limits":"redis""#), "{ready}");
+    assert!(ready.contains(r#""detail":"redis""#), "{ready}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

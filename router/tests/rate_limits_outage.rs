@@ -58,7 +58,7 @@ async fn redis_outage_falls_back_to_local_limits_and_recovers() {
             .unwrap()
     };
     assert_eq!(get().await.0, 200);
-    assert!(ready().await.contains(r#""rate_limits":"redis""#));
+    assert!(ready().await.contains(r#""detail":"redis""#));
 
     redis.pause();
     let mut slow = 0;
@@ -70,7 +70,7 @@ async fn redis_outage_falls_back_to_local_limits_and_recovers() {
         }
     }
     assert_eq!(slow, 3, "each of the first failures waits out the budget");
-    assert!(ready().await.contains(r#""rate_limits":"local""#));
+    assert!(ready().await.contains(r#""detail":"local""#));
     // Breaker open: no wait at all, and local limits (burst 20 / 2 instances → 11 pass).
     let mut passed = 0;
     let mut worst = Duration::ZERO;
@@ -95,7 +95,7 @@ async fn redis_outage_falls_back_to_local_limits_and_recovers() {
     redis.resume();
     let mut back = false;
     for _ in 0..50 {
-        if ready().await.contains(r#""rate_limits":"redis""#) {
+        if ready().await.contains(r#""detail":"redis""#) {
             back = true;
             break;
         }

@@ -471,6 +471,28 @@ pub(crate) fn check_listen(field: &'static str, addr: &str) -> Result<SocketAddr
     })
 }
 
+/// Parses an operator listener's address (`/metrics`, `/ready`, `/health`) and refuses one that
+/// would share a port with a public listener: the whole point of the operator listener is that
+/// the internet cannot reach it, so it never rides on a socket the load balancer forwards to.
+pub(crate) fn check_operator_listen(
+    field: &'static str,
+    addr: &str,
+    public: &[SocketAddr],
+) -> Result<SocketAddr, ConfigError> {
+    let op = check_listen(field, addr)?;
+    let overlaps = |p: &SocketAddr| {
+        p.port() == op.port()
+            && (p.ip() == op.ip() || p.ip().is_unspecified() || op.ip().is_unspecified())
+    };
+    if let Some(p) = public.iter().find(|p| overlaps(p)) {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{op} overlaps the public listener {p}; give the operator listener its own port"),
+        ));
+    }
+    Ok(op)
+}
+
 /// Requires a secret of at least `min` bytes.
 pub(crate) fn check_secret(
     field: &'static str,

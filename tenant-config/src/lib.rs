@@ -11,12 +11,14 @@
 //! - [`runtime`]: logging set-up and the shutdown signal shared by the binaries.
 //! - [`certs`]: sealed private keys, the certificate store and shared TLS ticket keys.
 //! - [`db`]: connection pool, per-transaction role and tenant scoping, the migration runner.
+//! - [`health`]: the health shape every operator listener serves, and the `healthcheck` probe.
 
 pub mod certs;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod edge;
+pub mod health;
 pub mod host;
 pub mod html;
 pub mod model;

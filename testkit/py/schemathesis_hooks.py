@@ -23,7 +23,7 @@ import uuid
 import requests
 import schemathesis
 
-UNSIGNED = ("/health", "/ready", "/metrics", "/api/openapi.json", "/api/webhooks/")
+UNSIGNED = ("/api/health", "/api/openapi.json", "/api/webhooks/")
 
 
 SIGN_AS = "x-sign-as"

@@ -1,6 +1,6 @@
 //! A real HTTP origin for proxy tests, in-process on a free loopback port.
 //!
-//! - `GET /health` answers 200 (or 503 after [`Origin::set_healthy`]`(false)`).
+//! - `GET /api/health` (and `/health`) answers 200 (or 503 after [`Origin::set_healthy`]`(false)`).
 //! - `/ws` accepts a WebSocket and echoes every message.
 //! - `/big` answers 32 KiB of compressible text.
 //! - `/slow?ms=N` waits N milliseconds, then echoes.
@@ -111,7 +111,7 @@ impl Origin {
         self.addr.to_string()
     }
 
-    /// Makes `/health` answer 200 (true) or 503 (false).
+    /// Makes `/api/health` and `/health` answer 200 (true) or 503 (false).
     pub fn set_healthy(&self, healthy: bool) {
         self.shared.healthy.store(healthy, Ordering::SeqCst);
     }
@@ -150,7 +150,8 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
-    if path == "/health" {
+    // `/api/health` is what the router probes by default; `/health` for older settings.
+    if path == "/health" || path == "/api/health" {
         let ok = s.healthy.load(Ordering::SeqCst);
         let code = if ok {
             StatusCode::OK

@@ -1,8 +1,9 @@
 //! Command line of the `workers` binary.
 //!
-//! Exit codes: 0 success; 1 runtime failure (for `trigger`: the run failed); 3 `trigger` found
-//! the job already running (nothing done, safe to ignore); 64 bad configuration or usage
-//! (unknown job name).
+//! Exit codes: 0 success; 1 runtime failure (for `trigger`: the run failed, so a Kubernetes
+//! Job, a systemd timer or EventBridge sees a failure and may retry; for `healthcheck`: not
+//! ready); 3 `trigger` found the job already running (nothing done, safe to ignore); 64 bad
+//! configuration or usage (unknown job name).
 
 use std::path::PathBuf;
 
@@ -41,12 +42,22 @@ pub enum Command {
     },
     /// Validate the configuration and exit (0 when valid, 64 when not).
     CheckConfig,
+    /// Probe this instance's operator listener: exit 0 when `/ready` answers 200 (with
+    /// `--live`: `/health`), 1 otherwise. For container HEALTHCHECKs; needs no curl.
+    Healthcheck {
+        /// Liveness only (`/health`): for runtimes that restart unhealthy containers.
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 /// Runs the parsed command and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let config: WorkersConfig = config::load_or_exit("workers", cli.config.as_deref());
     match cli.command {
+        Command::Healthcheck { live } => {
+            tenant_config::health::healthcheck("workers", &config.operator_listen, live)
+        }
         Command::CheckConfig => {
             // Everything `run` builds (database target, mail transport, Stripe client, host
             // rules), built the same way, so what passes here starts.
@@ -60,7 +71,10 @@ pub fn main(cli: Cli) -> i32 {
                 }
             });
             if built == 0 {
-                println!("config ok: listening on {}", config.listen);
+                println!(
+                    "config ok: listening on {}, operator listener {}",
+                    config.listen, config.operator_listen
+                );
             }
             built
         }
@@ -119,23 +133,42 @@ async fn run(config: WorkersConfig) -> i32 {
     let Some(listener) = tenant_config::runtime::bind("workers", &config.listen).await else {
         return 1;
     };
+    let Some(operator) = tenant_config::runtime::bind("workers", &config.operator_listen).await
+    else {
+        return 1;
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let consumers = tokio::spawn(crate::consumer::run(ctx.clone(), stop_rx.clone()));
     let scheduler = config
         .queue
         .scheduler
         .then(|| tokio::spawn(crate::cron::scheduler(ctx.clone(), stop_rx.clone())));
-    tracing::info!(listen = %config.listen, worker = %ctx.worker_id, "workers running");
+    tracing::info!(listen = %config.listen, operator = %config.operator_listen, worker = %ctx.worker_id, "workers running");
     let state = WorkersState {
         ctx,
         cron_secret: std::sync::Arc::new(config.cron_secret.expose().to_owned()),
+        started: std::time::Instant::now(),
     };
+    // The operator listener stops with the public one: on the same stop signal.
+    let mut operator_stop = stop_rx.clone();
+    let operator_app = crate::operator::app(state.clone());
+    let operator_served = tokio::spawn(async move {
+        axum::serve(operator, operator_app)
+            .with_graceful_shutdown(async move {
+                let _ = operator_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             tenant_config::runtime::shutdown_signal().await;
             let _ = stop_tx.send(true);
         })
         .await;
+    let served = match operator_served.await {
+        Ok(Err(e)) if served.is_ok() => Err(e),
+        _ => served,
+    };
     let _ = consumers.await;
     if let Some(s) = scheduler {
         s.abort();

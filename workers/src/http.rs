@@ -1,16 +1,18 @@
-//! HTTP served by a workers process, reached through the router's workers pool:
-//! `GET|POST /api/cron/<job>` (bearer `CRON_SECRET`, as Vercel-style cron callers send it),
-//! `/health` and `/metrics`.
+//! HTTP served by a workers process on its public listener, reached through the router's
+//! workers pool: `GET|POST /api/cron/<job>` (bearer `CRON_SECRET`, as Vercel-style cron callers
+//! send it) and the status-only `/api/health` the router's health check probes. `/metrics`,
+//! `/ready` and the full `/health` are on the private operator listener ([`crate::operator`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::json;
 use subtle::ConstantTimeEq;
+use tenant_config::health::{timed, Report};
 
 use crate::context::Ctx;
 use crate::cron::{self, CronError, CronJob, Trigger};
@@ -22,14 +24,15 @@ pub struct WorkersState {
     pub ctx: Ctx,
     /// `CRON_SECRET`.
     pub cron_secret: std::sync::Arc<String>,
+    /// When the process started, for `uptime_seconds`.
+    pub started: Instant,
 }
 
-/// The workers' routes.
+/// The workers' public routes.
 pub fn app(state: WorkersState) -> Router {
     crate::metrics::handle();
     Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/api/health", get(public_health))
         .route("/api/cron/{job}", get(trigger).post(trigger))
         .with_state(state)
 }
@@ -83,23 +86,9 @@ async fn trigger(
     }
 }
 
-async fn metrics(State(state): State<WorkersState>) -> Response {
-    let Some(h) = crate::metrics::handle() else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder unavailable",
-        );
-    };
-    if let Err(e) = crate::metrics::refresh(&state.ctx.db).await {
-        tracing::warn!(error = %e, "queue gauges not refreshed");
-    }
-    h.run_upkeep();
-    tenant_config::process_metrics::update();
-    ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response()
-}
-
-/// `GET /health`: 200 when the queue database answers, 503 when it does not.
-async fn health(State(state): State<WorkersState>) -> (StatusCode, Json<Value>) {
+/// The workers' health report: one check, `database` (the queue lives there); ready when it
+/// is up.
+pub async fn report(state: &WorkersState) -> Report {
     let probe = async {
         let conn = state.ctx.db.get().await.map_err(|e| e.to_string())?;
         conn.query_one("SELECT 1", &[])
@@ -107,19 +96,30 @@ async fn health(State(state): State<WorkersState>) -> (StatusCode, Json<Value>) 
             .map_err(|e| e.to_string())?;
         Ok::<(), String>(())
     };
-    let db_up = matches!(
-        tokio::time::timeout(Duration::from_secs(2), probe).await,
-        Ok(Ok(()))
-    );
-    let (code, status) = if db_up {
-        (StatusCode::OK, "healthy")
+    let (database, _) = timed(Duration::from_secs(2), probe).await;
+    Report::new(
+        env!("CARGO_PKG_VERSION"),
+        state.started,
+        vec![("database", database)],
+    )
+}
+
+/// `GET /api/health` (public): `{"status":"ok"}` when ready, `{"status":"unavailable"}` with
+/// 503 when not, and nothing else.
+async fn public_health(State(state): State<WorkersState>) -> Response {
+    let ready = report(&state).await.all_up();
+    let code = if ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": status,
-        "version": env!("CARGO_PKG_VERSION"),
-        "checks": { "database": { "status": if db_up { "up" } else { "down" } } },
-    });
-    (code, Json(body))
+    (
+        code,
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ],
+        tenant_config::health::public_body(ready),
+    )
+        .into_response()
 }

@@ -21,6 +21,11 @@ fn command(db: &testkit::TestDb, smtp_url: &str, listen_port: u16) -> Command {
         .env("SMTP_URL", smtp_url)
         .env("EMAIL_FROM", "Donations <receipts@platform.test>")
         .env("WORKERS_LISTEN", format!("127.0.0.1:{listen_port}"))
+        // Never the default port: tests run side by side.
+        .env(
+            "WORKERS_OPERATOR_LISTEN",
+            format!("127.0.0.1:{}", testkit::free_port()),
+        )
         .env("WORKERS_LEASE_SECS", "2")
         .env("WORKERS_SCHEDULER", "false")
         .env("WORKERS_SHUTDOWN_GRACE_SECS", "1")
@@ -29,17 +34,28 @@ fn command(db: &testkit::TestDb, smtp_url: &str, listen_port: u16) -> Command {
 }
 
 fn start(db: &testkit::TestDb, smtp_url: &str) -> (testkit::Spawned, u16, tempfile::TempDir) {
-    let port = testkit::free_port();
+    let (p, port, _, dir) = start_ports(db, smtp_url);
+    (p, port, dir)
+}
+
+/// Starts `workers run`; the public and the operator port.
+fn start_ports(
+    db: &testkit::TestDb,
+    smtp_url: &str,
+) -> (testkit::Spawned, u16, u16, tempfile::TempDir) {
+    let (port, operator) = (testkit::free_port(), testkit::free_port());
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = command(db, smtp_url, port);
-    cmd.arg("run");
+    cmd.env("WORKERS_OPERATOR_LISTEN", format!("127.0.0.1:{operator}"))
+        .arg("run");
     let p = testkit::Spawned::start(cmd, &dir.path().join("workers.log"));
     assert!(
-        testkit::wait_for_port(port, Duration::from_secs(20)),
+        testkit::wait_for_port(port, Duration::from_secs(20))
+            && testkit::wait_for_port(operator, Duration::from_secs(5)),
         "workers did not listen: {}",
         p.output()
     );
-    (p, port, dir)
+    (p, port, operator, dir)
 }
 
 async fn owner(db: &testkit::TestDb) -> tokio_postgres::Client {
@@ -164,7 +180,7 @@ async fn cron_triggers_are_authenticated_and_never_overlap() {
     )
     .await
     .unwrap();
-    let (_w, port, _d) = start(&db, "smtp://127.0.0.1:9");
+    let (_w, port, operator, _d) = start_ports(&db, "smtp://127.0.0.1:9");
     assert_eq!(http(port, "/api/cron/cleanup-sessions", None).await.0, 401);
     assert_eq!(
         http(
@@ -255,8 +271,8 @@ async fn cron_triggers_are_authenticated_and_never_overlap() {
             expect("cli", "succeeded")
         ]
     );
-    // Metrics show the last success per job.
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    // Metrics (on the operator port) show the last success per job.
+    let text = reqwest::get(format!("http://127.0.0.1:{operator}/metrics"))
         .await
         .unwrap()
         .text()

@@ -41,7 +41,7 @@ pub async fn respond(
         }
         Decision::Suspended(t) => {
             ctx.route = RouteLabel::Suspended;
-            ControlFlow::Break(pages::suspended(&t.name, ctx.request_id()))
+            ControlFlow::Break(pages::suspended_for(req, &t.name, ctx.request_id()))
         }
         Decision::RedirectToApex => {
             ctx.route = RouteLabel::Redirect;
@@ -52,7 +52,7 @@ pub async fn respond(
         }
         Decision::Unavailable => {
             ctx.route = RouteLabel::Unavailable;
-            ControlFlow::Break(pages::error(503, ctx.request_id()))
+            ControlFlow::Break(pages::error_for(req, 503, ctx.request_id()))
         }
     }
 }

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::{
-    check_listen, check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig,
-    EnvKind, EnvVar, LogConfig, RedisConfig, Secret, DATABASE_ENV,
+    check_listen, check_operator_listen, check_secret, var, ConfigError, ConfigFile,
+    DatabaseConfig, DomainConfig, EnvKind, EnvVar, LogConfig, RedisConfig, Secret, DATABASE_ENV,
 };
 
 /// Everything the `platform` binary reads at start.
@@ -21,6 +21,12 @@ pub struct PlatformConfig {
     /// HTTP listen address (`PLATFORM_LISTEN`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Private operator listener: `/metrics`, `/ready` and the full `/health`
+    /// (`PLATFORM_OPERATOR_LISTEN`). Loopback by default; a private address (or `0.0.0.0` in a
+    /// container whose network policy keeps the port internal) when Prometheus or probes run
+    /// elsewhere. Never the public port.
+    #[serde(default = "default_operator_listen")]
+    pub operator_listen: String,
     /// Verification of the router's signed tenant context.
     pub edge: EdgeVerifyConfig,
     /// Stripe Connect.
@@ -39,6 +45,10 @@ pub struct PlatformConfig {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+fn default_operator_listen() -> String {
+    "127.0.0.1:9180".into()
 }
 
 /// The scheme and port clients use to reach the router, for absolute links (a donor's cancel
@@ -187,6 +197,7 @@ impl ConfigFile for PlatformConfig {
         var("REDIS_URL", "redis.url", EnvKind::Str),
         var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
         var("PLATFORM_LISTEN", "listen", EnvKind::Str),
+        var("PLATFORM_OPERATOR_LISTEN", "operator_listen", EnvKind::Str),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
         var(
             "EDGE_SIGNING_SECRET_PREVIOUS",
@@ -231,7 +242,8 @@ impl ConfigFile for PlatformConfig {
         self.domain.rules()?;
         self.database.validate()?;
         self.redis.validate()?;
-        check_listen("listen", &self.listen)?;
+        let public = check_listen("listen", &self.listen)?;
+        check_operator_listen("operator_listen", &self.operator_listen, &[public])?;
         check_secret("edge.signing_secret", &self.edge.signing_secret, 32)?;
         self.public.validate()?;
         if !(self.stripe.js_url.starts_with("https://")

@@ -103,8 +103,11 @@ pub struct RouterListen {
     /// Answer plain HTTP with a `308` to HTTPS (except ACME challenges and the health path).
     /// Off until a TLS listener is configured; on in production.
     pub redirect_http_to_https: bool,
-    /// Metrics, `/health` and `/ready`, on their own socket so they are never exposed through
-    /// the proxy (`ROUTER_METRICS_LISTEN`).
+    /// The private operator listener: `/metrics`, `/ready` and the full `/health`, on their own
+    /// socket so they are never exposed through the proxy (`ROUTER_OPERATOR_LISTEN`, or the
+    /// older `ROUTER_METRICS_LISTEN`; `listen.operator` in a file). Loopback by default; never a
+    /// public listener's port.
+    #[serde(alias = "operator")]
     pub metrics: SocketAddr,
 }
 
@@ -128,7 +131,8 @@ pub struct Upstreams {
     pub platform: Vec<UpstreamAddr>,
     /// Workers instances serving `/api/cron/*` on the apex and admin hosts (`UPSTREAM_WORKERS`).
     pub workers: Vec<UpstreamAddr>,
-    /// Path probed on every instance.
+    /// Path probed on every instance: the status-only `/api/health` every service answers on
+    /// its public port (200 when ready, 503 when not).
     pub health_path: String,
     /// Milliseconds between active health checks.
     pub health_interval_ms: u64,
@@ -162,7 +166,7 @@ impl Default for Upstreams {
         Self {
             platform: vec![SocketAddr::from(([127, 0, 0, 1], 8080)).into()],
             workers: vec![SocketAddr::from(([127, 0, 0, 1], 8090)).into()],
-            health_path: "/health".into(),
+            health_path: "/api/health".into(),
             health_interval_ms: 1_000,
             max_fails: 3,
             fail_timeout_secs: 30,
@@ -389,6 +393,7 @@ impl ConfigFile for RouterConfig {
             EnvKind::Int,
         ),
         var("ROUTER_METRICS_LISTEN", "listen.metrics", EnvKind::Str),
+        var("ROUTER_OPERATOR_LISTEN", "listen.metrics", EnvKind::Str),
         var("ROUTER_THREADS", "lifecycle.threads", EnvKind::Int),
         var("ROUTER_TRUSTED_PROXIES", "trusted_proxies", EnvKind::List),
         var(
@@ -421,6 +426,11 @@ impl ConfigFile for RouterConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.domain.rules()?;
+        let public: Vec<SocketAddr> = [Some(self.listen.http), self.listen.https]
+            .into_iter()
+            .flatten()
+            .collect();
+        super::check_operator_listen("listen.metrics", &self.listen.metrics.to_string(), &public)?;
         if let Some(db) = &self.database {
             db.validate()?;
         }

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::{
-    check_listen, check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig,
-    EnvKind, EnvVar, LogConfig, Secret, DATABASE_ENV,
+    check_listen, check_operator_listen, check_secret, var, ConfigError, ConfigFile,
+    DatabaseConfig, DomainConfig, EnvKind, EnvVar, LogConfig, Secret, DATABASE_ENV,
 };
 
 /// Everything the `workers` binary reads at start.
@@ -16,9 +16,14 @@ pub struct WorkersConfig {
     pub domain: DomainConfig,
     /// PostgreSQL: the job queue lives there.
     pub database: DatabaseConfig,
-    /// HTTP listen address for `/api/cron/*`, `/health`, `/metrics` (`WORKERS_LISTEN`).
+    /// HTTP listen address for `/api/cron/*` and the status-only `/api/health`, reached
+    /// through the router (`WORKERS_LISTEN`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Private operator listener: `/metrics`, `/ready` and the full `/health`
+    /// (`WORKERS_OPERATOR_LISTEN`). Loopback by default; never the public port.
+    #[serde(default = "default_operator_listen")]
+    pub operator_listen: String,
     /// Bearer secret that cron callers present (`CRON_SECRET`), at least 32 characters.
     pub cron_secret: Secret,
     /// Outgoing mail.
@@ -43,6 +48,9 @@ fn default_listen() -> String {
     "127.0.0.1:8090".into()
 }
 
+fn default_operator_listen() -> String {
+    "127.0.0.1:9190".into()
+}
 /// SMTP relay for receipts and reports.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -130,6 +138,7 @@ impl ConfigFile for WorkersConfig {
         DATABASE_ENV[1],
         DATABASE_ENV[2],
         var("WORKERS_LISTEN", "listen", EnvKind::Str),
+        var("WORKERS_OPERATOR_LISTEN", "operator_listen", EnvKind::Str),
         var("CRON_SECRET", "cron_secret", EnvKind::Str),
         var("SMTP_URL", "smtp.url", EnvKind::Str),
         var("EMAIL_USER", "smtp.username", EnvKind::Str),
@@ -155,7 +164,8 @@ impl ConfigFile for WorkersConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.domain.rules()?;
         self.database.validate()?;
-        check_listen("listen", &self.listen)?;
+        let public = check_listen("listen", &self.listen)?;
+        check_operator_listen("operator_listen", &self.operator_listen, &[public])?;
         check_secret("cron_secret", &self.cron_secret, 32)?;
         self.public.validate()?;
         let u = self.smtp.url.expose();
