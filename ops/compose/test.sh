@@ -64,6 +64,17 @@ router=http://127.0.0.1:$ROUTER_PORT
 tenant=grace.platform.localhost
 apex=platform.localhost
 
+say "Operator paths stay private; /api/health is status-only"
+for host in "$tenant" "$apex" "admin.$apex"; do
+  for path in /metrics /ready /health; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "host: $host" "$router$path")
+    [ "$code" = 404 ] || fail "$host$path through the router answered $code, want 404"
+  done
+  body=$(curl -fsS -H "host: $host" "$router/api/health") || fail "$host/api/health failed"
+  [ "$body" = '{"status":"ok"}' ] || fail "$host/api/health is not status-only: $body"
+done
+pass "/metrics, /ready, /health refused (404) on tenant, apex and admin hosts; /api/health {\"status\":\"ok\"}"
+
 say "A gift through the router"
 resp=$(curl -sS -w '\n%{http_code}' -H "host: $tenant" -H 'content-type: application/json' \
   -d '{"amount_minor":2500,"currency":"usd","donor_name":"Ann Giver","donor_email":"ann@example.org"}' \

@@ -52,9 +52,9 @@ run_oneshot db-setup
 say "Starting two platform instances and the workers"
 compose up -d --no-build --no-deps platform-1 platform-2 workers
 compose up -d --no-build --no-deps platform-1-stripe platform-2-stripe workers-stripe
-wait_app platform-1 platform-1-stripe 8080 /ready
-wait_app platform-2 platform-2-stripe 8080 /ready
-wait_app workers workers-stripe 8090 /health
+wait_app platform-1 platform-1-stripe 9180 /ready
+wait_app platform-2 platform-2-stripe 9180 /ready
+wait_app workers workers-stripe 9190 /ready
 
 say "Starting the router and Prometheus"
 compose up -d --no-build --no-deps router prometheus
@@ -68,7 +68,7 @@ The compose stack is up (project $COMPOSE_PROJECT; secrets in $SECRETS_DIR).
   Give                curl -H 'host: grace.platform.localhost' -H 'content-type: application/json' \\
                         -d '{"amount_minor":2500,"currency":"usd","donor_name":"Ann","donor_email":"ann@example.org"}' \\
                         http://127.0.0.1:$ROUTER_PORT/api/donations
-  Router ready        http://127.0.0.1:$ROUTER_ADMIN_PORT/ready   metrics: /metrics
+  Router ready        http://127.0.0.1:$ROUTER_ADMIN_PORT/ready   (operator listener: /health, /metrics)
   Prometheus          http://127.0.0.1:$PROMETHEUS_PORT/
   Stripe webhooks     podman exec $(cname stripe) python -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8421/_relay/log').read().decode())"
   Mail received       podman exec $(cname mail) ls /mail/new

@@ -2,7 +2,9 @@
 # Brings up the whole local system: PostgreSQL and Redis in a local folder, migrations, the demo
 # tenant, and the router, platform and workers binaries. Safe to run again (restarts services).
 #
-# Ports (override with env): router 8000, platform 8080, workers 8090, PostgreSQL 54329,
+# Ports (override with env): router 8000, platform 8080, workers 8090, operator listeners (the
+# private /metrics, /ready, /health of each binary) router 9100, platform 9180, workers 9190,
+# PostgreSQL 54329,
 # Redis 63799, SMTP sink 2525, Stripe emulator 8420 (and 8421 behind it), local DNS 8053 (its
 # management API 8055). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
 # DEV_SKIP_BUILD=1 uses the binaries already in target/debug (e2e/run.sh builds them itself).
@@ -16,6 +18,8 @@ ROUTER_PORT=${ROUTER_PORT:-8000}
 PLATFORM_PORT=${PLATFORM_PORT:-8080}
 WORKERS_PORT=${WORKERS_PORT:-8090}
 ROUTER_METRICS_PORT=${ROUTER_METRICS_PORT:-9100}
+PLATFORM_OPERATOR_PORT=${PLATFORM_OPERATOR_PORT:-9180}
+WORKERS_OPERATOR_PORT=${WORKERS_OPERATOR_PORT:-9190}
 PG_PORT=${PG_PORT:-54329}
 REDIS_PORT=${REDIS_PORT:-63799}
 SMTP_PORT=${SMTP_PORT:-2525}
@@ -169,12 +173,14 @@ export DNS_RESOLVER=127.0.0.1:$DNS_PORT ALLOW_SPECIAL_USE_DOMAINS=true
 
 say "Starting platform, workers and router"
 DATABASE_URL=$(db_url platform_web "$PG_WEB_PASSWORD") PLATFORM_LISTEN=127.0.0.1:$PLATFORM_PORT \
+  PLATFORM_OPERATOR_LISTEN=127.0.0.1:$PLATFORM_OPERATOR_PORT \
   start platform "$bin/platform" serve
 DATABASE_URL=$(db_url platform_workers "$PG_WORKERS_PASSWORD") WORKERS_LISTEN=127.0.0.1:$WORKERS_PORT \
+  WORKERS_OPERATOR_LISTEN=127.0.0.1:$WORKERS_OPERATOR_PORT \
   start workers "$bin/workers" run
 DATABASE_URL=$(db_url platform_router "$PG_ROUTER_PASSWORD") ROUTER_HTTP_LISTEN=127.0.0.1:$ROUTER_PORT \
   UPSTREAM_PLATFORM=127.0.0.1:$PLATFORM_PORT UPSTREAM_WORKERS=127.0.0.1:$WORKERS_PORT \
-  ROUTER_METRICS_LISTEN=127.0.0.1:$ROUTER_METRICS_PORT \
+  ROUTER_OPERATOR_LISTEN=127.0.0.1:$ROUTER_METRICS_PORT \
   ROUTER_PID_FILE="$state/pids/router-pingora.pid" ROUTER_UPGRADE_SOCK="$state/router-upgrade.sock" \
   start router "$bin/router" serve
 
@@ -183,8 +189,8 @@ wait_for() {
   for _ in $(seq 100); do curl -fsS -o /dev/null "$url" 2>/dev/null && return 0; sleep 0.1; done
   echo "up.sh: $url did not answer; see $state/logs" >&2; return 1
 }
-wait_for "http://127.0.0.1:$PLATFORM_PORT/ready"
-wait_for "http://127.0.0.1:$WORKERS_PORT/health"
+wait_for "http://127.0.0.1:$PLATFORM_OPERATOR_PORT/ready"
+wait_for "http://127.0.0.1:$WORKERS_OPERATOR_PORT/ready"
 wait_for "http://127.0.0.1:$ROUTER_METRICS_PORT/ready"
 
 cat <<DONE
@@ -201,9 +207,11 @@ The local system is up.
   Staff login (grace)        same with pastor@grace.localhost and STAFF_PASSWORD at
                                http://grace.platform.localhost:$ROUTER_PORT/api/staff/login
 
-  Platform health / ready    http://127.0.0.1:$PLATFORM_PORT/health  http://127.0.0.1:$PLATFORM_PORT/ready
-  Workers health             http://127.0.0.1:$WORKERS_PORT/health
-  Router metrics / ready     http://127.0.0.1:$ROUTER_METRICS_PORT/metrics  http://127.0.0.1:$ROUTER_METRICS_PORT/ready
+  Operator listeners (private: /health, /ready, /metrics; never through the router)
+    platform                 http://127.0.0.1:$PLATFORM_OPERATOR_PORT/health  (/ready, /metrics)
+    workers                  http://127.0.0.1:$WORKERS_OPERATOR_PORT/health  (/ready, /metrics)
+    router                   http://127.0.0.1:$ROUTER_METRICS_PORT/health  (/ready, /metrics)
+  Public status (any host)   http://grace.platform.localhost:$ROUTER_PORT/api/health
   PostgreSQL                 PGPASSWORD=\$(grep SUPERUSER $secrets | cut -d= -f2) psql -h 127.0.0.1 -p $PG_PORT -U postgres platform
   Redis                      redis-cli -p $REDIS_PORT
   Give (one-time, 25.00 USD) curl -H 'content-type: application/json' \\

@@ -6,9 +6,10 @@
 #   - each binary runs in the slim image as user 65532 with a read-only root, no capabilities,
 #     and reads its secrets from files (NAME_FILE): `check-config` exits 0;
 #   - the router serves from a read-only root (its PID file and upgrade socket on a /tmp tmpfs),
-#     answers /health through a published loopback port, and on `podman stop` (SIGTERM) exits 0
-#     well inside the stop timeout;
-#   - where the binaries have the `healthcheck` subcommand, `podman healthcheck run` passes.
+#     answers /health on its operator port (published on loopback), refuses /metrics on its
+#     public port, and on `podman stop` (SIGTERM) exits 0 well inside the stop timeout;
+#   - its HEALTHCHECK (`router healthcheck`, /ready) fails while no platform instance is up, and
+#     `router healthcheck --live` (/health) passes.
 # Prints the image sizes. Every container it starts is removed by name on exit.
 #
 #   ops/docker/test.sh [BINARY_DIR]      default target/debug
@@ -109,13 +110,20 @@ done
 # No platform instance is up, so the tenant page is the router's own 502/503, not a crash.
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'host: grace.platform.localhost' "http://127.0.0.1:$http/")
 case $code in 502|503) ;; *) fail "tenant request without upstreams answered $code" ;; esac
-pass "router /health 200 on the admin listener, tenant request without platform answers $code"
-if podman run --rm --no-healthcheck "localhost/router:$APP_TAG" healthcheck --help >/dev/null 2>&1; then
-  podman healthcheck run "$name-router" >/dev/null || fail "podman healthcheck run (router healthcheck) failed"
-  pass "HEALTHCHECK (router healthcheck) passes on the running container"
-else
-  echo "  --  the binaries have no 'healthcheck' subcommand yet: HEALTHCHECK not exercised"
+pass "router /health 200 on the operator listener, tenant request without platform answers $code"
+# Operator paths never answer on the public port.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'host: grace.platform.localhost' "http://127.0.0.1:$http/metrics")
+[ "$code" = 404 ] || fail "/metrics on the public port answered $code, want 404"
+pass "/metrics refused (404) on the public port"
+# HEALTHCHECK probes /ready: with no platform instance the router is alive but not ready, so
+# the check must fail; `healthcheck --live` (for runtimes that restart) passes.
+if podman healthcheck run "$name-router" >/dev/null 2>&1; then
+  fail "HEALTHCHECK (router healthcheck) passed with no platform instance: /ready must be 503"
 fi
+podman exec "$name-router" /usr/local/bin/router healthcheck --live >/dev/null \
+  || fail "router healthcheck --live failed on the running container"
+pass "HEALTHCHECK fails while not ready (no platform), healthcheck --live passes"
+
 t0=$(date +%s%N)
 podman stop -t 20 "$name-router" >/dev/null
 elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))

@@ -6,7 +6,7 @@ the API schemas that kubernetes-validate checks:
 Every workload: non-root pod, seccomp RuntimeDefault, no service-account token, each container
 read-only root / no privilege escalation / all capabilities dropped / requests and limits; no
 Secret object and no secret-looking variable with a literal value (secrets are files: NAME_FILE);
-probes on /ready and /health; the router's LoadBalancer on TCP 80/443; the platform ClusterIP
+probes on /ready and /health on each binary's operator port; the router's LoadBalancer on TCP 80/443; the platform ClusterIP
 with a CPU HPA; PodDisruptionBudgets; NetworkPolicies that let only the router (and Prometheus)
 reach the platform; the four CronJobs with the seeds' schedules and Forbid; the migration Job;
 the router's upstream addresses matching the pinned Service IPs. Prints one line per check and
@@ -97,18 +97,35 @@ def main(path):
     ok(f"{len(workloads)} workloads: non-root, seccomp, read-only root, no escalation, caps dropped, "
        "requests/limits, secrets as mounted files only")
 
-    probes = {"router": ("/ready", "/health"), "platform": ("/ready", "/health"),
-              "workers": ("/health", "/health")}
+    # Probes go to each binary's private operator listener: the port named "operator", bound
+    # by the binary's *_OPERATOR_LISTEN, and never the API port.
+    operator_env = {"router": "ROUTER_OPERATOR_LISTEN", "platform": "PLATFORM_OPERATOR_LISTEN",
+                    "workers": "WORKERS_OPERATOR_LISTEN"}
     deps = by.get("Deployment", {})
-    for name, (ready, live) in probes.items():
+    operator_ports = set()
+    for name, env_name in operator_env.items():
         if name not in deps:
             fail(f"no Deployment {name}")
         c = pod_spec(deps[name])["containers"][0]
-        got = (c.get("readinessProbe", {}).get("httpGet", {}).get("path"),
-               c.get("livenessProbe", {}).get("httpGet", {}).get("path"))
-        if got != (ready, live):
-            fail(f"Deployment/{name} probes {got}, want {(ready, live)}")
-    ok("Deployments router, platform, workers with readiness/liveness probes (/ready, /health)")
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+        listen = env.get(env_name, "")
+        if "operator" not in ports or not listen.endswith(f":{ports['operator']}"):
+            fail(f"Deployment/{name}: {env_name}={listen!r} does not bind its 'operator' port {ports.get('operator')}")
+        operator_ports.add(ports["operator"])
+        for kind, want in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
+            get = c.get(kind, {}).get("httpGet", {})
+            if (get.get("path"), get.get("port")) != (want, "operator"):
+                fail(f"Deployment/{name} {kind} is {get.get('path')} on {get.get('port')}, "
+                     f"want {want} on the operator port")
+    ok("Deployments router, platform, workers: readiness /ready and liveness /health on each "
+       f"one's operator port {sorted(operator_ports)}")
+    metrics_policy = by.get("NetworkPolicy", {}).get("metrics-from-prometheus", {}).get("spec", {})
+    allowed = {p["port"] for rule in metrics_policy.get("ingress", []) for p in rule.get("ports", [])}
+    if allowed != operator_ports:
+        fail(f"NetworkPolicy metrics-from-prometheus opens {sorted(allowed)}, want the operator "
+             f"ports {sorted(operator_ports)} only")
+    ok("Prometheus may reach the operator ports only")
 
     svc = by.get("Service", {})
     r = svc.get("router", {}).get("spec", {})

@@ -1,6 +1,6 @@
 """Builds the `podman kube play` test pod from a rendered overlay:
 
-  python3 ops/k8s/kube_play_pod.py RENDERED.yaml OUT.yaml --secrets DIR --port P \
+  python3 ops/k8s/kube_play_pod.py RENDERED.yaml OUT.yaml --secrets DIR --port P --operator-port Q \
       --platform-image IMG --postgres-image IMG --redis-image IMG \
       --postgres-user UID:GID --redis-user UID:GID --repo DIR
 
@@ -30,6 +30,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--secrets", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--operator-port", type=int, required=True)
     ap.add_argument("--platform-image", required=True)
     ap.add_argument("--postgres-image", required=True)
     ap.add_argument("--redis-image", required=True)
@@ -65,9 +66,11 @@ def main():
         return c
 
     platform = adopt(spec["containers"][0], spec.get("volumes", []))
+    # The API port and the private operator port, each published on loopback only.
     for p in platform["ports"]:
-        if p["containerPort"] == 8080:
-            p["hostPort"] = a.port
+        host = {"http": a.port, "operator": a.operator_port}.get(p.get("name"))
+        if host is not None:
+            p["hostPort"] = host
             p["hostIP"] = "127.0.0.1"
     # Same mount name, other Secret: give the Job's secret volume its own name.
     job_container = copy.deepcopy(job_spec["containers"][0])

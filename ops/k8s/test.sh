@@ -8,7 +8,7 @@
 #      peers): the production overlay's platform Deployment and migration Job run under
 #      `podman kube play` as one pod with PostgreSQL and Redis (ops/k8s/kube_play_pod.py says
 #      what is adapted and why). The migration must exit 0, the platform must answer /ready and
-#      /health, refuse an unsigned tenant request, and run as 65532 with a read-only root, no
+#      /health on its operator port and none of them on its API port, refuse an unsigned tenant request, and run as 65532 with a read-only root, no
 #      capabilities and no-new-privileges. The pod is removed at the end (by name).
 #
 #   ops/k8s/test.sh [--kube-play]
@@ -82,8 +82,9 @@ printf 'whsec_%s\n' "$(gen)" > "$secrets/platform-secrets/stripe_webhook_secret"
 chmod 0755 "$secrets" "$secrets"/*
 chmod 0644 "$secrets"/*/*
 port=$(free_port)
+operator=$(free_port)
 python3 ops/k8s/kube_play_pod.py "$work/production.yaml" "$work/pod.yaml" --secrets "$secrets" \
-  --port "$port" --platform-image "localhost/platform:$APP_TAG" \
+  --port "$port" --operator-port "$operator" --platform-image "localhost/platform:$APP_TAG" \
   --postgres-image "localhost/peer-postgres:$APP_TAG" --redis-image "localhost/peer-redis:$APP_TAG" \
   --postgres-user "$(uid_of "localhost/peer-postgres:$APP_TAG")" \
   --redis-user "$(uid_of "localhost/peer-redis:$APP_TAG")" --repo "$repo"
@@ -110,15 +111,21 @@ pass "login roles created (db-setup exited 0)"
 
 ready=""
 for _ in $(seq 180); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null; then ready=1; break; fi
+  if curl -fsS -o /dev/null "http://127.0.0.1:$operator/ready" 2>/dev/null; then ready=1; break; fi
   sleep 0.5
 done
 if [ -z "$ready" ]; then
   podman logs --tail 30 "$pod-platform" >&2 || true
   fail "platform /ready did not answer 200"
 fi
-curl -fsS -o /dev/null "http://127.0.0.1:$port/health" || fail "platform /health"
-pass "platform Deployment's container: /ready 200 (database, Redis, migrations), /health 200"
+curl -fsS -o /dev/null "http://127.0.0.1:$operator/health" || fail "platform /health"
+pass "platform Deployment's container: /ready 200 (database, Redis, migrations), /health 200 on the operator port"
+for path in /metrics /ready /health; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path")
+  [ "$code" = 404 ] || fail "$path on the API port answered $code, want 404"
+done
+[ "$(curl -fsS "http://127.0.0.1:$port/api/health")" = '{"status":"ok"}' ] || fail "API port /api/health is not status-only"
+pass "the API port serves no operator path; /api/health is status-only"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'host: grace.platform.example.org' "http://127.0.0.1:$port/api/tenant")
 case $code in 4??) ;; *) fail "an unsigned tenant request answered $code, want 4xx" ;; esac
 pass "a tenant request without the router's edge signature is refused ($code)"

@@ -25,8 +25,9 @@
 #   4. restart $RELEASE_SERVICES in order (router last: it keeps serving from its cache);
 #   5. every URL in $RELEASE_SMOKE_URLS answers 2xx within $RELEASE_SMOKE_SECS.
 # Settings (environment, or /etc/platform/release.env): PLATFORM_ROOT (/opt/platform),
-# RELEASE_SERVICES ("platform workers router"), RELEASE_SMOKE_URLS (platform /ready on 8080,
-# workers /health on 8090, router /ready on 9100, all on 127.0.0.1), RELEASE_SMOKE_SECS (60),
+# RELEASE_SERVICES ("platform workers router"), RELEASE_SMOKE_URLS (/ready on each binary's
+# private operator listener: platform 9180, workers 9190, router 9100, all on 127.0.0.1),
+# RELEASE_SMOKE_SECS (60),
 # RELEASE_BACKUP (1), RELEASE_MIGRATE (1), SYSTEMCTL (systemctl; tests put a stand-in here).
 set -euo pipefail
 
@@ -36,7 +37,7 @@ if [ -r /etc/platform/release.env ] && [ -z "${RELEASE_NO_ENV_FILE:-}" ]; then
 fi
 root=${PLATFORM_ROOT:-/opt/platform}
 services=${RELEASE_SERVICES:-platform workers router}
-smoke_urls=${RELEASE_SMOKE_URLS:-http://127.0.0.1:8080/ready http://127.0.0.1:8090/health http://127.0.0.1:9100/ready}
+smoke_urls=${RELEASE_SMOKE_URLS:-http://127.0.0.1:9180/ready http://127.0.0.1:9190/ready http://127.0.0.1:9100/ready}
 smoke_secs=${RELEASE_SMOKE_SECS:-60}
 do_backup=${RELEASE_BACKUP:-1}
 do_migrate=${RELEASE_MIGRATE:-1}

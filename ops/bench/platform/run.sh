@@ -32,15 +32,16 @@ head -n "$half" "$work/all.tsv" > "$work/first.tsv"
 tail -n "+$((half + 1))" "$work/all.tsv" > "$work/second.tsv"
 
 DATABASE_URL=$(db_url platform_web) DATABASE_MAX_CONNECTIONS=32 \
-  PLATFORM_LISTEN=127.0.0.1:$web_port EDGE_MAX_SKEW_SECS=600 LOG_LEVEL=warn \
+  PLATFORM_LISTEN=127.0.0.1:$web_port PLATFORM_OPERATOR_LISTEN=127.0.0.1:$(free_port) \
+  EDGE_MAX_SKEW_SECS=600 LOG_LEVEL=warn \
   "$target/platform" serve >"$work/platform.log" 2>&1 &
 pids+=($!)
 DATABASE_URL=$(db_url platform_router) ROUTER_HTTP_LISTEN=127.0.0.1:$router_port \
-  UPSTREAM_PLATFORM=127.0.0.1:$web_port UPSTREAM_WORKERS=127.0.0.1:$web_port ROUTER_METRICS_LISTEN=127.0.0.1:$metrics_port \
+  UPSTREAM_PLATFORM=127.0.0.1:$web_port UPSTREAM_WORKERS=127.0.0.1:$web_port ROUTER_OPERATOR_LISTEN=127.0.0.1:$metrics_port \
   ROUTER_PID_FILE="$work/router.pid" ROUTER_UPGRADE_SOCK="$work/router.sock" LOG_LEVEL=warn \
   "$target/router" serve >"$work/router.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/ready" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/api/health" 2>/dev/null && break; sleep 0.1; done
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$metrics_port/ready" 2>/dev/null && break; sleep 0.1; done
 
 # Signed lists hold one request id per request (the platform refuses replays): enough for the

@@ -24,10 +24,11 @@ export REDIS_URL="redis://127.0.0.1:$redis_port/0" EDGE_SIGNING_SECRET=bench-edg
 secret=whsec_bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 DATABASE_URL=$(db_url platform_web) \
   DATABASE_MAX_CONNECTIONS=${POOL_MAX:-32} \
-  PLATFORM_LISTEN=127.0.0.1:$web_port STRIPE_WEBHOOK_SECRET=$secret LOG_LEVEL=warn \
+  PLATFORM_LISTEN=127.0.0.1:$web_port PLATFORM_OPERATOR_LISTEN=127.0.0.1:$(free_port) \
+  STRIPE_WEBHOOK_SECRET=$secret LOG_LEVEL=warn \
   "$target/platform" serve >"$work/platform.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/ready" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/api/health" 2>/dev/null && break; sleep 0.1; done
 
 echo "== machine: $(nproc) cores; PostgreSQL $(as_pg "$(pg_bin)/postgres" --version | awk '{print $3}') with fsync on (defaults)"
 "$target/webhook-bench" "$owner" "http://127.0.0.1:$web_port/api/webhooks/stripe/connect" "$secret" \
