@@ -27,7 +27,7 @@ pub use router::{
     PlanLimit, Rate, RateLimits, RouterConfig, RouterListen, SecurityHeaders, TenantCacheConfig,
     UpstreamAddr, Upstreams,
 };
-pub use workers::{QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
+pub use workers::{CronConfig, QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 pub use router::{CertificateFiles, TlsConfig};
 
 use crate::domain::DomainPolicy;

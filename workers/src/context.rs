@@ -32,11 +32,15 @@ pub struct Ctx {
     pub worker_id: String,
     /// Queue settings.
     pub queue: tenant_config::config::QueueConfig,
+    /// Each cron job's schedule (parsed from `[cron]`).
+    pub schedules: Arc<crate::cron::Schedules>,
 }
 
 impl Ctx {
     /// Builds the handles; connects to nothing yet.
     pub fn from_config(config: &WorkersConfig) -> anyhow::Result<Self> {
+        let schedules =
+            crate::cron::Schedules::from_config(&config.cron).map_err(anyhow::Error::msg)?;
         let mailer = crate::mail::transport(&config.smtp).map_err(anyhow::Error::msg)?;
         let stripe = match &config.stripe.secret_key {
             Some(k) => Some(payments::StripeClient::new(
@@ -67,6 +71,7 @@ impl Ctx {
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             queue: config.queue.clone(),
+            schedules: Arc::new(schedules),
         })
     }
 

@@ -11,9 +11,18 @@
 //! run by any trigger; if none started since, it runs the job once. Runs missed while no worker
 //! was up are therefore caught up with a single run (never one per missed slot): every job here
 //! works on "everything due now", so one run covers all the missed ones.
+//!
+//! **Schedules** are cron expressions (`croner`, five fields, UTC), the seeds' strings by
+//! default and overridable per job in the configuration (`[cron]`, `CRON_<JOB>`); see
+//! [`Schedules::from_config`].
 
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Timelike, Utc, Weekday};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 use serde_json::{json, Value};
+use tenant_config::config::CronConfig;
 
 use crate::context::Ctx;
 
@@ -38,17 +47,67 @@ pub const ALL: [CronJob; 4] = [
     CronJob::GenerateReports,
 ];
 
-/// When a job is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Schedule {
-    /// Every n minutes, on multiples of n past the hour.
-    EveryMinutes(u32),
-    /// At minute 0 of every hour.
-    Hourly,
-    /// Every day at hh:mm UTC.
-    Daily(u32, u32),
-    /// Every week on a weekday at hh:mm UTC.
-    Weekly(Weekday, u32, u32),
+/// When a job is due: a parsed cron expression, evaluated in UTC.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Cron,
+    text: Arc<str>,
+}
+
+impl Schedule {
+    /// Parses a five-field expression (`minute hour day-of-month month day-of-week`, names such
+    /// as `MON` and `JAN` allowed, no seconds or years) that fires at least once.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(text)
+            .map_err(|e| format!("{text:?} is not a cron expression: {e}"))?;
+        // `0 0 31 2 *` parses but never fires: a job that would silently never run.
+        cron.find_next_occurrence(&Utc::now(), false)
+            .map_err(|_| format!("{text:?} never fires"))?;
+        Ok(Self {
+            cron,
+            text: text.trim().into(),
+        })
+    }
+
+    /// The expression as configured.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The latest due time at or before `now` (`None` if it never fired before `now`).
+    pub fn last_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_previous_occurrence(&now, true).ok()
+    }
+
+    /// The first due time strictly after `t`.
+    pub fn next_due(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&t, false).ok()
+    }
+}
+
+/// Every job's schedule, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Schedules([Schedule; 4]);
+
+impl Schedules {
+    /// Parses each job's expression; the error names the job's config field, e.g.
+    /// `cron.cleanup_sessions (cleanup-sessions): "0 25 * * *" is not a cron expression: ...`.
+    pub fn from_config(config: &CronConfig) -> Result<Self, String> {
+        let parse = |(job, field, text): (&str, &str, &str)| {
+            Schedule::parse(text).map_err(|e| format!("{field} ({job}): {e}"))
+        };
+        let [a, b, c, d] = config.entries();
+        Ok(Self([parse(a)?, parse(b)?, parse(c)?, parse(d)?]))
+    }
+
+    /// The schedule of `job`.
+    pub fn get(&self, job: CronJob) -> &Schedule {
+        &self.0[job.index()]
+    }
 }
 
 impl CronJob {
@@ -67,13 +126,13 @@ impl CronJob {
         ALL.into_iter().find(|j| j.name() == name)
     }
 
-    /// The seeds' schedule.
-    pub fn schedule(self) -> Schedule {
+    /// Position in [`ALL`] (and in [`CronConfig::entries`]).
+    fn index(self) -> usize {
         match self {
-            CronJob::ProcessEmails => Schedule::EveryMinutes(5),
-            CronJob::ProcessDonations => Schedule::Hourly,
-            CronJob::CleanupSessions => Schedule::Daily(3, 0),
-            CronJob::GenerateReports => Schedule::Weekly(Weekday::Mon, 6, 0),
+            CronJob::ProcessEmails => 0,
+            CronJob::ProcessDonations => 1,
+            CronJob::CleanupSessions => 2,
+            CronJob::GenerateReports => 3,
         }
     }
 
@@ -92,63 +151,16 @@ impl CronJob {
 /// Advisory lock key of the scheduler leader.
 pub const LEADER_KEY: i64 = 7_300_000;
 
-impl Schedule {
-    /// The latest due time at or before `now`.
-    pub fn last_due(self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let floor_min = now
-            .with_second(0)
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(now);
-        match self {
-            Schedule::EveryMinutes(n) => {
-                let n = n.max(1);
-                let m = floor_min.minute() - floor_min.minute() % n;
-                floor_min.with_minute(m).unwrap_or(floor_min)
-            }
-            Schedule::Hourly => floor_min.with_minute(0).unwrap_or(floor_min),
-            Schedule::Daily(h, m) => {
-                let today = at(now, h, m);
-                if today <= now {
-                    today
-                } else {
-                    today - ChronoDuration::days(1)
-                }
-            }
-            Schedule::Weekly(day, h, m) => {
-                let back =
-                    (7 + now.weekday().num_days_from_monday() - day.num_days_from_monday()) % 7;
-                let candidate = at(now, h, m) - ChronoDuration::days(i64::from(back));
-                if candidate <= now {
-                    candidate
-                } else {
-                    candidate - ChronoDuration::days(7)
-                }
-            }
-        }
-    }
-
-    /// The first due time strictly after `t`.
-    pub fn next_due(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let step = match self {
-            Schedule::EveryMinutes(n) => ChronoDuration::minutes(i64::from(n.max(1))),
-            Schedule::Hourly => ChronoDuration::hours(1),
-            Schedule::Daily(..) => ChronoDuration::days(1),
-            Schedule::Weekly(..) => ChronoDuration::days(7),
-        };
-        self.last_due(t) + step
-    }
-}
-
-fn at(day: DateTime<Utc>, h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(day.year(), day.month(), day.day(), h, m, 0)
-        .single()
-        .unwrap_or(day)
-}
-
 /// Whether the scheduler should run a job now: its latest due slot has no run yet.
-pub fn is_due(schedule: Schedule, now: DateTime<Utc>, last_started: Option<DateTime<Utc>>) -> bool {
-    let due = schedule.last_due(now);
-    last_started.is_none_or(|s| s < due)
+pub fn is_due(
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+    last_started: Option<DateTime<Utc>>,
+) -> bool {
+    match schedule.last_due(now) {
+        Some(due) => last_started.is_none_or(|s| s < due),
+        None => false,
+    }
 }
 
 /// How a run was triggered (`cron_runs.trigger`).
@@ -331,12 +343,13 @@ async fn lead(
                     return;
                 }
             };
-            if is_due(job.schedule(), now, last) {
-                let due = job.schedule().last_due(now);
+            let schedule = ctx.schedules.get(job);
+            if is_due(schedule, now, last) {
+                let due = schedule.last_due(now);
                 let ctx = ctx.clone();
                 // Each run on its own task: a long report run never delays the 5-minute mail run.
                 tokio::spawn(async move {
-                    if let Err(e) = run(&ctx, job, Trigger::Scheduler, Some(due)).await {
+                    if let Err(e) = run(&ctx, job, Trigger::Scheduler, due).await {
                         tracing::warn!(job = job.name(), error = %e, "scheduled run did not succeed");
                     }
                 });
@@ -344,7 +357,7 @@ async fn lead(
         }
         let next = ALL
             .iter()
-            .map(|j| j.schedule().next_due(now))
+            .filter_map(|j| ctx.schedules.get(*j).next_due(now))
             .min()
             .unwrap_or(now + ChronoDuration::minutes(1));
         // Wake at the next due time, or within 30 s to notice a lost session or runs started
@@ -365,87 +378,19 @@ async fn lead(
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn last_and_next_due_under_virtual_time() {
-        let every5 = Schedule::EveryMinutes(5);
-        assert_eq!(
-            every5.last_due(t("2026-11-23T10:07:31Z")),
-            t("2026-11-23T10:05:00Z")
-        );
-        assert_eq!(
-            every5.next_due(t("2026-11-23T10:05:00Z")),
-            t("2026-11-23T10:10:00Z")
-        );
-        assert_eq!(
-            Schedule::Hourly.last_due(t("2026-11-23T10:59:59Z")),
-            t("2026-11-23T10:00:00Z")
-        );
-        let daily = Schedule::Daily(3, 0);
-        assert_eq!(
-            daily.last_due(t("2026-11-23T02:59:00Z")),
-            t("2026-11-22T03:00:00Z")
-        );
-        assert_eq!(
-            daily.last_due(t("2026-11-23T03:00:00Z")),
-            t("2026-11-23T03:00:00Z")
-        );
-        assert_eq!(
-            daily.next_due(t("2026-11-23T03:00:00Z")),
-            t("2026-11-24T03:00:00Z")
-        );
-        let weekly = Schedule::Weekly(Weekday::Mon, 6, 0);
-        // 2026-11-23 is a Monday.
-        assert_eq!(
-            weekly.last_due(t("2026-11-23T05:59:00Z")),
-            t("2026-11-16T06:00:00Z")
-        );
-        assert_eq!(
-            weekly.last_due(t("2026-11-23T06:00:00Z")),
-            t("2026-11-23T06:00:00Z")
-        );
-        assert_eq!(
-            weekly.last_due(t("2026-11-22T12:00:00Z")),
-            t("2026-11-16T06:00:00Z")
-        );
-        assert_eq!(
-            weekly.next_due(t("2026-11-23T06:00:00Z")),
-            t("2026-11-30T06:00:00Z")
-        );
-    }
-
-    #[test]
-    fn missed_runs_are_caught_up_once() {
-        let daily = Schedule::Daily(3, 0);
-        // Down from Friday to Monday 09:00: one run now, not three.
-        let now = t("2026-11-23T09:00:00Z");
-        assert!(is_due(daily, now, Some(t("2026-11-20T03:00:05Z"))));
-        assert!(is_due(daily, now, None));
-        // After that run, nothing until tomorrow 03:00.
-        assert!(!is_due(daily, now + ChronoDuration::minutes(1), Some(now)));
-        assert!(!is_due(daily, t("2026-11-24T02:59:00Z"), Some(now)));
-        assert!(is_due(daily, t("2026-11-24T03:00:00Z"), Some(now)));
-        let every5 = Schedule::EveryMinutes(5);
-        assert!(!is_due(
-            every5,
-            t("2026-11-23T10:09:00Z"),
-            Some(t("2026-11-23T10:05:01Z"))
-        ));
-        assert!(is_due(
-            every5,
-            t("2026-11-23T10:10:00Z"),
-            Some(t("2026-11-23T10:05:01Z"))
-        ));
-    }
-
     #[test]
     fn names_round_trip() {
         for j in ALL {
             assert_eq!(CronJob::from_name(j.name()), Some(j));
         }
         assert_eq!(CronJob::from_name("rm-rf"), None);
+    }
+
+    #[test]
+    fn config_entries_follow_the_job_order() {
+        for (i, (name, _, _)) in CronConfig::default().entries().into_iter().enumerate() {
+            assert_eq!(ALL[i].name(), name);
+            assert_eq!(ALL[i].index(), i);
+        }
     }
 }

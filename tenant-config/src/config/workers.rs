@@ -2,6 +2,9 @@
 
 use serde::Deserialize;
 
+mod cron;
+pub use cron::CronConfig;
+
 use super::{
     check_listen, check_operator_listen, check_secret, var, ConfigError, ConfigFile,
     DatabaseConfig, DomainConfig, EnvKind, EnvVar, LogConfig, Secret, DATABASE_ENV,
@@ -32,6 +35,9 @@ pub struct WorkersConfig {
     /// Queue consumers and the in-process scheduler.
     #[serde(default)]
     pub queue: QueueConfig,
+    /// The scheduler's cron expressions, one per job (UTC; the seeds' schedules by default).
+    #[serde(default)]
+    pub cron: CronConfig,
     /// Stripe, for reconciling pending donations (optional: skipped when unset).
     #[serde(default)]
     pub stripe: WorkerStripeConfig,
@@ -140,6 +146,10 @@ impl ConfigFile for WorkersConfig {
         var("WORKERS_LISTEN", "listen", EnvKind::Str),
         var("WORKERS_OPERATOR_LISTEN", "operator_listen", EnvKind::Str),
         var("CRON_SECRET", "cron_secret", EnvKind::Str),
+        var("CRON_PROCESS_EMAILS", "cron.process_emails", EnvKind::Str),
+        var("CRON_PROCESS_DONATIONS", "cron.process_donations", EnvKind::Str),
+        var("CRON_CLEANUP_SESSIONS", "cron.cleanup_sessions", EnvKind::Str),
+        var("CRON_GENERATE_REPORTS", "cron.generate_reports", EnvKind::Str),
         var("SMTP_URL", "smtp.url", EnvKind::Str),
         var("EMAIL_USER", "smtp.username", EnvKind::Str),
         var("SMTP_USERNAME", "smtp.username", EnvKind::Str),
