@@ -134,7 +134,7 @@ async fn a_trusted_balancers_forwarded_proto_decides_hsts_and_the_redirect() {
     let start = |trusted: bool| {
         let b = testkit::router(env!("CARGO_BIN_EXE_router"))
             .static_tenants(TENANTS)
-            .platform(&[origin.clone()])
+            .platform(std::slice::from_ref(&origin))
             .set("rate_limits", "enabled = false")
             .set("listen", "redirect_http_to_https = true");
         if trusted {
