@@ -6,6 +6,7 @@ local reqs = {}
 local counter = 0
 local threads = {}
 not_ok = 0
+last_bad = 0
 
 function setup(thread)
   thread:set("index", #threads)
@@ -16,15 +17,18 @@ end
 function response(status, headers, body)
   if status ~= 200 then
     not_ok = not_ok + 1
+    last_bad = status
   end
 end
 
 function done(summary, latency, requests)
   local n = 0
+  local last = 0
   for _, t in ipairs(threads) do
     n = n + t:get("not_ok")
+    if t:get("last_bad") ~= 0 then last = t:get("last_bad") end
   end
-  io.write(string.format("not-200 responses: %d\n", n))
+  io.write(string.format("not-200 responses: %d (last one: %d)\n", n, last))
 end
 
 function init(args)

@@ -38,7 +38,7 @@ DATABASE_URL=$(db_url platform_web) DATABASE_MAX_CONNECTIONS=32 \
 pids+=($!)
 DATABASE_URL=$(db_url platform_router) ROUTER_HTTP_LISTEN=127.0.0.1:$router_port \
   UPSTREAM_PLATFORM=127.0.0.1:$web_port UPSTREAM_WORKERS=127.0.0.1:$web_port ROUTER_OPERATOR_LISTEN=127.0.0.1:$metrics_port \
-  ROUTER_PID_FILE="$work/router.pid" ROUTER_UPGRADE_SOCK="$work/router.sock" LOG_LEVEL=warn \
+  ROUTER_PID_FILE="$work/router.pid" ROUTER_UPGRADE_SOCK="$work/router.sock" LOG_LEVEL=warn ROUTER_RATE_LIMITS=false \
   "$target/router" serve >"$work/router.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$web_port/api/health" 2>/dev/null && break; sleep 0.1; done
@@ -61,7 +61,7 @@ run() {
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/not-200 responses/ {print $3}' <<<"$out")
+  errors=$(awk '/not-200 responses/ {print $3, $4, $5, $6}' <<<"$out")
   local total
   total=$(awk '/requests in/ {print $1}' <<<"$out")
   printf '%-28s %10s req/s   p50 %8s   p99 %8s   not-200 %s   requests %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}" "$total"

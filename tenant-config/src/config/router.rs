@@ -8,8 +8,8 @@ use serde::Deserialize;
 mod acme;
 mod client_limits;
 mod rate_limits;
-mod upstream;
 mod tls;
+mod upstream;
 
 use super::{
     check_secret, var, ConfigError, ConfigFile, DatabaseConfig, DomainConfig, EnvKind, EnvVar,
@@ -20,8 +20,8 @@ pub use acme::{
 };
 pub use client_limits::ClientLimits;
 pub use rate_limits::{HostClass, LimitKey, LimitZone, PlanLimit, Rate, RateLimits};
-pub use upstream::UpstreamAddr;
 pub use tls::{CertificateFiles, TlsConfig};
+pub use upstream::UpstreamAddr;
 
 /// Everything the `router` binary reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,13 +73,13 @@ pub struct RouterConfig {
     /// nginx `limit_req` zones, per-plan tenant limits and the Redis time budget.
     #[serde(default)]
     pub rate_limits: RateLimits,
-    /// ACME issuance and renewal of custom-domain certificates (off by default).
-    #[serde(default)]
-    pub acme: AcmeConfig,
     /// Request-head size limits, client deadlines, pipelining and the per-address connection
     /// cap.
     #[serde(default)]
     pub client_limits: ClientLimits,
+    /// ACME issuance and renewal of custom-domain certificates (off by default).
+    #[serde(default)]
+    pub acme: AcmeConfig,
     /// TLS: the key sealing private keys at rest, operator certificates, session tickets.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -422,6 +422,7 @@ impl ConfigFile for RouterConfig {
             "rate_limits.instances",
             EnvKind::Int,
         ),
+        var("ROUTER_RATE_LIMITS", "rate_limits.enabled", EnvKind::Bool),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -573,6 +574,7 @@ impl ConfigFile for RouterConfig {
             r.validate()?;
         }
         self.rate_limits.validate()?;
+        self.client_limits.validate()?;
         self.acme.validate()?;
         if self.acme.enabled && self.database.is_none() {
             return Err(ConfigError::invalid(
@@ -580,7 +582,6 @@ impl ConfigFile for RouterConfig {
                 "ACME needs database.url (challenges, accounts and certificates are shared there)",
             ));
         }
-        self.client_limits.validate()?;
         Ok(())
     }
 }
