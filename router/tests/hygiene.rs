@@ -492,6 +492,26 @@ async fn slowloris_does_not_stop_other_clients() {
     );
 }
 
+/// A body that stops arriving is cut off after `client_body_timeout` with a `408`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_a_408() {
+    let origin = permissive_origin().await;
+    let r = router_with(
+        &origin,
+        &[("client_limits", "client_body_timeout_secs = 1")],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    let t = Instant::now();
+    s.write_all(
+        format!("POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 10\r\n\r\nabc").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let resp = read_responses(&mut s, 1, Duration::from_secs(5)).await;
+    assert_eq!(resp.first().map(|r| r.status), Some(408));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_capped_when_configured() {
     let origin = permissive_origin().await;
