@@ -106,14 +106,30 @@ pub fn start(
 
     let workers = Arc::new(Semaphore::new(config.concurrency));
     let work = issuer.clone();
+    // Names this instance is working on: a name queued again meanwhile is skipped here (the
+    // lease would refuse it anyway, at the cost of a query).
+    let in_flight = Arc::new(std::sync::Mutex::new(
+        std::collections::HashSet::<String>::new(),
+    ));
     runtime.spawn(async move {
         while let Some((name, reason)) = rx.next().await {
+            let fresh = in_flight
+                .lock()
+                .map(|mut s| s.insert(name.clone()))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
             let Ok(permit) = workers.clone().acquire_owned().await else {
                 return;
             };
             let issuer = work.clone();
+            let in_flight = in_flight.clone();
             tokio::spawn(async move {
                 issuer.process(&name, reason).await;
+                if let Ok(mut s) = in_flight.lock() {
+                    s.remove(&name);
+                }
                 drop(permit);
             });
         }
@@ -260,4 +276,39 @@ pub fn pool(config: &RouterConfig) -> Result<Option<Pool>, String> {
 /// nothing itself answers challenges another instance published.
 pub fn challenge_answers(config: &RouterConfig) -> Result<Option<Arc<Answers>>, String> {
     Ok(pool(config)?.map(|p| Arc::new(Answers::new(p))))
+}
+
+/// Starts issuance when `acme.enabled` (on `runtime`), and hooks it into the TLS resolver's
+/// missing-certificate callback. Certificates go through the TLS side's store, so ACME needs
+/// what the store needs: `listen.https`, `database.url` and `tls.encryption_key`.
+pub fn start_from_config(
+    runtime: &Handle,
+    config: &RouterConfig,
+    tls: Option<&crate::tls::TlsRuntime>,
+    cache: &TenantCache,
+) -> Result<Option<Arc<Acme>>, String> {
+    if !config.acme.enabled {
+        return Ok(None);
+    }
+    let (Some(db), Some(tls)) = (&config.database, tls) else {
+        return Err("acme.enabled: ACME needs database.url and listen.https".into());
+    };
+    let Some(store) = tls.store.clone() else {
+        return Err(
+            "acme.enabled: ACME needs tls.encryption_key (CERT_ENCRYPTION_KEY) to seal keys".into(),
+        );
+    };
+    let rules = config.domain.rules().map_err(|e| e.to_string())?;
+    let pool = pool(config)?.ok_or("acme.enabled: ACME needs database.url")?;
+    let acme = start(
+        runtime,
+        &config.acme,
+        &db.url,
+        pool,
+        store,
+        rules,
+        cache.clone(),
+    )?;
+    tls.resolver.set_on_missing(acme.missing_sender(runtime));
+    Ok(Some(acme))
 }

@@ -105,6 +105,8 @@ pub fn run(
     // The TLS listener (`listen.https`): certificates are loaded here, before serving;
     // the same application behind our handshake (tls/mod.rs says why not TlsSettings).
     let tls = crate::tls::start(&config, &helper)?;
+    // ACME issuance and renewal (`[acme]`), fed by the resolver's missing-certificate hook.
+    let _acme = crate::acme::start_from_config(helper.handle(), &config, tls.as_ref(), &cache)?;
     let tls_service = tls.as_ref().zip(config.listen.https).map(|(t, addr)| {
         let app = crate::tls::TlsApp::new(
             edge_app.clone(),

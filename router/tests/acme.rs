@@ -186,10 +186,20 @@ async fn a_verified_domain_gets_one_certificate_even_with_two_instances_racing()
     assert_eq!(cert.domain, NAME);
     // Give a loser every chance to order too.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let orders: Vec<(String, Option<String>, Option<String>)> = s
+        .db
+        .connect_as("postgres")
+        .await
+        .query("SELECT kind, outcome, error FROM acme_orders ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert_eq!(
-        s.count("SELECT count(*) FROM acme_orders").await,
+        orders.len(),
         1,
-        "exactly one order across both instances"
+        "exactly one order across both instances: {orders:?}"
     );
     assert_eq!(
         s.count(&format!(
@@ -351,4 +361,158 @@ async fn ca_down_keeps_the_certificate_and_backs_off_then_a_new_root_is_followed
         account, account_now,
         "registered again after accountDoesNotExist"
     );
+}
+
+/// Forwards `127.0.0.1:<from>` to `127.0.0.1:<to>` (Pebble's `httpPort` is fixed before the
+/// router's port is known). Stops with the test's runtime.
+async fn forward(from: u16, to: u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", from))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+}
+
+/// `curl` over TLS to the router with `sni`: (exit code, HTTP status or error text).
+fn curl(port: u16, sni: &str, cacert: Option<&std::path::Path>) -> (i32, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+    ])
+    .arg("--resolve")
+    .arg(format!("{sni}:{port}:127.0.0.1"));
+    match cacert {
+        Some(ca) => cmd.arg("--cacert").arg(ca),
+        None => cmd.arg("-k"),
+    };
+    let out = cmd.arg(format!("https://{sni}:{port}/")).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The whole path in one router process: the domain is verified, the router hears it, orders
+/// from Pebble (HTTP-01 answered by itself from the database), stores the certificate and serves
+/// it on SNI, verified by curl against Pebble's root. Unknown and unverified names get the
+/// fallback certificate and no order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_orders_stores_and_serves_a_verified_domain() {
+    let db = testkit::database().await;
+    db.connect_as("postgres")
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO tenants (slug, name, status) VALUES ('grace', 'Grace', 'active');
+             INSERT INTO tenant_domains (tenant_id, domain, status, verification_token)
+                 SELECT id, '{NAME}', 'pending_verification', 't1' FROM tenants;"
+        ))
+        .await
+        .unwrap();
+    let http01 = testkit::free_port();
+    let pebble = testkit::pebble(http01).start();
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("pebble-root.pem");
+    pebble.write_root(&roots);
+    let https = testkit::free_port();
+    let (_, key) = SealKey::generate().unwrap();
+    let router = testkit::router(env!("CARGO_BIN_EXE_router"))
+        .database(&db.router_url())
+        .platform(&["127.0.0.1:9".into()])
+        .set("listen", &format!("https = \"127.0.0.1:{https}\""))
+        .set("tls", &format!("encryption_key = {key:?}"))
+        .set("acme", "enabled = true")
+        .set(
+            "acme",
+            &format!("directory_url = {:?}", pebble.directory_url()),
+        )
+        .set(
+            "acme",
+            &format!(
+                "server_root_file = {:?}",
+                pebble.server_root().display().to_string()
+            ),
+        )
+        .set(
+            "acme",
+            &format!("trusted_roots_file = {:?}", roots.display().to_string()),
+        )
+        .set("acme", "check_interval_secs = 1")
+        .set("acme", "backoff_min_secs = 1")
+        .start();
+    forward(http01, router.port).await;
+
+    // Before verification: handshakes for it (and for junk) order nothing.
+    for sni in [NAME, "junk.example", "unverified.example.org"] {
+        let (code, text) = curl(https, sni, None);
+        assert_eq!(code, 0, "fallback certificate served to {sni}: {text}");
+    }
+    let (code, _) = curl(https, NAME, Some(&roots));
+    assert_ne!(code, 0, "no trusted certificate yet");
+
+    let owner = db.connect_as("postgres").await;
+    owner
+        .batch_execute(&format!(
+            "UPDATE tenant_domains SET status = 'verified', verified_at = now() WHERE domain = '{NAME}'"
+        ))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let (code, text) = curl(https, NAME, Some(&roots));
+        if code == 0 {
+            assert!(
+                text.len() == 3 && text.bytes().all(|b| b.is_ascii_digit()),
+                "TLS verified against Pebble's root and an HTTP answer came back: {text}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "certificate not served within 60 s: {text}\n{}",
+            router.process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for sni in ["junk.example", "unverified.example.org"] {
+        let (code, _) = curl(https, sni, Some(&roots));
+        assert_ne!(code, 0, "{sni} never got a certificate");
+    }
+    let orders: Vec<String> = owner
+        .query("SELECT name FROM acme_orders", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        orders,
+        vec![NAME.to_owned()],
+        "one order, for the verified name only"
+    );
+    let metrics = reqwest::get(router.metrics_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("router_acme_refused_names_total{reason=\"not_verified\"}"),
+        "refused SNI names are counted"
+    );
+    assert!(metrics.contains("router_acme_orders_total{kind=\"issue\",outcome=\"issued\"} 1"));
 }

@@ -85,8 +85,8 @@ impl Names {
         &self.pool
     }
 
-    /// Takes the lease on `name` for `lease` unless another instance holds an unexpired one.
-    /// `None`: someone else is issuing it.
+    /// Takes the lease on `name` for `lease` unless anyone (this instance included) holds an
+    /// unexpired one. `None`: the name is being worked on.
     pub async fn take_lease(&self, name: &str, lease: Duration) -> DbResult<Option<NameRow>> {
         let conn = self.pool.get().await.map_err(db)?;
         let row = conn
@@ -96,7 +96,6 @@ impl Names {
                  ON CONFLICT (name) DO UPDATE SET lease_owner = EXCLUDED.lease_owner,
                      lease_until = EXCLUDED.lease_until
                  WHERE acme_names.lease_until IS NULL OR acme_names.lease_until < now()
-                    OR acme_names.lease_owner = EXCLUDED.lease_owner
                  RETURNING state, failures, failed_validations, next_attempt_at, paused_until,
                            renew_at, ari_checked_until",
                 &[&name, &self.instance, &secs(lease)],
