@@ -15,6 +15,7 @@ locals {
 
   platform_env = merge(local.common_env, {
     PLATFORM_LISTEN             = "0.0.0.0:${local.port.platform}"
+    PLATFORM_OPERATOR_LISTEN    = "127.0.0.1:${local.port.platform_operator}"
     STRIPE_PUBLISHABLE_KEY      = var.stripe_publishable_key
     STRIPE_PLATFORM_FEE_PERCENT = tostring(var.platform_fee_percent)
   }, lookup(var.extra_environment, "platform", {}))
@@ -28,7 +29,8 @@ locals {
   }
 
   workers_env = merge(local.common_env, {
-    WORKERS_LISTEN = "0.0.0.0:${local.port.workers}"
+    WORKERS_LISTEN          = "0.0.0.0:${local.port.workers}"
+    WORKERS_OPERATOR_LISTEN = "127.0.0.1:${local.port.workers_operator}"
     # EventBridge Scheduler starts the cron jobs (scheduler.tf); the in-process scheduler
     # stays off so they do not also run from the service.
     WORKERS_SCHEDULER = "false"
@@ -55,11 +57,11 @@ module "task_router" {
   cpu_architecture   = var.cpu_architecture
   ports              = [local.port.router_http, local.port.router_tls, local.port.router_metrics]
   environment = merge(local.common_env, {
-    ROUTER_HTTP_LISTEN    = "0.0.0.0:${local.port.router_http}"
-    ROUTER_METRICS_LISTEN = "0.0.0.0:${local.port.router_metrics}"
-    ROUTER_THREADS        = tostring(max(1, floor(var.service_sizes["router"].cpu / 1024)))
-    UPSTREAM_PLATFORM     = local.platform_upstream
-    UPSTREAM_WORKERS      = local.workers_upstream
+    ROUTER_HTTP_LISTEN     = "0.0.0.0:${local.port.router_http}"
+    ROUTER_OPERATOR_LISTEN = "0.0.0.0:${local.port.router_metrics}"
+    ROUTER_THREADS         = tostring(max(1, floor(var.service_sizes["router"].cpu / 1024)))
+    UPSTREAM_PLATFORM      = local.platform_upstream
+    UPSTREAM_WORKERS       = local.workers_upstream
   }, lookup(var.extra_environment, "router", {}))
   secrets = {
     DATABASE_URL        = local.db_url["router"]

@@ -11,11 +11,15 @@ locals {
   port = {
     router_http    = 8000
     router_tls     = var.router_tls_container_port
-    router_metrics = 9100
+    router_metrics = 9100 # the router's private operator listener (/metrics, /ready, /health)
     platform       = 8080
     workers        = 8090
-    postgres       = 5432
-    redis          = 6379
+    # Platform and workers operator listeners: loopback inside the task, for the container
+    # health check (`<binary> healthcheck --live`); nothing outside the task needs them here.
+    platform_operator = 9180
+    workers_operator  = 9190
+    postgres          = 5432
+    redis             = 6379
   }
 
   # Cloud Map private DNS: the router finds platform and workers tasks by these names.

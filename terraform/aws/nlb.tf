@@ -30,8 +30,9 @@ resource "aws_lb_target_group" "router" {
   preserve_client_ip   = "true"
   deregistration_delay = 35 # the router drains in at most 30 s (lifecycle.shutdown_timeout_secs)
 
-  # Liveness on the router's private admin listener: /health answers while the process runs,
-  # even when no platform instance is ready (the router then serves its own error pages).
+  # Liveness on the router's private operator listener (9100; the router refuses /health on
+  # its public ports): /health answers 200 while the process runs, even when no platform
+  # instance is ready (the router then serves its own error pages).
   health_check {
     protocol            = "HTTP"
     port                = tostring(local.port.router_metrics)

@@ -179,9 +179,13 @@ variable "extra_environment" {
 }
 
 variable "health_check_commands" {
-  description = "Container health check per service (router, platform, workers), e.g. [\"CMD\", \"/usr/local/bin/platform\", \"healthcheck\"] once the images have one; absent = none (the NLB and the router's own upstream checks still apply)."
+  description = "Container health check per service (router, platform, workers): each binary probes its own operator listener. ECS replaces a task whose check fails, so the default is liveness (`healthcheck --live`, /health): a database outage must not restart every task. Readiness (/ready) is what the NLB and the router's upstream checks (/api/health) use. A missing key means no container health check."
   type        = map(list(string))
-  default     = {}
+  default = {
+    router   = ["CMD", "/usr/local/bin/router", "healthcheck", "--live"]
+    platform = ["CMD", "/usr/local/bin/platform", "healthcheck", "--live"]
+    workers  = ["CMD", "/usr/local/bin/workers", "healthcheck", "--live"]
+  }
 }
 
 variable "stripe_publishable_key" {

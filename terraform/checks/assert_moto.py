@@ -119,6 +119,14 @@ for name in SERVICES:
     check(f"{name}: execution role and task role differ",
           td.get("executionRoleArn") and td.get("taskRoleArn") and td["executionRoleArn"] != td["taskRoleArn"])
     check(f"{name}: TENANT_BASE_DOMAIN set", bool(env.get("TENANT_BASE_DOMAIN")))
+    operator = {"router": ("ROUTER_OPERATOR_LISTEN", "0.0.0.0:9100"),
+                "platform": ("PLATFORM_OPERATOR_LISTEN", "127.0.0.1:9180"),
+                "workers": ("WORKERS_OPERATOR_LISTEN", "127.0.0.1:9190")}[name]
+    check(f"{name}: operator listener {operator[0]}={operator[1]}", env.get(operator[0]) == operator[1],
+          env.get(operator[0]))
+    check(f"{name}: container health check `{name} healthcheck --live`",
+          c.get("healthCheck", {}).get("command") == ["CMD", f"/usr/local/bin/{name}", "healthcheck", "--live"],
+          c.get("healthCheck"))
     if name == "router":
         ports = sorted(lb["containerPort"] for lb in s.get("loadBalancers", []))
         check("router: behind the NLB on container ports 8000 and 8443", ports == [8000, 8443], ports)
@@ -215,7 +223,7 @@ for tg in elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["Tar
         TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
     check(f"target group {tg['TargetGroupName']}: TCP to IP targets", tg["Protocol"] == "TCP" and tg["TargetType"] == "ip")
     check(f"target group {tg['TargetGroupName']}: preserve_client_ip", attrs.get("preserve_client_ip.enabled") == "true", attrs)
-    check(f"target group {tg['TargetGroupName']}: health check /health on the admin port",
+    check(f"target group {tg['TargetGroupName']}: health check /health on the operator port",
           tg.get("HealthCheckPath") == "/health" and str(tg.get("HealthCheckPort")) == "9100")
 
 # --- RDS ----------------------------------------------------------------------------------

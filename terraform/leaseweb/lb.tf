@@ -1,6 +1,6 @@
 # The Leaseweb load balancer in TCP mode on 80 and 443: TLS and ACME HTTP-01 stay with the
-# router. Health: the router's operator listener (/health on 9100, firewalled to the load
-# balancer and the private network).
+# router. Health: the router's private operator listener (/health on 9100, firewalled to the
+# load balancer and the private network; the router refuses /health on 80/443).
 resource "leaseweb_public_cloud_load_balancer" "main" {
   region    = var.region
   type      = var.load_balancer_type

@@ -9,7 +9,9 @@ locals {
   pg_version = "15" # Debian 12's PostgreSQL
   base_pkgs  = ["nftables", "curl", "ca-certificates", "unattended-upgrades"]
   private    = "ip saddr ${var.private_network_cidr}"
-  monitoring = length(var.monitoring_cidrs) == 0 ? [] : ["ip saddr { ${join(", ", var.monitoring_cidrs)} } tcp dport { 8080, 8090, 9100 } accept"]
+  # Prometheus reaches the operator listeners only (router 9100, platform 9180, workers 9190;
+  # node exporter shares 9100 with the router on no host: the router runs alone on its hosts).
+  monitoring = length(var.monitoring_cidrs) == 0 ? [] : ["ip saddr { ${join(", ", var.monitoring_cidrs)} } tcp dport { 9100, 9180, 9190 } accept"]
 
   # Units each role enables from the release (ops/systemd); they start on `release.sh activate`.
   release_units = {
@@ -27,8 +29,8 @@ locals {
   # /etc/platform/release.env per role: what `release.sh activate` restarts and checks.
   release_env = {
     router   = "RELEASE_SERVICES=\"router\"\nRELEASE_SMOKE_URLS=\"http://127.0.0.1:9100/ready\"\nRELEASE_MIGRATE=0\nRELEASE_BACKUP=0\n"
-    platform = "RELEASE_SERVICES=\"platform\"\nRELEASE_SMOKE_URLS=\"http://127.0.0.1:8080/ready\"\nRELEASE_MIGRATE=1\nRELEASE_BACKUP=0\n"
-    workers  = "RELEASE_SERVICES=\"workers\"\nRELEASE_SMOKE_URLS=\"http://127.0.0.1:8090/health\"\nRELEASE_MIGRATE=0\nRELEASE_BACKUP=0\n"
+    platform = "RELEASE_SERVICES=\"platform\"\nRELEASE_SMOKE_URLS=\"http://127.0.0.1:9180/ready\"\nRELEASE_MIGRATE=1\nRELEASE_BACKUP=0\n"
+    workers  = "RELEASE_SERVICES=\"workers\"\nRELEASE_SMOKE_URLS=\"http://127.0.0.1:9190/ready\"\nRELEASE_MIGRATE=0\nRELEASE_BACKUP=0\n"
     postgres = "RELEASE_SERVICES=\"\"\nRELEASE_SMOKE_URLS=\"\"\nRELEASE_MIGRATE=0\nRELEASE_BACKUP=1\n"
   }
 
@@ -50,15 +52,19 @@ locals {
 locals {
   env = {
     platform = {
-      TENANT_BASE_DOMAIN     = var.base_domain
-      PLATFORM_LISTEN        = "0.0.0.0:8080"
-      STRIPE_PUBLISHABLE_KEY = var.stripe_publishable_key
+      TENANT_BASE_DOMAIN = var.base_domain
+      PLATFORM_LISTEN    = "0.0.0.0:8080"
+      # Operator listener: firewalled to monitoring_cidrs; release.sh probes it on loopback.
+      PLATFORM_OPERATOR_LISTEN = "0.0.0.0:9180"
+      STRIPE_PUBLISHABLE_KEY   = var.stripe_publishable_key
     }
     workers = {
       TENANT_BASE_DOMAIN = var.base_domain
       WORKERS_LISTEN     = "0.0.0.0:8090"
-      WORKERS_SCHEDULER  = "false" # the workers-cron@*.timer units run the four cron jobs
-      EMAIL_FROM         = var.email_from
+      # Operator listener: firewalled to monitoring_cidrs; release.sh probes it on loopback.
+      WORKERS_OPERATOR_LISTEN = "0.0.0.0:9190"
+      WORKERS_SCHEDULER       = "false" # the workers-cron@*.timer units run the four cron jobs
+      EMAIL_FROM              = var.email_from
     }
     backup = merge({
       PGHOST     = "127.0.0.1"
@@ -271,11 +277,11 @@ module "router" {
     "/usr/local/sbin/platform-install-release" = local.install_release["router"]
     "/etc/platform/release.env"                = local.release_env["router"]
     "/etc/platform/router.env" = join("", [for k, v in {
-      TENANT_BASE_DOMAIN    = var.base_domain
-      ROUTER_HTTP_LISTEN    = "0.0.0.0:80"
-      ROUTER_METRICS_LISTEN = "0.0.0.0:9100"
-      UPSTREAM_PLATFORM     = join(",", [for ip in module.platform.private_ips : "${ip}:8080"])
-      UPSTREAM_WORKERS      = join(",", [for ip in module.workers.private_ips : "${ip}:8090"])
+      TENANT_BASE_DOMAIN     = var.base_domain
+      ROUTER_HTTP_LISTEN     = "0.0.0.0:80"
+      ROUTER_OPERATOR_LISTEN = "0.0.0.0:9100"
+      UPSTREAM_PLATFORM      = join(",", [for ip in module.platform.private_ips : "${ip}:8080"])
+      UPSTREAM_WORKERS       = join(",", [for ip in module.workers.private_ips : "${ip}:8090"])
     } : "${k}=${v}\n"])
   }
   commands = local.install_commands

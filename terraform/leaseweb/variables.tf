@@ -138,7 +138,7 @@ variable "private_network_cidr" {
 }
 
 variable "monitoring_cidrs" {
-  description = "Prometheus servers allowed to scrape the operator ports (router 9100, platform 8080, workers 8090, node 9100)."
+  description = "Prometheus servers allowed to scrape the operator listeners (router 9100, platform 9180, workers 9190)."
   type        = list(string)
   default     = []
   validation {
