@@ -12,7 +12,7 @@ alt=/var/tmp/platform-dev-$(printf '%s' "$repo" | sha1sum | cut -c1-8)
 [ -d "$state/pids" ] || [ -n "${DEV_STATE:-}" ] || state=$alt
 [ -d "$state/pids" ] || { echo "nothing to stop"; exit 0; }
 
-for name in router workers platform dns stripe-emulator smtp-sink redis; do
+for name in router workers platform pebble dns stripe-emulator smtp-sink redis; do
   f="$state/pids/$name.pid"
   pid=$(cat "$f" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then

@@ -6,7 +6,7 @@
 # private /metrics, /ready, /health of each binary) router 9100, platform 9180, workers 9190,
 # PostgreSQL 54329,
 # Redis 63799, SMTP sink 2525, Stripe emulator 8420 (and 8421 behind it), local DNS 8053 (its
-# management API 8055). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
+# management API 8055), router HTTPS 8443, Pebble (local ACME CA) 14000 (management 15000). State lives in .dev/ (or $DEV_STATE); stop everything with ops/dev/down.sh.
 # DEV_SKIP_BUILD=1 uses the binaries already in target/debug (e2e/run.sh builds them itself).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +26,9 @@ SMTP_PORT=${SMTP_PORT:-2525}
 STRIPE_PORT=${STRIPE_PORT:-8420}
 DNS_PORT=${DNS_PORT:-8053}
 DNS_API_PORT=${DNS_API_PORT:-8055}
+ROUTER_HTTPS_PORT=${ROUTER_HTTPS_PORT:-8443}
+PEBBLE_PORT=${PEBBLE_PORT:-14000}
+PEBBLE_MGMT_PORT=${PEBBLE_MGMT_PORT:-15000}
 state=${DEV_STATE:-$repo/.dev}
 if [ "$(id -u)" -eq 0 ] && ! pg_can_use "$state"; then
   # An explicit DEV_STATE is used as given or not at all (another stack may own the fallback).
@@ -57,6 +60,11 @@ ADMIN_PASSWORD=$(gen)
 STAFF_PASSWORD=$(gen)
 SECRETS
   umask 022
+fi
+# The key sealing certificate private keys and ACME account credentials at rest (32 bytes, hex);
+# added to secrets made before TLS existed.
+if ! grep -q '^CERT_ENCRYPTION_KEY=' "$secrets"; then
+  (umask 077; echo "CERT_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$secrets")
 fi
 # shellcheck disable=SC1090
 . "$secrets"
@@ -167,8 +175,51 @@ export SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
 # A local DNS server (pebble-challtestsrv) that custom-domain verification asks, so a domain
 # added in the console can be verified here: publish its TXT record through the server's
 # management API (the command is printed below). Its other listeners are off.
+# Every other name resolves to 127.0.0.1 (no AAAA), which is how Pebble reaches the router
+# for the demo custom domain's HTTP-01 challenge.
 start dns pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -management "127.0.0.1:$DNS_API_PORT" \
-  -http01 '' -https01 '' -tlsalpn01 ''
+  -http01 '' -https01 '' -tlsalpn01 '' -defaultIPv4 127.0.0.1 -defaultIPv6 ''
+
+# Pebble, a local ACME CA, so the demo custom domain gets a real ACME certificate on the router's
+# TLS listener. Its own HTTPS certificate is made here once with openssl; the root it *issues*
+# under is new on every start, so it is fetched again below into $state/pebble-root.pem.
+# PEBBLE_VA_NOSLEEP: no random validation delay; PEBBLE_WFE_NONCEREJECT=0: it would otherwise
+# refuse 5 % of nonces. httpPort is the router's plain-HTTP port (HTTP-01 is answered there).
+say "Starting Pebble (local ACME CA)"
+pebble_dir="$state/pebble"
+mkdir -p "$pebble_dir"
+if [ ! -f "$pebble_dir/cert.pem" ]; then
+  (cd "$pebble_dir" && umask 077 &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+      -days 3650 -subj "/CN=local Pebble server CA" 2>/dev/null &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out server.csr \
+      -subj /CN=localhost 2>/dev/null &&
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem \
+      -days 3650 -extfile ext.cnf 2>/dev/null)
+fi
+cat >"$pebble_dir/pebble.json" <<PEBBLE
+{"pebble": {
+  "listenAddress": "127.0.0.1:$PEBBLE_PORT",
+  "managementListenAddress": "127.0.0.1:$PEBBLE_MGMT_PORT",
+  "certificate": "$pebble_dir/cert.pem",
+  "privateKey": "$pebble_dir/key.pem",
+  "httpPort": $ROUTER_PORT,
+  "tlsPort": 5001,
+  "ocspResponderURL": "",
+  "externalAccountBindingRequired": false
+}}
+PEBBLE
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
+  start pebble pebble -config "$pebble_dir/pebble.json" -dnsserver "127.0.0.1:$DNS_PORT"
+pebble_root="$state/pebble-root.pem"
+for _ in $(seq 100); do
+  curl -fsS --cacert "$pebble_dir/ca.pem" -o "$pebble_root.new" \
+    "https://127.0.0.1:$PEBBLE_MGMT_PORT/roots/0" 2>/dev/null && break
+  sleep 0.1
+done
+[ -s "$pebble_root.new" ] || { echo "up.sh: Pebble did not start; see $state/logs/pebble.log" >&2; exit 1; }
+mv "$pebble_root.new" "$pebble_root"
 export DNS_RESOLVER=127.0.0.1:$DNS_PORT ALLOW_SPECIAL_USE_DOMAINS=true
 
 say "Starting platform, workers and router"
@@ -181,6 +232,9 @@ DATABASE_URL=$(db_url platform_workers "$PG_WORKERS_PASSWORD") WORKERS_LISTEN=12
 DATABASE_URL=$(db_url platform_router "$PG_ROUTER_PASSWORD") ROUTER_HTTP_LISTEN=127.0.0.1:$ROUTER_PORT \
   UPSTREAM_PLATFORM=127.0.0.1:$PLATFORM_PORT UPSTREAM_WORKERS=127.0.0.1:$WORKERS_PORT \
   ROUTER_OPERATOR_LISTEN=127.0.0.1:$ROUTER_METRICS_PORT \
+  ROUTER_HTTPS_LISTEN=127.0.0.1:$ROUTER_HTTPS_PORT CERT_ENCRYPTION_KEY=$CERT_ENCRYPTION_KEY \
+  ACME_ENABLED=true ACME_DIRECTORY_URL="https://127.0.0.1:$PEBBLE_PORT/dir" \
+  ACME_CA_ROOT_FILE="$pebble_dir/ca.pem" ACME_TRUSTED_ROOTS_FILE="$pebble_root" \
   ROUTER_PID_FILE="$state/pids/router-pingora.pid" ROUTER_UPGRADE_SOCK="$state/router-upgrade.sock" \
   start router "$bin/router" serve
 
@@ -199,6 +253,9 @@ The local system is up.
 
   Demo tenant (subdomain)    http://grace.platform.localhost:$ROUTER_PORT/
   Demo tenant (custom domain) http://grace-church.localhost:$ROUTER_PORT/
+  The same over HTTPS         curl --cacert $pebble_root https://grace-church.localhost:$ROUTER_HTTPS_PORT/
+                               (certificate from the local Pebble CA, ordered by the router within seconds;
+                               Pebble's root is new on every start and fetched again into $pebble_root)
   Admin host                 http://admin.platform.localhost:$ROUTER_PORT/
   Unknown host (redirects)   http://nobody.platform.localhost:$ROUTER_PORT/
   Admin login                curl -i -H 'content-type: application/json' \\
