@@ -27,7 +27,7 @@ if [ "${E2E_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 # Free ports: one each, and a pair for the Stripe emulator (proxy, localstripe behind it).
-read -r ROUTER_PORT PLATFORM_PORT WORKERS_PORT ROUTER_METRICS_PORT PLATFORM_OPERATOR_PORT WORKERS_OPERATOR_PORT PG_PORT REDIS_PORT SMTP_PORT DNS_PORT DNS_API_PORT STRIPE_PORT < <(
+read -r ROUTER_PORT PLATFORM_PORT WORKERS_PORT ROUTER_METRICS_PORT PLATFORM_OPERATOR_PORT WORKERS_OPERATOR_PORT PG_PORT REDIS_PORT SMTP_PORT DNS_PORT DNS_API_PORT ROUTER_HTTPS_PORT PEBBLE_PORT PEBBLE_MGMT_PORT STRIPE_PORT < <(
   python3 - <<'PY'
 import random, socket
 def takes(*ports):
@@ -41,7 +41,7 @@ def takes(*ports):
     finally:
         for s in socks: s.close()
 ports = []
-while len(ports) < 11:
+while len(ports) < 14:
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
     if p not in ports: ports.append(p)
 while True:  # the emulator takes two neighbouring ports
@@ -50,7 +50,7 @@ while True:  # the emulator takes two neighbouring ports
 print(*ports)
 PY
 )
-export ROUTER_PORT PLATFORM_PORT WORKERS_PORT ROUTER_METRICS_PORT PLATFORM_OPERATOR_PORT WORKERS_OPERATOR_PORT PG_PORT REDIS_PORT SMTP_PORT DNS_PORT DNS_API_PORT STRIPE_PORT
+export ROUTER_PORT PLATFORM_PORT WORKERS_PORT ROUTER_METRICS_PORT PLATFORM_OPERATOR_PORT WORKERS_OPERATOR_PORT PG_PORT REDIS_PORT SMTP_PORT DNS_PORT DNS_API_PORT ROUTER_HTTPS_PORT PEBBLE_PORT PEBBLE_MGMT_PORT STRIPE_PORT
 
 # A state folder of its own that postgres can enter (when root, it runs as postgres).
 state=$(mktemp -d /var/tmp/platform-e2e.XXXXXX)
