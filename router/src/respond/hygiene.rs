@@ -108,7 +108,12 @@ pub fn check(
     let mut hosts = h.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => return Some((400, "repeated_host")),
-        (None, None) if req.version >= http::Version::HTTP_11 => {
+        // HTTP/2 carries the host in `:authority` (Pingora puts it in the URI), not in a
+        // Host field (RFC 9113 §8.3.1): only a request with neither is missing it.
+        (None, None)
+            if req.version == http::Version::HTTP_11
+                || (req.version >= http::Version::HTTP_2 && req.uri.authority().is_none()) =>
+        {
             return Some((400, "missing_host"))
         }
         _ => {}
