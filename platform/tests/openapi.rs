@@ -139,7 +139,8 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     ids.dedup();
     assert_eq!(ids.len(), total, "duplicate operationIds");
     let operations: usize = paths.values().map(|v| v.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 33, "every route is documented");
+    // 31: the public API; /health, /ready and /metrics are on the operator listener.
+    assert_eq!(operations, 31, "every route is documented");
 
     let hooks = concat!(env!("CARGO_MANIFEST_DIR"), "/../testkit/py");
     let out = Command::new("st")
