@@ -320,3 +320,59 @@ fn check_config_refuses_dns_intervals_out_of_range() {
         assert!(err.contains(field), "{table}: {err}");
     }
 }
+
+/// A self-signed certificate for `name` with its key, made by openssl in `dir`.
+fn openssl_cert(dir: &std::path::Path, stem: &str, name: &str) -> (String, String) {
+    let cert = dir.join(format!("{stem}.pem")).display().to_string();
+    let key = dir.join(format!("{stem}.key")).display().to_string();
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .args(["-keyout", &key, "-out", &cert])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn check_config_loads_operator_certificates_as_serve_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_a, key_a) = openssl_cert(dir.path(), "a", "ops.example.org");
+    let (_, key_b) = openssl_cert(dir.path(), "b", "other.example.org");
+    let config = dir.path().join("router.toml");
+    let path = config.display().to_string();
+    let write = |key: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[listen]\nhttps = \"127.0.0.1:0\"\n[[tls.operator_certificates]]\ncert_file = {cert_a:?}\nkey_file = {key:?}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(&key_a);
+    let (code, err) = check_config(&[("ROUTER_CONFIG", path.as_str())]);
+    assert_eq!(code, Some(0), "{err}");
+    // Both files read fine, but the key is another certificate's: only loading them says so.
+    write(&key_b);
+    let (code, err) = check_config(&[("ROUTER_CONFIG", path.as_str())]);
+    assert_eq!(code, Some(64), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("tls.operator_certificates") && err.contains("do not match"),
+        "{err}"
+    );
+}
