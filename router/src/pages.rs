@@ -98,12 +98,17 @@ pub fn prefers_json(accept: Option<&str>, path: &str) -> bool {
         return api;
     };
     let (json, html, any) = accept_weights(accept);
-    // A type named explicitly beats the wildcard; between two named types the higher q wins.
-    let json = json.or(any).unwrap_or(0.0);
-    let html = html.or(any).unwrap_or(0.0);
-    if json > html {
+    // Weight first; at equal weight a type named explicitly beats one only covered by `*/*`
+    // (`application/json, text/plain, */*` prefers JSON).
+    let rank = |named: Option<f32>| match (named, any) {
+        (Some(q), _) => (q, 1),
+        (None, Some(q)) => (q, 0),
+        (None, None) => (0.0, 0),
+    };
+    let (json, html) = (rank(json), rank(html));
+    if json.0 > 0.0 && json > html {
         true
-    } else if html > json {
+    } else if html.0 > 0.0 && html > json {
         false
     } else {
         api
