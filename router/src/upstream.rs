@@ -429,6 +429,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_new_member_set_keeps_kept_members_and_in_flight_requests() {
+        let p = pool(2);
+        let [a, b] = [p.members()[0].addr, p.members()[1].addr];
+        let on_a = p.select(&[b]).unwrap();
+        let on_b = p.select(&[a]).unwrap();
+        let c = SocketAddr::from(([127, 0, 0, 1], 2000));
+        // Discovery now answers b and c: a leaves, b stays (same member), c joins.
+        p.members.publish("platform", &[b, c]);
+        let now: Vec<SocketAddr> = p.members().iter().map(|m| m.addr).collect();
+        assert_eq!(now, [b, c]);
+        assert_eq!(p.members()[0].inflight(), 1, "b kept its count");
+        assert_eq!(on_a.addr(), a, "the request on a still holds its member");
+        p.record_failure(a); // a removed member: nothing to mark, no panic
+                             // The idle newcomer gets the next request; a is never chosen again.
+        assert_eq!(p.select(&[]).unwrap().addr(), c);
+        drop((on_a, on_b));
+        assert!(p.members().iter().all(|m| m.inflight() == 0));
+    }
+
     #[tokio::test]
     async fn health_flips_are_mirrored_into_selection() {
         let p = pool(2);
