@@ -5,7 +5,7 @@
 # Installs missing packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server curl pebble openssl testssl.sh nginx
+ops/scripts/install-deps.sh cmake pkg-config postgresql redis-server curl pebble openssl testssl.sh nginx bind9 bind9-dnsutils
 # Stripe emulator (localstripe) and SMTP sink (aiosmtpd), started by testkit on loopback.
 python3 -m pip install -q --disable-pip-version-check -r ops/requirements-test.txt
 cargo test --workspace --no-fail-fast

@@ -15,12 +15,14 @@
 //!   ([`schedule`]), and at once when the stored chain stops verifying ([`trust`]).
 //!
 //! Module map: [`account`] (registration, sealed credentials), [`client`] (HTTP client that
-//! keeps `Retry-After`) and [`names`] (leases, budgets, status rows).
+//! keeps `Retry-After`) [`names`] (leases, budgets, status rows) and [`dns01`] (DNS-01
+//! providers for the base-domain wildcard: RFC 2136 with TSIG, Route 53).
 
 pub mod account;
 pub mod ari;
 pub mod challenge;
 pub mod client;
+pub mod dns01;
 pub mod issue;
 pub mod names;
 pub mod policy;

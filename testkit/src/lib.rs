@@ -18,6 +18,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bind;
 mod dns;
 pub mod edge;
 mod origin;
@@ -31,6 +32,7 @@ mod spawn;
 mod stripe;
 pub mod tls;
 
+pub use bind::{Bind, TSIG_KEY_NAME};
 pub use dns::{dns, dns_strict, DnsServer};
 pub use origin::{origin, Origin, OriginBuilder};
 pub use pebble::{pebble, Pebble, PebbleBuilder};
