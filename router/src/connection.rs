@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -44,7 +45,7 @@ use pingora::protocols::{
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+use tokio::time::Sleep;
 
 use crate::access_log::AccessLog;
 use crate::ctx::RequestIds;
@@ -106,9 +107,11 @@ impl EdgeApp {
         self: &Arc<Self>,
         session: ServerSession,
         state: &Arc<ConnState>,
+        timer: &mut Pin<Box<Sleep>>,
         shutdown: &ShutdownWatch,
     ) -> Outcome {
-        let idle_start = Instant::now();
+        let limits = self.limits;
+        let deadline = std::future::poll_fn(|cx| state.poll_deadline(cx, timer.as_mut(), limits));
         let work = HEAD.scope(
             state.clone(),
             self.proxy.process_new_http(session, shutdown),
@@ -123,7 +126,7 @@ impl EdgeApp {
                     Outcome::Done(r)
                 }
             }
-            () = state.deadline(idle_start, self.limits) => {
+            () = deadline => {
                 if state.first_byte().is_some() { Outcome::HeaderTimeout } else { Outcome::Idle }
             }
         }
@@ -176,11 +179,17 @@ impl ServerApp for EdgeApp {
             Some(self.limits.keepalive_timeout.as_secs())
         });
         session.set_pipelining_enabled(self.limits.pipelining);
+        // One timer for the connection's life, armed at the first request's deadline and moved
+        // only when it fires early or a head must be cut off sooner: no timer work per request.
+        let mut timer = Box::pin(tokio::time::sleep(self.limits.header_timeout));
         let mut first = true;
         loop {
             session.set_abort_on_close(false);
             state.begin_request(first);
-            match self.one_request(session, &state, shutdown).await {
+            match self
+                .one_request(session, &state, &mut timer, shutdown)
+                .await
+            {
                 Outcome::Done(Some(reused)) => {
                     let (stream, settings) = reused.consume();
                     session = ServerSession::new_http1(stream);
@@ -219,19 +228,23 @@ pub fn head_received() {
     let _ = HEAD.try_with(|s| s.head_done.store(true, Ordering::Relaxed));
 }
 
-/// What the connection's reads and writes tell the request loop.
+/// What the connection's reads and writes tell the request loop. Everything here is touched
+/// by the connection's own task only (the reads happen inside the request's work, polled by
+/// the same task as the deadline), so relaxed atomics suffice and no wake-up is needed: the
+/// deadline is polled right after any read that changed it.
 struct ConnState {
-    /// The clock `first_byte_ns` counts from.
+    /// The clock the times below count from.
     base: Instant,
     /// Nanoseconds after `base` (plus one) at which the current request's first byte arrived;
     /// `0`: none yet.
     first_byte_ns: AtomicU64,
+    /// Nanoseconds after `base` (plus one) at which the timer first found the connection idle
+    /// for this request; `0`: not yet.
+    idle_since_ns: AtomicU64,
     /// The current request's head has been parsed and handed to the proxy.
     head_done: AtomicBool,
     /// Something was written before the head was handed over: Pingora's own refusal.
     wrote_before_head: AtomicBool,
-    /// Wakes the deadline when the first byte arrives.
-    arrived: Notify,
 }
 
 impl ConnState {
@@ -239,9 +252,9 @@ impl ConnState {
         Self {
             base: Instant::now(),
             first_byte_ns: AtomicU64::new(0),
+            idle_since_ns: AtomicU64::new(0),
             head_done: AtomicBool::new(false),
             wrote_before_head: AtomicBool::new(false),
-            arrived: Notify::new(),
         }
     }
 
@@ -252,40 +265,69 @@ impl ConnState {
         self.wrote_before_head.store(false, Ordering::Relaxed);
         self.first_byte_ns
             .store(u64::from(first), Ordering::Relaxed);
+        self.idle_since_ns.store(0, Ordering::Relaxed);
+    }
+
+    fn at(&self, stored: u64) -> Option<Instant> {
+        (stored != 0).then(|| self.base + Duration::from_nanos(stored - 1))
+    }
+
+    fn stamp(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
     }
 
     fn first_byte(&self) -> Option<Instant> {
-        match self.first_byte_ns.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(self.base + Duration::from_nanos(n - 1)),
-        }
+        self.at(self.first_byte_ns.load(Ordering::Relaxed))
     }
 
     fn on_read(&self, n: usize) {
         if n > 0 && self.first_byte_ns.load(Ordering::Relaxed) == 0 {
-            let ns = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-            self.first_byte_ns.store(ns + 1, Ordering::Relaxed);
-            self.arrived.notify_one();
+            self.first_byte_ns.store(self.stamp(), Ordering::Relaxed);
         }
     }
 
-    /// Resolves when the current head is overdue; never once it has arrived.
-    async fn deadline(&self, idle_start: Instant, limits: ConnectionLimits) {
+    /// Ready when the current head is overdue (or, before its first byte, the connection has
+    /// idled past the keep-alive time); never once the head has arrived.
+    ///
+    /// The timer is moved only when it fires before anything is due (to the actual due time),
+    /// or when a first byte makes the head due sooner than the timer is set for. Under steady
+    /// traffic neither happens per request. The idle time is counted from when the timer first
+    /// finds the connection idle, so an idle connection closes between `keepalive_timeout` and
+    /// `keepalive_timeout + client_header_timeout` after its last request.
+    fn poll_deadline(
+        &self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut Sleep>,
+        limits: ConnectionLimits,
+    ) -> Poll<()> {
         loop {
             if self.head_done.load(Ordering::Relaxed) {
-                std::future::pending::<()>().await;
+                return Poll::Pending;
             }
+            if timer.as_mut().poll(cx).is_pending() {
+                if let Some(due) = self.first_byte().map(|t| t + limits.header_timeout) {
+                    if due < timer.deadline().into_std() {
+                        timer.as_mut().reset(due.into());
+                        continue;
+                    }
+                }
+                return Poll::Pending;
+            }
+            let now = Instant::now();
             let due = match self.first_byte() {
                 Some(t) => t + limits.header_timeout,
-                None => idle_start + limits.keepalive_timeout,
+                None => {
+                    if self.idle_since_ns.load(Ordering::Relaxed) == 0 {
+                        self.idle_since_ns.store(self.stamp(), Ordering::Relaxed);
+                    }
+                    let idle = self.at(self.idle_since_ns.load(Ordering::Relaxed));
+                    idle.unwrap_or(now) + limits.keepalive_timeout
+                }
             };
-            if Instant::now() >= due {
-                return;
+            if now >= due {
+                return Poll::Ready(());
             }
-            tokio::select! {
-                () = tokio::time::sleep_until(due.into()) => {}
-                () = self.arrived.notified() => {}
-            }
+            timer.as_mut().reset(due.into());
         }
     }
 }
@@ -488,6 +530,14 @@ mod tests {
         assert!(per_ip.acquire(a).is_some());
     }
 
+    fn wait<'a>(
+        s: &'a ConnState,
+        timer: &'a mut Pin<Box<Sleep>>,
+        limits: ConnectionLimits,
+    ) -> impl Future<Output = ()> + 'a {
+        std::future::poll_fn(move |cx| s.poll_deadline(cx, timer.as_mut(), limits))
+    }
+
     #[tokio::test]
     async fn deadline_counts_from_the_first_byte_after_idle() {
         let limits = ConnectionLimits {
@@ -497,20 +547,31 @@ mod tests {
             pipelining: true,
         };
         let s = ConnState::new();
+        let mut timer = Box::pin(tokio::time::sleep(limits.header_timeout));
+        // First request: due at the accept plus the header time.
+        s.begin_request(true);
+        let start = Instant::now();
+        wait(&s, &mut timer, limits).await;
+        assert!(start.elapsed() < Duration::from_millis(200));
+        // Idle: the keep-alive time applies (counted from when the timer finds it idle).
         s.begin_request(false);
         let start = Instant::now();
-        // Idle: the keep-alive time applies.
-        s.deadline(start, limits).await;
-        assert!(start.elapsed() >= Duration::from_millis(300));
-        // A byte arrives: the header deadline runs from it.
+        wait(&s, &mut timer, limits).await;
+        let idle = start.elapsed();
+        assert!(idle >= Duration::from_millis(300), "{idle:?}");
+        assert!(idle < Duration::from_millis(600), "{idle:?}");
+        // A byte arrives while the timer is set far ahead: the head is due sooner.
         s.begin_request(false);
+        timer
+            .as_mut()
+            .reset((Instant::now() + Duration::from_secs(60)).into());
         let start = Instant::now();
         s.on_read(1);
-        s.deadline(start, limits).await;
+        wait(&s, &mut timer, limits).await;
         assert!(start.elapsed() < Duration::from_millis(250));
         // Once the head is in, the deadline never fires.
         s.head_done.store(true, Ordering::Relaxed);
-        let fired = tokio::time::timeout(Duration::from_millis(100), s.deadline(start, limits));
+        let fired = tokio::time::timeout(Duration::from_millis(100), wait(&s, &mut timer, limits));
         assert!(fired.await.is_err());
     }
 }

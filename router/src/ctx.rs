@@ -65,6 +65,8 @@ pub struct RequestCtx {
     pub limit_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Why the request was refused by the hygiene checks (`respond::hygiene::REASONS`).
     pub refusal: Option<&'static str>,
+    /// The request has a `Host` field (an absolute-form target alone does not count).
+    pub host_header: bool,
 }
 
 impl RequestCtx {
@@ -91,6 +93,7 @@ impl RequestCtx {
             limit: None,
             limit_headers: Vec::new(),
             refusal: None,
+            host_header: false,
         }
     }
 
@@ -102,7 +105,9 @@ impl RequestCtx {
             Some(v) if is_well_formed_request_id(v.as_bytes()) => v.clone(),
             _ => ids.next(),
         };
-        self.host_sent = match req.headers.get(http::header::HOST) {
+        let host_field = req.headers.get(http::header::HOST);
+        self.host_header = host_field.is_some();
+        self.host_sent = match host_field {
             Some(h) => h.clone(),
             // An absolute-form request line without a Host header (HTTP/1.0).
             None => req

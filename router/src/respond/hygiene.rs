@@ -6,7 +6,7 @@
 //! - `414` a request line longer than one header buffer (`large_client_header_buffers` size);
 //! - `431` more header fields than `max_header_fields`, a header line longer than one buffer,
 //!   or a head larger than all buffers together;
-//! - `400` an HTTP/1.1 request without `Host` (RFC 9112 §3.2), or with two;
+//! - `400` an HTTP/1.1 request without `Host` (RFC 9112 §3.2); two are Pingora's refusal;
 //! - `400` `Content-Length` together with `Transfer-Encoding` (the request-smuggling shape;
 //!   RFC 9112 §6.1 allows a server to refuse it, nginx and HAProxy do), a `Transfer-Encoding`
 //!   other than a single `chunked`, more than one `Content-Length`, or one that is not a
@@ -26,7 +26,7 @@
 use std::ops::ControlFlow;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use pingora::http::RequestHeader;
 
 use super::{Reply, Step};
@@ -52,7 +52,6 @@ pub const REASONS: &[&str] = &[
     "header_line_too_large",
     "header_section_too_large",
     "missing_host",
-    "repeated_host",
     "content_length_with_transfer_encoding",
     "bad_transfer_encoding",
     "duplicate_content_length",
@@ -70,7 +69,7 @@ pub fn respond(
     ctx: &mut RequestCtx,
     limits: &HeadLimits,
 ) -> Step {
-    match check(req, raw_head, limits) {
+    match check(req, raw_head, ctx.host_header, limits) {
         None => ControlFlow::Continue(()),
         Some((status, reason)) => {
             ctx.route = RouteLabel::Refused;
@@ -81,9 +80,13 @@ pub fn respond(
 }
 
 /// The first rule `req` breaks, as `(status, reason)`.
+///
+/// `host_header`: whether the request has a `Host` field (read once by `RequestCtx::begin`).
+/// Two `Host` fields never get here: Pingora refuses them while parsing.
 pub fn check(
     req: &RequestHeader,
     raw_head: &[u8],
+    host_header: bool,
     limits: &HeadLimits,
 ) -> Option<(u16, &'static str)> {
     // "<method> <target> HTTP/1.1", as sent.
@@ -105,26 +108,21 @@ pub fn check(
     {
         return Some((431, "header_line_too_large"));
     }
-    let mut hosts = h.get_all(HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => return Some((400, "repeated_host")),
-        // HTTP/2 carries the host in `:authority` (Pingora puts it in the URI), not in a
-        // Host field (RFC 9113 §8.3.1): only a request with neither is missing it.
-        (None, None)
-            if req.version == http::Version::HTTP_11
-                || (req.version >= http::Version::HTTP_2 && req.uri.authority().is_none()) =>
-        {
-            return Some((400, "missing_host"))
-        }
-        _ => {}
+    // HTTP/2 carries the host in `:authority` (Pingora puts it in the URI), not in a Host
+    // field (RFC 9113 §8.3.1): only a request with neither is missing it.
+    if !host_header
+        && (req.version == http::Version::HTTP_11
+            || (req.version >= http::Version::HTTP_2 && req.uri.authority().is_none()))
+    {
+        return Some((400, "missing_host"));
     }
-    let mut te = h.get_all(TRANSFER_ENCODING).iter();
-    if let Some(first) = te.next() {
+    // Single lookups first: nearly every request has neither field.
+    if let Some(first) = h.get(TRANSFER_ENCODING) {
         // Pingora removed Content-Length from the parsed head; the raw head still has it.
         if has_field(raw_head, b"content-length") {
             return Some((400, "content_length_with_transfer_encoding"));
         }
-        if te.next().is_some()
+        if h.get_all(TRANSFER_ENCODING).iter().nth(1).is_some()
             || !first
                 .as_bytes()
                 .trim_ascii()
@@ -133,9 +131,8 @@ pub fn check(
             return Some((400, "bad_transfer_encoding"));
         }
     }
-    let mut cl = h.get_all(CONTENT_LENGTH).iter();
-    if let Some(first) = cl.next() {
-        if cl.next().is_some() {
+    if let Some(first) = h.get(CONTENT_LENGTH) {
+        if h.get_all(CONTENT_LENGTH).iter().nth(1).is_some() {
             return Some((400, "duplicate_content_length"));
         }
         let v = first.as_bytes().trim_ascii();
@@ -204,7 +201,8 @@ mod tests {
 
     fn verdict(head: &str) -> Option<&'static str> {
         let (r, raw) = req(head);
-        check(&r, &raw, &LIMITS).map(|(_, reason)| reason)
+        let host = r.headers.contains_key(http::header::HOST);
+        check(&r, &raw, host, &LIMITS).map(|(_, reason)| reason)
     }
 
     #[test]
@@ -225,7 +223,7 @@ mod tests {
     fn framing_and_host_shapes_are_refused() {
         for (head, reason) in [
             ("GET / HTTP/1.1\r\n\r\n", "missing_host"),
-            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "repeated_host"),
+            ("GET http://a/ HTTP/1.1\r\n\r\n", "missing_host"),
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
                 "content_length_with_transfer_encoding",
