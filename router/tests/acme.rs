@@ -186,16 +186,18 @@ async fn a_verified_domain_gets_one_certificate_even_with_two_instances_racing()
     assert_eq!(cert.domain, NAME);
     // Give a loser every chance to order too.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let orders: Vec<(String, Option<String>, Option<String>)> = s
-        .db
-        .connect_as("postgres")
-        .await
-        .query("SELECT kind, outcome, error FROM acme_orders ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let orders: Vec<(String, Option<String>, Option<String>)> =
+        s.db.connect_as("postgres")
+            .await
+            .query(
+                "SELECT kind, outcome, error FROM acme_orders ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
     assert_eq!(
         orders.len(),
         1,
