@@ -23,8 +23,10 @@ pub struct RateLimits {
     pub plan: PlanLimit,
     /// Clients never limited (monitoring, the office), as addresses or CIDR blocks.
     pub exempt_ips: Vec<Cidr>,
-    /// Paths never limited (exact path, or prefix when it ends in `/`): health checks and ACME
-    /// challenges by default.
+    /// Paths never limited (exact path, or prefix when it ends in `/`): ACME challenges by
+    /// default. Operator paths never reach the limiter (they are refused on the public
+    /// listeners), and the public `/api/health` is limited like any request: it makes the
+    /// platform ask its database and Redis.
     pub exempt_paths: Vec<String>,
     /// Longest wait for Redis per request, in milliseconds; past it the request is decided
     /// locally.
@@ -49,11 +51,7 @@ impl Default for RateLimits {
             zones: default_zones(),
             plan: PlanLimit::default(),
             exempt_ips: Vec::new(),
-            exempt_paths: vec![
-                "/health".into(),
-                "/ready".into(),
-                "/.well-known/acme-challenge/".into(),
-            ],
+            exempt_paths: vec!["/.well-known/acme-challenge/".into()],
             redis_timeout_ms: 5,
             breaker_failures: 3,
             breaker_probe_ms: 1_000,
