@@ -370,3 +370,37 @@ async fn receipts_retry_through_a_failing_relay_then_arrive_once() {
     trigger();
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
+
+#[tokio::test]
+async fn trigger_exits_1_when_the_run_fails() {
+    // A Kubernetes CronJob, a systemd timer or EventBridge must see a failed run as a failure:
+    // any exit code other than 0. (3 is kept for "already running elsewhere".)
+    let db = testkit::database().await;
+    let o = owner(&db).await;
+    // The cleanup job's third step cannot run: its table is gone.
+    o.execute(
+        "ALTER TABLE acme_challenges RENAME TO acme_challenges_gone",
+        &[],
+    )
+    .await
+    .unwrap();
+    let out = command(&db, "smtp://127.0.0.1:9", testkit::free_port())
+        .args(["trigger", "cleanup-sessions"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome: String = o
+        .query_one(
+            "SELECT outcome FROM cron_runs WHERE job = 'cleanup-sessions' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(outcome, "failed");
+}
