@@ -1,8 +1,8 @@
 //! The platform binary's two listeners, as a process: the operator port serves `/metrics`,
 //! `/ready` and `/health` in the shared shape; the public port serves none of them and answers
 //! `/api/health` with a status only; `platform healthcheck` exits 0 while the operator port
-//! says ready and 1 once nothing answers there; an operator port on the public port is refused
-//! at start.
+//! says ready and 1 once nothing answers there; an operator port on the public port, or on a
+//! public address, is refused at start.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -141,11 +141,14 @@ async fn healthcheck_fails_while_not_ready() {
 }
 
 #[test]
-fn operator_listener_on_the_public_port_is_refused() {
+fn operator_listener_on_the_public_port_or_a_public_address_is_refused() {
     for (public, operator) in [
         ("127.0.0.1:8080", "127.0.0.1:8080"),
         ("0.0.0.0:8080", "127.0.0.1:8080"),
         ("127.0.0.1:8080", "nonsense"),
+        // A public address: the internet could reach it.
+        ("127.0.0.1:8080", "8.8.8.8:9180"),
+        ("127.0.0.1:8080", "[2001:db8::1]:9180"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_platform"))
             .env_clear()
@@ -164,5 +167,31 @@ fn operator_listener_on_the_public_port_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("operator_listen"), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    // Loopback, private, and the unspecified address of a container are accepted.
+    for operator in [
+        "127.0.0.1:9180",
+        "10.0.3.7:9180",
+        "0.0.0.0:9180",
+        "[fd00::7]:9180",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_platform"))
+            .env_clear()
+            .env(
+                "DATABASE_URL",
+                "postgres://platform_web@127.0.0.1:5432/platform",
+            )
+            .env("REDIS_URL", "redis://127.0.0.1:6379/0")
+            .env("EDGE_SIGNING_SECRET", SECRET)
+            .env("PLATFORM_OPERATOR_LISTEN", operator)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{operator}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

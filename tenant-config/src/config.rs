@@ -480,6 +480,14 @@ pub(crate) fn check_operator_listen(
     public: &[SocketAddr],
 ) -> Result<SocketAddr, ConfigError> {
     let op = check_listen(field, addr)?;
+    if is_public(op.ip()) {
+        return Err(ConfigError::invalid(
+            field,
+            format!(
+                "{op} is a public address; bind loopback, a private address, or 0.0.0.0 behind a firewall"
+            ),
+        ));
+    }
     let overlaps = |p: &SocketAddr| {
         p.port() == op.port()
             && (p.ip() == op.ip() || p.ip().is_unspecified() || op.ip().is_unspecified())
@@ -487,10 +495,34 @@ pub(crate) fn check_operator_listen(
     if let Some(p) = public.iter().find(|p| overlaps(p)) {
         return Err(ConfigError::invalid(
             field,
-            format!("{op} overlaps the public listener {p}; give the operator listener its own port"),
+            format!(
+                "{op} overlaps the public listener {p}; give the operator listener its own port"
+            ),
         ));
     }
     Ok(op)
+}
+
+/// Whether `ip` is reachable from the internet as such: not loopback, private (RFC 1918,
+/// shared address space, IPv6 unique local), link-local or the unspecified address (which a
+/// container binds, its network keeping the port private).
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let shared = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || shared)
+        }
+        std::net::IpAddr::V6(v6) => {
+            let seg = v6.segments()[0];
+            let unique_local = (seg & 0xfe00) == 0xfc00;
+            let link_local = (seg & 0xffc0) == 0xfe80;
+            !(v6.is_loopback() || v6.is_unspecified() || unique_local || link_local)
+        }
+    }
 }
 
 /// Requires a secret of at least `min` bytes.
