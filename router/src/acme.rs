@@ -94,11 +94,16 @@ pub fn start(
     describe_metrics();
     let names = names::Names::new(pool.clone());
     let accounts = account::Accounts::new(pool, store.seal_key().clone(), config.clone())?;
+    let wildcard = match &config.dns01 {
+        Some(d) => Some((format!("*.{}", rules.base()), dns01::from_config(d)?)),
+        None => None,
+    };
     let issuer = Arc::new(issue::Issuer {
         names,
         accounts,
         store,
         config: config.clone(),
+        wildcard,
     });
     let (queue, mut rx) = queue::queue(config.queue_capacity);
     let acme = Arc::new(Acme {
@@ -200,6 +205,10 @@ async fn scan_loop(
 }
 
 async fn scan_once(issuer: &issue::Issuer, queue: &Queue) {
+    // The wildcard is looked at every scan; the worker orders only when it is due.
+    if let Some((wildcard, _)) = &issuer.wildcard {
+        queue.push(wildcard, Reason::Renewal);
+    }
     match issuer.names.due(SCAN_LIMIT).await {
         Ok(due) => {
             for (name, has_cert) in due {

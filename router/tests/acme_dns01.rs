@@ -157,3 +157,84 @@ async fn route53_upserts_and_deletes_the_challenge_record_on_moto() {
     let err = nowhere.publish(&name, "v").await.unwrap_err();
     assert!(err.contains("refused"), "{err}");
 }
+
+/// The base-domain wildcard end to end: Pebble validates DNS-01 against BIND (its DNS server),
+/// where the issuer published the TXT record by RFC 2136; the certificate is stored for
+/// `*.platform.test` with no tenant and covers tenant subdomains; the record is removed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_base_wildcard_is_issued_by_dns01_through_bind() {
+    use std::sync::Arc;
+
+    use router::cache::TenantCache;
+    use tenant_config::certs::{CertStore, SealKey};
+    use tenant_config::config::{AcmeConfig, Dns01Config, Secret, TenantCacheConfig};
+    use tenant_config::db::pool_for_url;
+    use tenant_config::store::PgTenantStore;
+    use tenant_config::HostRules;
+
+    let db = testkit::database().await;
+    let bind = testkit::Bind::start("platform.test");
+    // HTTP-01 is never used here: Pebble's httpPort points nowhere.
+    let pebble = testkit::pebble(testkit::free_port())
+        .dns_server(bind.port)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("root.pem");
+    pebble.write_root(&roots);
+    let config = AcmeConfig {
+        enabled: true,
+        directory_url: pebble.directory_url(),
+        server_root_file: Some(pebble.server_root().to_owned()),
+        trusted_roots_file: Some(roots.clone()),
+        check_interval_secs: 1,
+        backoff_min_secs: 1,
+        order_timeout_secs: 30,
+        dns01: Some(Dns01Config::Rfc2136 {
+            server: format!("127.0.0.1:{}", bind.port).parse().unwrap(),
+            zone: "platform.test.".into(),
+            key_name: testkit::TSIG_KEY_NAME.into(),
+            key_secret: Secret::new(bind.tsig_secret.clone()),
+            algorithm: "hmac-sha256".into(),
+        }),
+        ..AcmeConfig::default()
+    };
+    let url = Secret::new(db.router_url());
+    let pool = pool_for_url(&url, 4, 5_000).unwrap();
+    let store = CertStore::new(pool.clone(), Arc::new(SealKey::generate().unwrap().0));
+    let rules = HostRules::new(testkit::BASE_DOMAIN, "admin.platform.test").unwrap();
+    let cache = TenantCache::new(
+        Arc::new(PgTenantStore::new(pool.clone())),
+        &TenantCacheConfig::default(),
+    );
+    let _acme = router::acme::start(
+        &tokio::runtime::Handle::current(),
+        &config,
+        &url,
+        pool,
+        store.clone(),
+        rules,
+        cache,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let cert = loop {
+        if let Some(c) = store.load_one("*.platform.test").await.unwrap() {
+            break c;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no wildcard certificate within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(cert.tenant_id.is_none(), "a platform name, no tenant");
+    let chain = router::acme::trust::chain_ders(&cert.chain_pem).unwrap();
+    let trusted = router::acme::trust::trusted_roots(Some(&roots)).unwrap();
+    router::acme::trust::verifies(&chain, "*.platform.test", &trusted).unwrap();
+    router::acme::trust::verifies(&chain, "grace.platform.test", &trusted)
+        .expect("covers tenant subdomains");
+    assert!(
+        bind.txt("_acme-challenge.platform.test").is_empty(),
+        "the challenge record was removed"
+    );
+}

@@ -21,6 +21,7 @@ use crate::tls::TestCa;
 pub struct PebbleBuilder {
     http_port: u16,
     validity_secs: Option<u64>,
+    dns_server: Option<u16>,
 }
 
 /// A Pebble whose HTTP-01 validations go to `127.0.0.1:<http_port>`.
@@ -28,13 +29,14 @@ pub fn pebble(http_port: u16) -> PebbleBuilder {
     PebbleBuilder {
         http_port,
         validity_secs: None,
+        dns_server: None,
     }
 }
 
 /// A running Pebble and its DNS server (both stopped when dropped).
 pub struct Pebble {
     process: Option<Spawned>,
-    _dns: Spawned,
+    _dns: Option<Spawned>,
     /// ACME port (`https://127.0.0.1:<port>/dir`).
     pub port: u16,
     /// Management API port (`/roots/0`).
@@ -55,6 +57,13 @@ impl PebbleBuilder {
         self
     }
 
+    /// Asks this DNS server (on 127.0.0.1) instead of starting a challtestsrv: a
+    /// [`crate::Bind`] for DNS-01 by RFC 2136.
+    pub fn dns_server(mut self, port: u16) -> Self {
+        self.dns_server = Some(port);
+        self
+    }
+
     /// Starts the DNS server and Pebble and waits for both.
     pub fn start(self) -> Pebble {
         let dir = tempfile::Builder::new()
@@ -63,18 +72,27 @@ impl PebbleBuilder {
             .expect("testkit: pebble dir");
         let ca = TestCa::new("testkit pebble", "DNS:localhost,IP:127.0.0.1");
         let (port, management_port) = (crate::free_port(), crate::free_port());
-        let (dns_port, dns_management_port) = (crate::free_port(), crate::free_port());
+        let (mut dns_port, dns_management_port) = (crate::free_port(), crate::free_port());
         let mut dns = Command::new("pebble-challtestsrv");
         dns.args(["-dns01", &format!("127.0.0.1:{dns_port}")])
             .args(["-management", &format!("127.0.0.1:{dns_management_port}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]);
-        let dns = Spawned::start(dns, &dir.path().join("challtestsrv.log"));
-        assert!(
-            wait_for_port(dns_management_port, Duration::from_secs(10)),
-            "testkit: pebble-challtestsrv did not start:\n{}",
-            dns.output()
-        );
+        let dns = match self.dns_server {
+            Some(port) => {
+                dns_port = port;
+                None
+            }
+            None => {
+                let dns = Spawned::start(dns, &dir.path().join("challtestsrv.log"));
+                assert!(
+                    wait_for_port(dns_management_port, Duration::from_secs(10)),
+                    "testkit: pebble-challtestsrv did not start:\n{}",
+                    dns.output()
+                );
+                Some(dns)
+            }
+        };
         let validity = self.validity_secs.map_or(String::new(), |s| {
             format!(",\n    \"certificateValidityPeriod\": {s}")
         });

@@ -7,6 +7,7 @@
 //! the next attempt (doubling backoff, never sooner than the CA's `Retry-After`); repeated
 //! failed validations pause the name.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ use tenant_config::config::AcmeConfig;
 use tenant_config::TenantId;
 
 use super::account::{is_unknown_account, Accounts};
+use super::dns01::{record_name, Dns01Provider};
 use super::names::{NameRow, Names, Outcome};
 use super::queue::Reason;
 use super::{schedule, trust};
@@ -102,6 +104,8 @@ pub struct Issuer {
     pub store: CertStore,
     /// Settings.
     pub config: AcmeConfig,
+    /// DNS-01 publisher and the wildcard it serves (`*.<base>`), when `acme.dns01` is set.
+    pub wildcard: Option<(String, Arc<dyn Dns01Provider>)>,
 }
 
 impl Issuer {
@@ -130,9 +134,14 @@ impl Issuer {
 
     async fn leased(&self, name: &str, row: &NameRow, reason: Reason) -> Result<(), String> {
         let now = Utc::now();
-        let Some(tenant) = self.names.verified_tenant(name).await? else {
-            // Removed or unverified since it was queued: never order for it.
-            return self.names.release(name).await;
+        let tenant = if self.is_wildcard(name) {
+            None
+        } else {
+            let Some(tenant) = self.names.verified_tenant(name).await? else {
+                // Removed or unverified since it was queued: never order for it.
+                return self.names.release(name).await;
+            };
+            Some(tenant)
         };
         let waiting = [row.paused_until, row.next_attempt_at]
             .into_iter()
@@ -248,7 +257,7 @@ impl Issuer {
     async fn store_issued(
         &self,
         name: &str,
-        tenant: uuid::Uuid,
+        tenant: Option<uuid::Uuid>,
         issued: &Issued,
         row: &NameRow,
     ) -> Result<(), Failure> {
@@ -263,7 +272,7 @@ impl Issuer {
         self.store
             .put_issued(
                 name,
-                Some(TenantId(tenant)),
+                tenant.map(TenantId),
                 &issued.chain_pem,
                 &issued.key_pem,
                 info.not_before,
@@ -276,6 +285,11 @@ impl Issuer {
             .issued(name, renew_at, ari_until)
             .await
             .map_err(Failure::Other)
+    }
+
+    /// Whether `name` is the configured base-domain wildcard (ordered by DNS-01, no tenant).
+    pub fn is_wildcard(&self, name: &str) -> bool {
+        self.wildcard.as_ref().is_some_and(|(w, _)| w == name)
     }
 
     /// When to renew the certificate whose leaf is `leaf`: ARI's window when the CA offers it
@@ -367,6 +381,7 @@ impl Issuer {
         }
         let mut order = account.new_order(&new).await?;
         let mut tokens: Vec<String> = Vec::new();
+        let mut txt: Vec<(String, String)> = Vec::new();
         let ttl = Duration::from_secs(self.config.order_timeout_secs + 60);
         let retry = RetryPolicy::new()
             .initial_delay(Duration::from_millis(250))
@@ -384,6 +399,21 @@ impl Issuer {
                             "authorization is {other:?}"
                         ))))
                     }
+                }
+                if let Some((_, dns)) = self.wildcard.as_ref().filter(|(w, _)| w == name) {
+                    let mut ch = a.challenge(ChallengeType::Dns01).ok_or_else(|| {
+                        OnceError::Failure(Failure::Other(
+                            "the CA offered no dns-01 challenge".into(),
+                        ))
+                    })?;
+                    let value = ch.key_authorization().dns_value();
+                    let fqdn = record_name(name);
+                    dns.publish(&fqdn, &value)
+                        .await
+                        .map_err(|e| OnceError::Failure(Failure::Other(e)))?;
+                    txt.push((fqdn, value));
+                    ch.set_ready().await?;
+                    continue;
                 }
                 let mut ch = a.challenge(ChallengeType::Http01).ok_or_else(|| {
                     OnceError::Failure(Failure::Other("the CA offered no http-01 challenge".into()))
@@ -414,6 +444,13 @@ impl Issuer {
         if !tokens.is_empty() {
             if let Err(e) = self.names.drop_challenges(&tokens).await {
                 tracing::debug!(error = %e, "challenge rows left to expire");
+            }
+        }
+        if let Some((_, dns)) = &self.wildcard {
+            for (fqdn, value) in &txt {
+                if let Err(e) = dns.remove(fqdn, value).await {
+                    tracing::warn!(record = %fqdn, error = %e, "DNS-01 record left behind");
+                }
             }
         }
         outcome
