@@ -32,6 +32,12 @@ struct Stack {
 }
 
 async fn stack(validity_secs: Option<u64>) -> Stack {
+    stack_aimed(validity_secs, None).await
+}
+
+/// `http01`: where Pebble sends HTTP-01 validations instead of the router (a dead port makes
+/// every validation fail).
+async fn stack_aimed(validity_secs: Option<u64>, http01: Option<u16>) -> Stack {
     let db = testkit::database().await;
     db.connect_as("postgres")
         .await
@@ -48,7 +54,7 @@ async fn stack(validity_secs: Option<u64>) -> Stack {
         .database(&db.router_url())
         .platform(&["127.0.0.1:9".into()])
         .start();
-    let mut builder = testkit::pebble(router.port);
+    let mut builder = testkit::pebble(http01.unwrap_or(router.port));
     if let Some(s) = validity_secs {
         builder = builder.validity_secs(s);
     }
@@ -517,4 +523,82 @@ async fn the_router_orders_stores_and_serves_a_verified_domain() {
         "refused SNI names are counted"
     );
     assert!(metrics.contains("router_acme_orders_total{kind=\"issue\",outcome=\"issued\"} 1"));
+}
+
+/// Validations that keep failing (nothing answers where Pebble looks) pause the name after
+/// `max_failed_validations`, with the error and the end of the pause shown; no order follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_validations_pause_the_name() {
+    let s = stack_aimed(None, Some(testkit::free_port())).await;
+    let config = AcmeConfig {
+        max_failed_validations: 2,
+        backoff_min_secs: 1,
+        backoff_max_secs: 1,
+        ..s.config()
+    };
+    let (_a, _, _) = s.instance(&config);
+    s.verify().await;
+    let start = Instant::now();
+    while s
+        .count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND paused_until > now() + interval '1 hour'"
+        ))
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < Duration::from_secs(40), "never paused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let invalid = "SELECT count(*) FROM acme_orders WHERE outcome = 'invalid'";
+    assert_eq!(
+        s.count(invalid).await,
+        2,
+        "paused after the second failed validation"
+    );
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND state = 'failed' AND last_error IS NOT NULL"
+        ))
+        .await,
+        1
+    );
+    // Scans keep running (every second): the paused name is not ordered again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.count("SELECT count(*) FROM acme_orders").await, 2);
+}
+
+/// The per-name budget: with room for one order per window, a forced renewal is deferred to
+/// when the first order leaves the window, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_name_budget_defers_orders() {
+    let s = stack(None).await;
+    let config = AcmeConfig {
+        name_budget: 1,
+        ..s.config()
+    };
+    let (_a, store, _) = s.instance(&config);
+    s.verify().await;
+    wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    s.sql(&format!(
+        "UPDATE acme_names SET renew_at = now() WHERE name = '{NAME}'"
+    ))
+    .await;
+    let start = Instant::now();
+    while s
+        .count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}'
+               AND last_error LIKE 'order budget reached%' AND next_attempt_at > now() + interval '6 days'"
+        ))
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "never deferred");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders").await,
+        1,
+        "no second order"
+    );
 }
