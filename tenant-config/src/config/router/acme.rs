@@ -317,4 +317,41 @@ mod tests {
             assert!(e.contains(field), "{e}");
         }
     }
+
+    #[test]
+    fn dns01_providers_parse_from_toml() {
+        let c: AcmeConfig = toml::from_str(
+            "enabled = true\n[dns01]\nprovider = \"rfc2136\"\nserver = \"127.0.0.1:53\"\n\
+             zone = \"platform.example.\"\nkey_name = \"acme-key\"\nkey_secret = \"c2VjcmV0\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.dns01, Some(Dns01Config::Rfc2136 { algorithm, .. }) if algorithm == "hmac-sha256")
+        );
+        assert!(c.validate().is_ok());
+        let c: AcmeConfig = toml::from_str(
+            "[dns01]\nprovider = \"route53\"\nhosted_zone_id = \"Z1\"\n\
+             access_key_id = \"AKIA1\"\nsecret_access_key = \"s\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.dns01, Some(Dns01Config::Route53 { endpoint, .. }) if endpoint.starts_with("https://route53"))
+        );
+        let bad = AcmeConfig {
+            enabled: true,
+            dns01: Some(Dns01Config::Rfc2136 {
+                server: "127.0.0.1:53".parse().unwrap(),
+                zone: "z.".into(),
+                key_name: "k".into(),
+                key_secret: Secret::new("c2VjcmV0"),
+                algorithm: "hmac-md5".into(),
+            }),
+            ..AcmeConfig::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("acme.dns01.algorithm"));
+    }
 }
