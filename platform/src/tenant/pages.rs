@@ -303,7 +303,14 @@ pub async fn domains(State(state): State<AppState>, p: StaffPage) -> Result<Resp
     let tx = super::begin(&mut conn, p.session.tenant).await?;
     let rows = tx
         .query(
-            "SELECT domain, status, cert_status FROM tenant_domains WHERE status <> 'removed' ORDER BY domain",
+            // The certificate's state from the routers' store (tenant-scoped by its RLS policy):
+            // issued or expired when stored, pending while a verified name waits for one.
+            "SELECT domain, status,
+                    COALESCE((SELECT CASE WHEN c.not_after <= now() THEN 'expired' ELSE 'issued' END
+                              FROM certificates c
+                              WHERE c.domain = tenant_domains.domain AND c.status = 'issued'),
+                             CASE WHEN status IN ('verified', 'active') THEN 'pending' ELSE 'none' END)
+             FROM tenant_domains WHERE status <> 'removed' ORDER BY domain",
             &[],
         )
         .await?;
