@@ -8,7 +8,7 @@
 //! - **a header deadline** (`client_header_timeout`): Pingora's read timeout is per read, so a
 //!   head trickled a byte at a time never expires. Each request's work is raced against a timer
 //!   of ours, which stops mattering once the head is parsed ([`head_received`], called from
-//!   `new_ctx`). The first request's deadline runs from the accept, a later one's from its
+//!   `on_connection_reuse`). The first request's deadline runs from the accept, a later one's from its
 //!   first byte; before that first byte the connection is idle and `keepalive_timeout` applies.
 //!   A connection cut off mid-head is logged (`408`, reason `header_timeout`) and counted.
 //! - **a per-address connection cap** (`max_connections_per_ip`, off by default): the
@@ -105,17 +105,16 @@ impl EdgeApp {
     /// One request's work on the connection, raced against the header deadline.
     async fn one_request(
         self: &Arc<Self>,
-        session: ServerSession,
+        mut session: ServerSession,
         state: &Arc<ConnState>,
         timer: &mut Pin<Box<Sleep>>,
         shutdown: &ShutdownWatch,
     ) -> Outcome {
         let limits = self.limits;
         let deadline = std::future::poll_fn(|cx| state.poll_deadline(cx, timer.as_mut(), limits));
-        let work = HEAD.scope(
-            state.clone(),
-            self.proxy.process_new_http(session, shutdown),
-        );
+        // Handed back by Pingora to `on_connection_reuse` right after `new_ctx`: the head is in.
+        session.set_connection_user_context(Some(Box::new(HeadSignal(state.clone()))));
+        let work = self.proxy.process_new_http(session, shutdown);
         tokio::pin!(work);
         tokio::select! {
             biased;
@@ -216,16 +215,18 @@ impl ServerApp for EdgeApp {
     }
 }
 
-tokio::task_local! {
-    /// The connection state of the request being handled on this task (HTTP/1 only).
-    static HEAD: Arc<ConnState>;
-}
+/// The connection's state, carried through Pingora as the session's connection user context:
+/// Pingora hands it to `ProxyHttp::on_connection_reuse` right after it made the request's
+/// context, that is once the head is parsed (cheaper than a task-local around every poll).
+pub struct HeadSignal(Arc<ConnState>);
 
 /// Tells the connection that the current request's head is complete, so its header deadline
-/// no longer applies. Called from `new_ctx`, which Pingora runs right after parsing the head;
-/// a no-op outside [`EdgeApp`]'s HTTP/1 loop.
-pub fn head_received() {
-    let _ = HEAD.try_with(|s| s.head_done.store(true, Ordering::Relaxed));
+/// no longer applies. Called from `on_connection_reuse` with the context [`EdgeApp`] set; any
+/// other value is ignored.
+pub fn head_received(signal: Box<dyn std::any::Any + Send + Sync>) {
+    if let Ok(s) = signal.downcast::<HeadSignal>() {
+        s.0.head_done.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What the connection's reads and writes tell the request loop. Everything here is touched

@@ -137,12 +137,21 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        // Pingora makes the context right after the head is parsed: the header deadline is met.
-        crate::connection::head_received();
         // Paired with the decrement in `logging`, which pingora runs for every request.
         self.metrics.inflight(1.0);
         self.inflight.fetch_add(1, Ordering::Relaxed);
         RequestCtx::new()
+    }
+
+    /// Pingora calls this right after `new_ctx` with the context `connection.rs` put on the
+    /// session: the head is parsed, the header deadline is met.
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+        signal: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        crate::connection::head_received(signal);
     }
 
     fn init_downstream_modules(&self, modules: &mut HttpModules) {

@@ -492,6 +492,25 @@ async fn slowloris_does_not_stop_other_clients() {
     );
 }
 
+/// The header deadline ends with the head: a response slower than it, and a second request
+/// on the same connection, are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_deadline_stops_at_the_head() {
+    let origin = testkit::origin("platform").start().await;
+    let r = router_with(
+        &origin.host_port(),
+        &[("client_limits", "client_header_timeout_secs = 1")],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(format!("GET /slow?ms=1500 HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let resp = read_responses(&mut s, 1, Duration::from_secs(5)).await;
+        assert_eq!(resp.first().map(|r| r.status), Some(200));
+    }
+}
+
 /// A body that stops arriving is cut off after `client_body_timeout` with a `408`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_gets_a_408() {
