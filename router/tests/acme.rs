@@ -438,30 +438,7 @@ async fn the_router_orders_stores_and_serves_a_verified_domain() {
     pebble.write_root(&roots);
     let https = testkit::free_port();
     let (_, key) = SealKey::generate().unwrap();
-    let router = testkit::router(env!("CARGO_BIN_EXE_router"))
-        .database(&db.router_url())
-        .platform(&["127.0.0.1:9".into()])
-        .set("listen", &format!("https = \"127.0.0.1:{https}\""))
-        .set("tls", &format!("encryption_key = {key:?}"))
-        .set("acme", "enabled = true")
-        .set(
-            "acme",
-            &format!("directory_url = {:?}", pebble.directory_url()),
-        )
-        .set(
-            "acme",
-            &format!(
-                "server_root_file = {:?}",
-                pebble.server_root().display().to_string()
-            ),
-        )
-        .set(
-            "acme",
-            &format!("trusted_roots_file = {:?}", roots.display().to_string()),
-        )
-        .set("acme", "check_interval_secs = 1")
-        .set("acme", "backoff_min_secs = 1")
-        .start();
+    let router = acme_router(&db, &pebble, &roots, https, &key);
     forward(http01, router.port).await;
 
     // Before verification: handshakes for it (and for junk) order nothing.
@@ -601,4 +578,130 @@ async fn the_per_name_budget_defers_orders() {
         1,
         "no second order"
     );
+}
+
+/// A router process with its TLS listener on `https` and ACME aimed at `pebble`.
+fn acme_router(
+    db: &testkit::TestDb,
+    pebble: &testkit::Pebble,
+    roots: &std::path::Path,
+    https: u16,
+    key: &str,
+) -> testkit::RouterProcess {
+    testkit::router(env!("CARGO_BIN_EXE_router"))
+        .database(&db.router_url())
+        .platform(&["127.0.0.1:9".into()])
+        .set("listen", &format!("https = \"127.0.0.1:{https}\""))
+        .set("tls", &format!("encryption_key = {key:?}"))
+        .set("acme", "enabled = true")
+        .set(
+            "acme",
+            &format!("directory_url = {:?}", pebble.directory_url()),
+        )
+        .set(
+            "acme",
+            &format!(
+                "server_root_file = {:?}",
+                pebble.server_root().display().to_string()
+            ),
+        )
+        .set(
+            "acme",
+            &format!("trusted_roots_file = {:?}", roots.display().to_string()),
+        )
+        .set("acme", "check_interval_secs = 1")
+        .set("acme", "backoff_min_secs = 1")
+        .start()
+}
+
+/// Two router processes (B and C, ACME on) race for one verified name: exactly one order.
+/// Pebble's validation reaches only a third router, A, which orders nothing itself: the
+/// challenge published by whichever of B and C won is answered by another instance from the
+/// database. B and C both serve the certificate (the loser learns of it by NOTIFY). A flood of
+/// junk SNI names leaves at most a couple of log lines and no database rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_router_processes_order_once_and_both_serve() {
+    let db = testkit::database().await;
+    let owner = db.connect_as("postgres").await;
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO tenants (slug, name, status) VALUES ('grace', 'Grace', 'active');
+             INSERT INTO tenant_domains (tenant_id, domain, status, verification_token)
+                 SELECT id, '{NAME}', 'pending_verification', 't1' FROM tenants;"
+        ))
+        .await
+        .unwrap();
+    let http01 = testkit::free_port();
+    let pebble = testkit::pebble(http01).start();
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("pebble-root.pem");
+    pebble.write_root(&roots);
+    let (_, key) = SealKey::generate().unwrap();
+    let a = testkit::router(env!("CARGO_BIN_EXE_router"))
+        .database(&db.router_url())
+        .platform(&["127.0.0.1:9".into()])
+        .start();
+    let (https_b, https_c) = (testkit::free_port(), testkit::free_port());
+    let b = acme_router(&db, &pebble, &roots, https_b, &key);
+    let c = acme_router(&db, &pebble, &roots, https_c, &key);
+    forward(http01, a.port).await;
+    owner
+        .batch_execute(&format!(
+            "UPDATE tenant_domains SET status = 'verified', verified_at = now() WHERE domain = '{NAME}'"
+        ))
+        .await
+        .unwrap();
+    for https in [https_b, https_c] {
+        let start = Instant::now();
+        while curl(https, NAME, Some(&roots)).0 != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "not served on :{https}\nB:\n{}\nC:\n{}",
+                b.process.output(),
+                c.process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let orders: Vec<uuid::Uuid> = owner
+        .query("SELECT instance FROM acme_orders", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(orders.len(), 1, "exactly one order across two routers");
+    let hits = |r: &testkit::RouterProcess| {
+        r.process
+            .output()
+            .matches("/.well-known/acme-challenge/")
+            .count()
+    };
+    assert!(hits(&a) > 0, "A answered the challenge");
+    assert_eq!(
+        hits(&b) + hits(&c),
+        0,
+        "the ordering routers were never asked"
+    );
+
+    // Junk SNI: the fallback each time, one log line at most per 10 s, no rows.
+    for i in 0..40 {
+        let (code, _) = curl(https_b, &format!("junk-{i}.example"), None);
+        assert_eq!(code, 0);
+    }
+    let lines = b
+        .process
+        .output()
+        .matches("certificate not ordered for this name")
+        .count();
+    assert!(
+        lines <= 2,
+        "refusals are logged rate-limited, not {lines} lines"
+    );
+    let rows: i64 = owner
+        .query_one("SELECT count(*) FROM acme_names", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "only the verified name has ACME state");
 }
