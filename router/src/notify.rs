@@ -21,6 +21,9 @@ struct Change {
     tenant_id: Option<uuid::Uuid>,
     slug: Option<String>,
     domain: Option<String>,
+    /// A plan's limits changed: every tenant on it is affected. Plans change rarely, so the
+    /// whole cache goes (it refills from the database within a round trip per tenant).
+    plan: Option<String>,
 }
 
 /// Applies one notification payload to the cache. Unparseable payloads drop everything: a
@@ -28,6 +31,11 @@ struct Change {
 pub async fn apply(cache: &TenantCache, payload: &str) {
     match serde_json::from_str::<Change>(payload) {
         Ok(c) => {
+            if let Some(plan) = c.plan {
+                tracing::info!(%plan, "plan limits changed; dropping the tenant cache");
+                cache.invalidate_all();
+                return;
+            }
             if let Some(slug) = c.slug {
                 cache.invalidate(Key::Slug(&slug));
             }

@@ -283,3 +283,71 @@ http {{
     );
     assert_eq!(ours, ngx, "limited pattern, router vs nginx");
 }
+
+/// A plan's limit is the tenant's budget, and changing the plan's numbers reaches a running
+/// router at once (migration 0013's `plans_notify` → `tenant_changed {"plan": …}` → the tenant
+/// cache is dropped and the next request reads the new limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_reaches_the_running_router() {
+    let db = testkit::database().await;
+    let owner = db.connect_as("postgres").await;
+    owner
+        .batch_execute(
+            "INSERT INTO tenants (slug, name, status, plan_id) VALUES ('grace', 'Grace', 'active', 'starter');
+             UPDATE plans SET rate_limit_rps = 1, rate_limit_burst = 3 WHERE id = 'starter'",
+        )
+        .await
+        .unwrap();
+    let origin = testkit::origin("platform").start().await;
+    let r = testkit::router(env!("CARGO_BIN_EXE_router"))
+        .database(&db.router_url())
+        .platform(&[origin.host_port()])
+        // Only the plan's limit, kept in this instance (no Redis): the zones would also stop a
+        // burst from one address.
+        .set("rate_limits", "zone = []")
+        .start();
+    let c = client();
+    let burst = |n: usize| {
+        let c = c.clone();
+        let url = r.url("/");
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let s = c
+                    .get(&url)
+                    .header("host", HOST)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                out.push(s);
+            }
+            out
+        }
+    };
+    // 1 r/s burst 3: four pass at once, then the plan says no.
+    let first = burst(8).await;
+    assert_eq!(first.iter().filter(|s| **s == 200).count(), 4, "{first:?}");
+    assert!(first[4..].iter().all(|s| *s == 429), "{first:?}");
+    // The platform admin raises the plan's burst; no restart, no cache expiry wait.
+    owner
+        .execute(
+            "UPDATE plans SET rate_limit_burst = 100 WHERE id = 'starter'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut after = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = burst(8).await;
+        if after.iter().all(|s| *s == 200) {
+            break;
+        }
+    }
+    assert!(
+        after.iter().all(|s| *s == 200),
+        "the new burst never applied: {after:?}"
+    );
+}

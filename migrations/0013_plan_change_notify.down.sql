@@ -1,0 +1,2 @@
+DROP TRIGGER plans_notify ON plans;
+DROP FUNCTION notify_plan_change();
