@@ -705,3 +705,45 @@ async fn two_router_processes_order_once_and_both_serve() {
         .get(0);
     assert_eq!(rows, 1, "only the verified name has ACME state");
 }
+
+/// `check-config` refuses ACME settings that cannot work, with one line naming the field.
+#[test]
+fn bad_acme_settings_are_named_by_check_config() {
+    let cases = [
+        (vec![("ACME_ENABLED", "true")], "acme.enabled"),
+        (
+            vec![
+                ("ACME_ENABLED", "true"),
+                ("ROUTER_HTTPS_LISTEN", "127.0.0.1:8443"),
+                ("ACME_DIRECTORY_URL", "http://ca.example/dir"),
+            ],
+            "acme.directory_url",
+        ),
+        (
+            vec![
+                ("ACME_ENABLED", "true"),
+                ("ROUTER_HTTPS_LISTEN", "127.0.0.1:8443"),
+                ("ACME_CONTACT", "ops@example.org"),
+            ],
+            "acme.contact",
+        ),
+    ];
+    for (vars, field) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+            .env_clear()
+            .env("DATABASE_URL", "postgres://router@127.0.0.1:1/platform")
+            .env("EDGE_SIGNING_SECRET", "0123456789abcdef0123456789abcdef")
+            .env(
+                "CERT_ENCRYPTION_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
+            .envs(vars)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{field}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}

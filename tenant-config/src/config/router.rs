@@ -582,6 +582,12 @@ impl ConfigFile for RouterConfig {
                 "ACME needs database.url (challenges, accounts and certificates are shared there)",
             ));
         }
+        if self.acme.enabled && self.listen.https.is_none() {
+            return Err(ConfigError::invalid(
+                "acme.enabled",
+                "ACME needs listen.https (ROUTER_HTTPS_LISTEN) and tls.encryption_key: certificates are served and sealed there",
+            ));
+        }
         Ok(())
     }
 }
