@@ -42,6 +42,7 @@ async fn auth_zone_stops_a_password_guessing_loop() {
     let c = client();
     let mut statuses = Vec::new();
     let mut last = None;
+    let started = Instant::now();
     for _ in 0..15 {
         let resp = c
             .post(r.url("/api/staff/login"))
@@ -55,12 +56,17 @@ async fn auth_zone_stops_a_password_guessing_loop() {
         last = Some(resp);
     }
     // The seeds' auth zone: 5 r/m, burst 10, nodelay: 11 pass, then every guess is refused.
-    assert_eq!(
-        statuses.iter().filter(|s| **s != 429).count(),
-        11,
-        "{statuses:?}"
+    // (One more per 12 s the loop took: on a loaded machine it can, and the zone then rightly
+    // lets another one through.)
+    let refill = (started.elapsed().as_secs() / 12) as usize;
+    let passed = statuses.iter().filter(|s| **s != 429).count();
+    assert!(
+        (11..=11 + refill).contains(&passed),
+        "{passed} passed in {:?}: {statuses:?}",
+        started.elapsed()
     );
-    assert!(statuses[11..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(statuses[..11].iter().all(|s| *s != 429), "{statuses:?}");
+    assert_eq!(statuses[14], 429, "{statuses:?}");
     let last = last.unwrap();
     let h = last.headers();
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
