@@ -747,3 +747,71 @@ fn bad_acme_settings_are_named_by_check_config() {
         assert!(err.contains(field), "{field}: {err}");
     }
 }
+
+/// HTTP-01 answers with the HTTPS redirect on and off: a token another instance published is
+/// answered on its own host only; unknown, malformed or cross-host tokens get a 404, never the
+/// redirect and never the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_are_answered_from_the_database_with_the_redirect_on_or_off() {
+    let db = testkit::database().await;
+    let token = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
+    db.connect_as("postgres")
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO acme_challenges (token, domain, key_authorization, expires_at)
+             VALUES ('{token}', '{NAME}', '{token}.thumbprint', now() + interval '5 minutes'),
+                    ('expiredtoken0000000000', '{NAME}', 'old', now() - interval '1 second')"
+        ))
+        .await
+        .unwrap();
+    for redirect in [false, true] {
+        let r = testkit::router(env!("CARGO_BIN_EXE_router"))
+            .database(&db.router_url())
+            .platform(&["127.0.0.1:9".into()])
+            .set("listen", &format!("redirect_http_to_https = {redirect}"))
+            .start();
+        let get = |host: &str, path: String| {
+            let url = r.url(&path);
+            let host = host.to_owned();
+            async move {
+                let resp = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap()
+                    .get(url)
+                    .header("host", host)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap())
+            }
+        };
+        let path = |t: &str| format!("/.well-known/acme-challenge/{t}");
+        assert_eq!(
+            get(NAME, path(token)).await,
+            (200, format!("{token}.thumbprint")),
+            "redirect {redirect}"
+        );
+        for (host, t) in [
+            ("other.example.org", token),
+            (NAME, "unknowntoken00000000000000"),
+            (NAME, "expiredtoken0000000000"),
+            (NAME, "bad.token!"),
+            (NAME, "short"),
+        ] {
+            assert_eq!(
+                get(host, path(t)).await.0,
+                404,
+                "{host} {t} redirect {redirect}"
+            );
+        }
+        if redirect {
+            assert_eq!(
+                get(NAME, "/".into()).await.0,
+                308,
+                "everything else is redirected"
+            );
+        }
+    }
+}
