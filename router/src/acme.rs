@@ -222,6 +222,24 @@ async fn scan_once(issuer: &issue::Issuer, queue: &Queue) {
         }
         Err(e) => tracing::warn!(error = %e, "ACME scan failed"),
     }
+    // Certificates of names that were removed (or unverified) stop being served.
+    let wildcard = issuer.wildcard.as_ref().map(|(w, _)| w.as_str());
+    match issuer.names.detached(wildcard).await {
+        Ok(names) => {
+            for name in names {
+                match issuer.store.remove(&name).await {
+                    Ok(_) => {
+                        tracing::info!(name, "domain no longer verified; certificate removed");
+                        let _ = issuer.names.forget(&name).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(name, error = %e, "could not remove a detached certificate")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ACME detached-name check failed"),
+    }
     let roots = match trust::trusted_roots(issuer.config.trusted_roots_file.as_deref()) {
         Ok(r) => r,
         Err(e) => {

@@ -815,3 +815,27 @@ async fn challenges_are_answered_from_the_database_with_the_redirect_on_or_off()
         }
     }
 }
+
+/// A domain removed from its tenant loses its certificate: the scan deletes it from the store
+/// (every router drops it on the notification) and forgets the name's ACME state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_domain_stops_being_served() {
+    let s = stack(None).await;
+    let (_a, store, _) = s.instance(&s.config());
+    s.verify().await;
+    wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    s.sql(&format!(
+        "UPDATE tenant_domains SET status = 'removed', removed_at = now() WHERE domain = '{NAME}'"
+    ))
+    .await;
+    let start = Instant::now();
+    while store.load_one(NAME).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "certificate kept"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.count("SELECT count(*) FROM certificates").await, 0);
+    assert_eq!(s.count("SELECT count(*) FROM acme_names").await, 0);
+}

@@ -387,4 +387,35 @@ impl Names {
         .map_err(db)?;
         Ok(())
     }
+
+    /// Names this issuer manages whose domain is no longer attached and verified (removed,
+    /// or back to unverified): their certificates must stop being served. A suspended tenant's
+    /// names are kept (the tenant may come back; re-ordering would spend the budget).
+    pub async fn detached(&self, wildcard: Option<&str>) -> DbResult<Vec<String>> {
+        let conn = self.pool.get().await.map_err(db)?;
+        let rows = conn
+            .query(
+                "SELECT a.name FROM acme_names a
+                 WHERE a.name IS DISTINCT FROM $1
+                   AND NOT EXISTS (SELECT 1 FROM tenant_domains d
+                                   WHERE d.domain = a.name AND d.status IN ('verified', 'active'))
+                   AND (a.lease_until IS NULL OR a.lease_until < now())",
+                &[&wildcard],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Forgets a detached name's ACME state.
+    pub async fn forget(&self, name: &str) -> DbResult<()> {
+        let conn = self.pool.get().await.map_err(db)?;
+        conn.execute(
+            "DELETE FROM acme_names WHERE name = $1 AND (lease_until IS NULL OR lease_until < now())",
+            &[&name],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
 }
