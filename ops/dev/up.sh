@@ -41,8 +41,8 @@ mkdir -p "$state/logs" "$state/pids"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-say "Checking packages (postgresql, redis-server, cmake, pebble)"
-ops/scripts/install-deps.sh cmake pkg-config postgresql postgresql-client redis-server curl pebble
+say "Checking packages (postgresql, redis-server, cmake, pebble, openssl)"
+ops/scripts/install-deps.sh cmake pkg-config postgresql postgresql-client redis-server curl pebble openssl
 
 # Secrets for this machine's stack, generated once and kept out of git.
 secrets="$state/secrets.env"
