@@ -393,12 +393,16 @@ scenario('admin: bad input in every form shows a message next to the field and w
     eq(await submit(page, page.getByRole('button', { name: 'Add domain' })), 422, `add domain ${hostname}`);
     const why = await fieldError(page, 'form#add-domain', 'hostname');
     ok(!/plan/i.test(why), `refused for another reason: ${why}`);
+    return why;
   };
   await check('add domain, not a hostname', async () => {
     await domainForm('not a domain');
     await checkPage(page, 'admin-tenant-error');
   });
-  await check('add domain, already taken', () => domainForm('grace-church.localhost'));
+  await check('add domain, already taken', async () => {
+    const why = await domainForm('grace-church.localhost');
+    ok(/already attached/i.test(why), `taken domain refused for another reason: ${why}`);
+  });
 
   await check('Stripe account, malformed', async () => {
     await page.goto(`${url.admin}/tenants/${hope}`);

@@ -450,7 +450,15 @@ pub async fn add_domain(
         }),
     )
     .await
-    .map(|_| ());
+    .map(|_| ())
+    // "Already attached to a tenant" is about the name typed: say so next to it.
+    .map_err(|e| match e {
+        AppError::Conflict(what) => AppError::Invalid {
+            field: "domain".into(),
+            message: what,
+        },
+        e => e,
+    });
     back_to_tenant(state, p, id, r, f.hostname).await
 }
 
