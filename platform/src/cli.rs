@@ -194,10 +194,12 @@ async fn serve(config: PlatformConfig) -> i32 {
         return 1;
     };
     tracing::info!(listen = %config.listen, operator = %config.operator_listen, "platform serving");
-    // One signal stops both listeners.
+    // One signal stops both listeners, after the lame-duck period (see `lame_duck`).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let flag = state.lame_duck.clone();
+    let delay = std::time::Duration::from_secs(config.drain_delay_secs);
     tokio::spawn(async move {
-        tenant_config::runtime::shutdown_signal().await;
+        crate::lame_duck::shutdown_after_lame_duck(&flag, delay).await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -93,9 +93,10 @@ pub async fn health(State(state): State<AppState>) -> Json<Report> {
 }
 
 /// `GET /ready` (operator listener): 200 only when [`is_ready`], else 503; the same body.
+/// Also 503 in the lame-duck period after SIGTERM ([`crate::lame_duck`]).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Report>) {
     let r = report(&state).await;
-    let code = if is_ready(&r) {
+    let code = if is_ready(&r) && !state.lame_duck.is_on() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -113,8 +114,10 @@ pub struct PublicStatus {
 /// `GET /api/health` (public listener, any host): `{"status":"ok"}` with 200 when ready,
 /// `{"status":"unavailable"}` with 503 when not; never cached.
 #[utoipa::path(get, path = "/api/health", operation_id = "get_api_health", tag = "operations", responses((status = 200, description = "Ready", body = PublicStatus), (status = 503, description = "Not ready (details on the operator listener)", body = PublicStatus)))]
+/// Also 503 in the lame-duck period after SIGTERM ([`crate::lame_duck`]), which is how the
+/// router's health check learns to stop sending requests here.
 pub async fn public(State(state): State<AppState>) -> Response {
-    let ready = is_ready(&report(&state).await);
+    let ready = !state.lame_duck.is_on() && is_ready(&report(&state).await);
     let code = if ready {
         StatusCode::OK
     } else {

@@ -5,6 +5,8 @@
 //! - [`state`]: shared handles (database pool, Redis) built from configuration.
 //! - [`health`]: `/health` (liveness with per-check latency) and `/ready` (readiness) for the
 //!   operator listener; the status-only public `/api/health`.
+//! - [`lame_duck`]: after SIGTERM, health and readiness answer 503 for a while before the
+//!   listeners close, so routers stop sending requests first.
 //! - [`operator`]: the private operator listener (`/metrics`, `/ready`, `/health`).
 //! - [`http_server`]: the public listener's connection loop (header-field cap above the
 //!   router's).
@@ -44,6 +46,7 @@ pub mod giving;
 pub mod health;
 pub mod http_server;
 pub mod input;
+pub mod lame_duck;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;

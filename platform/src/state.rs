@@ -31,6 +31,8 @@ pub struct AppState {
     pub domains: Arc<Domains>,
     /// Tenant profiles (moka + Redis).
     pub profiles: ProfileCache,
+    /// Set after SIGTERM: health and readiness answer 503 while requests are still served.
+    pub lame_duck: crate::lame_duck::LameDuck,
 }
 
 /// How requests from the router are authenticated.
@@ -181,6 +183,7 @@ impl AppState {
             profiles: ProfileCache::new(redis.clone()),
             redis,
             started: Instant::now(),
+            lame_duck: crate::lame_duck::LameDuck::default(),
         })
     }
 }

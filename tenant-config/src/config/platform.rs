@@ -27,6 +27,12 @@ pub struct PlatformConfig {
     /// elsewhere. Never the public port.
     #[serde(default = "default_operator_listen")]
     pub operator_listen: String,
+    /// Lame-duck period after SIGTERM, in seconds (`PLATFORM_DRAIN_DELAY_SECS`): the public
+    /// `/api/health` and the operator `/ready` answer 503 while every other request is still
+    /// served, so routers and load balancers stop sending traffic before the listener closes.
+    /// A little over two router health intervals; 0 closes at once.
+    #[serde(default = "default_drain_delay")]
+    pub drain_delay_secs: u64,
     /// Verification of the router's signed tenant context.
     pub edge: EdgeVerifyConfig,
     /// Stripe Connect.
@@ -49,6 +55,10 @@ fn default_listen() -> String {
 
 fn default_operator_listen() -> String {
     "127.0.0.1:9180".into()
+}
+
+fn default_drain_delay() -> u64 {
+    3
 }
 
 /// The scheme and port clients use to reach the router, for absolute links (a donor's cancel
@@ -198,6 +208,7 @@ impl ConfigFile for PlatformConfig {
         var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
         var("PLATFORM_LISTEN", "listen", EnvKind::Str),
         var("PLATFORM_OPERATOR_LISTEN", "operator_listen", EnvKind::Str),
+        var("PLATFORM_DRAIN_DELAY_SECS", "drain_delay_secs", EnvKind::Int),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
         var(
             "EDGE_SIGNING_SECRET_PREVIOUS",
@@ -256,6 +267,12 @@ impl ConfigFile for PlatformConfig {
         }
         if let Some(prev) = &self.edge.previous_signing_secret {
             check_secret("edge.previous_signing_secret", prev, 32)?;
+        }
+        if self.drain_delay_secs > 300 {
+            return Err(ConfigError::invalid(
+                "drain_delay_secs",
+                "must be between 0 and 300",
+            ));
         }
         if !(1..=600).contains(&self.edge.max_skew_secs) {
             return Err(ConfigError::invalid(
