@@ -97,10 +97,8 @@ pub fn run(
         metrics.clone(),
         access_log.clone(),
     ));
-    let mut proxy_service = Service::new(
-        "router proxy".into(),
-        crate::tls::Shared(edge_app.clone()),
-    );
+    let mut proxy_service =
+        Service::new("router proxy".into(), crate::tls::Shared(edge_app.clone()));
     proxy_service.add_tcp(&config.listen.http.to_string());
     // The TLS listener (`listen.https`): certificates are loaded here, before serving;
     // the same application behind our handshake (tls/mod.rs says why not TlsSettings).
