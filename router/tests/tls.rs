@@ -684,3 +684,120 @@ async fn ten_thousand_certificates_load_at_start() {
     let seen = connect(port, "site9999.example.org", any).await.unwrap();
     assert_eq!(seen.kind, HandshakeKind::Full);
 }
+
+/// Operator certificates from files (a purchased wildcard, say) and a fallback from a file; a
+/// stored certificate for an exact name wins over the operator's wildcard. The plain listener
+/// redirects to the public HTTPS port, but not the status probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_and_fallback_files_and_the_redirect_port() {
+    let db = testkit::database().await;
+    tenant(&db).await;
+    let origin = testkit::origin("p1").start().await;
+    let (_, key) = SealKey::generate().unwrap();
+    let ca = Ca::new();
+    let s = store(&db, &key);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, leaf: &Leaf| {
+        let (c, k) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, &leaf.chain_pem).unwrap();
+        std::fs::write(&k, &leaf.key_pem).unwrap();
+        (c.display().to_string(), k.display().to_string())
+    };
+    let operator = ca.leaf(&["*.platform.test", "platform.test"]);
+    let fallback = ca.leaf(&["fallback.platform.test"]);
+    let stored = ca.leaf(&["grace.platform.test"]);
+    put(&s, "grace.platform.test", &stored).await;
+    let (oc, ok) = write("operator", &operator);
+    let (fc, fk) = write("fallback", &fallback);
+    let (r, port) = tls_router(
+        &db,
+        &key,
+        &origin.host_port(),
+        &[
+            ("tls", "public_https_port = 8443"),
+            (
+                "tls.fallback_certificate",
+                &format!("cert_file = {fc:?}\nkey_file = {fk:?}"),
+            ),
+            ("listen", "redirect_http_to_https = true"),
+            (
+                "[tls.operator_certificates]",
+                &format!("cert_file = {oc:?}\nkey_file = {ok:?}"),
+            ),
+        ],
+    );
+    let verified = Arc::new(client(Some(&ca), &[&rustls::version::TLS13]));
+    assert_eq!(
+        connect(port, "hope.platform.test", verified.clone())
+            .await
+            .unwrap()
+            .leaf,
+        operator.der
+    );
+    assert_eq!(
+        connect(port, "platform.test", verified.clone())
+            .await
+            .unwrap()
+            .leaf,
+        operator.der
+    );
+    assert_eq!(
+        connect(port, "grace.platform.test", verified.clone())
+            .await
+            .unwrap()
+            .leaf,
+        stored.der
+    );
+    assert_eq!(
+        connect(
+            port,
+            "unknown.example.net",
+            Arc::new(client(None, &[&rustls::version::TLS13]))
+        )
+        .await
+        .unwrap()
+        .leaf,
+        fallback.der
+    );
+    // Removing the stored certificate falls back to the operator's wildcard, not the fallback.
+    s.remove("grace.platform.test").await.unwrap();
+    let started = Instant::now();
+    while connect(port, "grace.platform.test", verified.clone())
+        .await
+        .unwrap()
+        .leaf
+        != operator.der
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "operator wildcard not restored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = plain
+        .get(r.url("/donate?x=1"))
+        .header("host", "grace.platform.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        "https://grace.platform.test:8443/donate?x=1"
+    );
+    let probe = plain
+        .get(r.url("/api/health"))
+        .header("host", "grace.platform.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), 200, "the status probe is not redirected");
+}
