@@ -275,9 +275,21 @@ fn a_bad_expression_stops_check_config_and_start_naming_the_job() {
     assert_eq!(code, Some(0), "{err}");
     for command in ["check-config", "run"] {
         for (env, value, field) in [
-            ("CRON_CLEANUP_SESSIONS", "0 25 * * *", "cron.cleanup_sessions"),
-            ("CRON_GENERATE_REPORTS", "0 0 31 2 *", "cron.generate_reports"),
-            ("CRON_PROCESS_EMAILS", "every 5 minutes", "cron.process_emails"),
+            (
+                "CRON_CLEANUP_SESSIONS",
+                "0 25 * * *",
+                "cron.cleanup_sessions",
+            ),
+            (
+                "CRON_GENERATE_REPORTS",
+                "0 0 31 2 *",
+                "cron.generate_reports",
+            ),
+            (
+                "CRON_PROCESS_EMAILS",
+                "every 5 minutes",
+                "cron.process_emails",
+            ),
         ] {
             let (code, err) = workers(&[(env, value)], command);
             assert_eq!(code, Some(64), "{command} {env}={value}: {err}");

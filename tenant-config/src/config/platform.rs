@@ -208,7 +208,11 @@ impl ConfigFile for PlatformConfig {
         var("REDIS_CA_FILE", "redis.ca_file", EnvKind::Str),
         var("PLATFORM_LISTEN", "listen", EnvKind::Str),
         var("PLATFORM_OPERATOR_LISTEN", "operator_listen", EnvKind::Str),
-        var("PLATFORM_DRAIN_DELAY_SECS", "drain_delay_secs", EnvKind::Int),
+        var(
+            "PLATFORM_DRAIN_DELAY_SECS",
+            "drain_delay_secs",
+            EnvKind::Int,
+        ),
         var("EDGE_SIGNING_SECRET", "edge.signing_secret", EnvKind::Str),
         var(
             "EDGE_SIGNING_SECRET_PREVIOUS",

@@ -57,6 +57,7 @@ fn default_listen() -> String {
 fn default_operator_listen() -> String {
     "127.0.0.1:9190".into()
 }
+
 /// SMTP relay for receipts and reports.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -147,9 +148,21 @@ impl ConfigFile for WorkersConfig {
         var("WORKERS_OPERATOR_LISTEN", "operator_listen", EnvKind::Str),
         var("CRON_SECRET", "cron_secret", EnvKind::Str),
         var("CRON_PROCESS_EMAILS", "cron.process_emails", EnvKind::Str),
-        var("CRON_PROCESS_DONATIONS", "cron.process_donations", EnvKind::Str),
-        var("CRON_CLEANUP_SESSIONS", "cron.cleanup_sessions", EnvKind::Str),
-        var("CRON_GENERATE_REPORTS", "cron.generate_reports", EnvKind::Str),
+        var(
+            "CRON_PROCESS_DONATIONS",
+            "cron.process_donations",
+            EnvKind::Str,
+        ),
+        var(
+            "CRON_CLEANUP_SESSIONS",
+            "cron.cleanup_sessions",
+            EnvKind::Str,
+        ),
+        var(
+            "CRON_GENERATE_REPORTS",
+            "cron.generate_reports",
+            EnvKind::Str,
+        ),
         var("SMTP_URL", "smtp.url", EnvKind::Str),
         var("EMAIL_USER", "smtp.username", EnvKind::Str),
         var("SMTP_USERNAME", "smtp.username", EnvKind::Str),
