@@ -76,13 +76,43 @@ impl Bind {
             "testkit: named did not start:\n{}",
             process.output()
         );
-        Bind {
+        let bind = Bind {
             _process: process,
             port,
             zone: zone.to_owned(),
             tsig_secret,
             dir,
+        };
+        // The port opens before the zone is loaded; an update sent in between is answered
+        // SERVFAIL (seen on a loaded machine). Ready means the zone's SOA is served.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while bind.soa().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "testkit: named never served the {zone} zone:\n{}",
+                bind._process.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
+        bind
+    }
+
+    /// The zone's SOA record as `dig +short` prints it (empty until the zone is loaded).
+    fn soa(&self) -> String {
+        Command::new("dig")
+            .args([
+                "+short",
+                "+norecurse",
+                "+time=1",
+                "+tries=1",
+                "-p",
+                &self.port.to_string(),
+                "@127.0.0.1",
+            ])
+            .args([self.zone.as_str(), "SOA"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
     }
 
     /// The TXT values at `name` (without the trailing dot), asked with `dig`.
