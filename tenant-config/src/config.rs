@@ -27,8 +27,8 @@ pub use router::{
     PlanLimit, Rate, RateLimits, RouterConfig, RouterListen, SecurityHeaders, TenantCacheConfig,
     UpstreamAddr, Upstreams,
 };
-pub use workers::{CronConfig, QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 pub use router::{CertificateFiles, TlsConfig};
+pub use workers::{CronConfig, QueueConfig, SmtpConfig, WorkerStripeConfig, WorkersConfig};
 
 use crate::domain::DomainPolicy;
 use crate::host::HostRules;
