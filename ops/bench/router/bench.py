@@ -11,53 +11,17 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from procs import cpu_seconds, free_port, rss_mib, start, tree, wait_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 BODY = "x" * 1024
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, limit=30):
-    end = time.time() + limit
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def tree(pid):
-    """pid and its children (nginx master + workers)."""
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [pid] + [int(p) for p in out]
-
-
-def cpu_seconds(pids):
-    total = 0
-    for p in pids:
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / CLK_TCK
 
 
 def peak_rss_mib(pids):
@@ -225,11 +189,6 @@ class Target:
         self.runs = []
 
 
-def start(cmd, log, cpu, env=None):
-    return subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=log, stderr=log, env=env,
-                            start_new_session=True)
-
-
 def wrk(port, seconds, conns, script):
     out = subprocess.run(
         ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script,
@@ -246,13 +205,6 @@ def wrk(port, seconds, conns, script):
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
     return {"rps": rps, "requests": total, "p50": lat(50), "p99": lat(99),
             "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": sock_err.group(1) if sock_err else ""}
-
-
-def rss_mib(pid, field):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def big_tenants(args, rel, work, up_port, log, procs):

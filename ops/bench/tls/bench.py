@@ -16,12 +16,10 @@ Measured per target (both pinned to CPU 1 with one worker; clients on CPU 0):
 Rounds alternate between targets. Every process started here is stopped by PID.
 """
 import argparse
-import base64
 import datetime
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,53 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from procs import cpu_seconds, free_port, rss_mib, start, tree, wait_port  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "bench.platform.test"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, limit=60):
-    end = time.time() + limit
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def tree(pid):
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [pid] + [int(p) for p in out]
-
-
-def cpu_seconds(pids):
-    total = 0
-    for p in pids:
-        fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
-
-
-def rss_mib(pid, field="VmRSS"):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def start(cmd, log, cpu, env=None):
-    return subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=log, stderr=log, env=env,
-                            start_new_session=True)
 
 
 def name(cn):
