@@ -198,12 +198,27 @@ fn corpus() -> Vec<Case> {
         case("extra token in request line", format!("GET / HTTP/1.1 x\r\nHost: {HOST}\r\n\r\n"), 400),
         case("unknown HTTP version", format!("GET / HTTP/1.7\r\nHost: {HOST}\r\n\r\n"), 400),
         case("HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", 308),
+        case("target without a slash", format!("GET zz HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 400),
+        case("asterisk-form OPTIONS", format!("OPTIONS * HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 400),
+        case("CONNECT authority-form", format!("CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 405),
+        case("NUL in the path", format!("GET /a\0b HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 400),
+        case("control character in the path", format!("GET /a\x01b HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 400),
+        case("encoded NUL in the path", format!("GET /a%00b HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 400),
+        case("dot segments above the root", format!("GET /a/../../etc/passwd HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 400),
+        case("dot segments inside the root", format!("GET /a/./b/../c HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 200),
+        case("UTF-8 in the path", format!("GET /caf\u{e9} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 200),
         // Host.
         case("HTTP/1.1 without Host", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
         case("two Host fields", format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nHost: {HOST}\r\n\r\n"), 400),
         case("Host with port", format!("GET / HTTP/1.1\r\nHost: {HOST}:80\r\nConnection: close\r\n\r\n"), 200),
         case("absolute-form, same Host", format!("GET http://{HOST}/x HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 200),
         case("absolute-form without Host", format!("GET http://{HOST}/x HTTP/1.1\r\nConnection: close\r\n\r\n"), 400),
+        case("empty Host", "GET / HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n", 400),
+        case("Host with a space", "GET / HTTP/1.1\r\nHost: gr ace.example\r\nConnection: close\r\n\r\n", 400),
+        case("Host with a slash", "GET / HTTP/1.1\r\nHost: a/b\r\nConnection: close\r\n\r\n", 400),
+        case("Host with an empty label", "GET / HTTP/1.1\r\nHost: a..example\r\nConnection: close\r\n\r\n", 400),
+        case("Host with a letter port", format!("GET / HTTP/1.1\r\nHost: {HOST}:8o\r\nConnection: close\r\n\r\n"), 400),
+        case("Host with a trailing dot", format!("GET / HTTP/1.1\r\nHost: {HOST}.\r\nConnection: close\r\n\r\n"), 200),
         case("absolute-form, other Host", format!("GET http://{HOST}/x HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n"), 400),
         // Headers.
         case("header line of 7000 bytes", get_with(&format!("X-Big: {}\r\n", big(7000))), 200),
@@ -243,6 +258,11 @@ const DIFFERENCES: &[(&str, &str)] = &[
         "300 small headers",
         "Pingora's parser stops at 256 fields and answers 400 before any hook; nginx only \
          counts bytes (300 short lines fit its 32 KiB)",
+    ),
+    (
+        "Host with a letter port",
+        "RFC 9110 §7.2 makes the port digits and RFC 9112 §3.2 says a server MUST refuse an \
+         invalid Host; nginx ignores what follows the colon",
     ),
     (
         "absolute-form, other Host",

@@ -211,7 +211,7 @@ const REFUSED_HOSTS: [&str; 5] = [
     "unknown.example.org",
     "a.b.platform.test",
     "10.0.0.1",
-    "bad host",
+    "odd_name!.example",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +225,17 @@ async fn unknown_and_invalid_hosts_are_redirected_to_the_apex() {
             "https://platform.test/",
             "{host}"
         );
+    }
+}
+
+/// A `Host` that is not a host at all is refused (RFC 9112 §3.2), not redirected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_hosts_are_refused_with_400() {
+    let s = stack(1).await;
+    for host in ["bad host", "a..platform.test", "grace.platform.test:8o"] {
+        let resp = get(&s.router, host, "/x").await;
+        assert_eq!(resp.status(), 400, "{host}");
+        assert!(resp.headers().get("location").is_none(), "{host}");
     }
 }
 

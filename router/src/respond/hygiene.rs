@@ -7,6 +7,13 @@
 //! - `431` more header fields than `max_header_fields`, a header line longer than one buffer,
 //!   or a head larger than all buffers together;
 //! - `400` an HTTP/1.1 request without `Host` (RFC 9112 §3.2); two are Pingora's refusal;
+//! - `400` a `Host` whose value is not a host (RFC 9112 §3.2 says a server MUST refuse an
+//!   invalid one): empty, a character no host name or IP literal has (space, `/`, `@`, a
+//!   control), an empty label (`a..b`), or a port that is not digits;
+//! - `400` a request target that is neither origin-form (`/…`) nor absolute-form (`*`, an
+//!   authority, `zz`), a path carrying a control character (raw, or as `%00`–`%1F`/`%7F`:
+//!   Pingora percent-encodes raw ones before any hook, so both look alike here), or a path
+//!   whose `..` segments climb above the root — what nginx refuses with its 400s;
 //! - `400` `Content-Length` together with `Transfer-Encoding` (the request-smuggling shape;
 //!   RFC 9112 §6.1 allows a server to refuse it, nginx and HAProxy do), a `Transfer-Encoding`
 //!   other than a single `chunked`, more than one `Content-Length`, or one that is not a
@@ -26,7 +33,7 @@
 use std::ops::ControlFlow;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use pingora::http::RequestHeader;
 
 use super::{Reply, Step};
@@ -52,6 +59,8 @@ pub const REASONS: &[&str] = &[
     "header_line_too_large",
     "header_section_too_large",
     "missing_host",
+    "bad_host",
+    "bad_request_target",
     "content_length_with_transfer_encoding",
     "bad_transfer_encoding",
     "duplicate_content_length",
@@ -116,6 +125,12 @@ pub fn check(
     {
         return Some((400, "missing_host"));
     }
+    if bad_target(req) {
+        return Some((400, "bad_request_target"));
+    }
+    if host_header && h.get(HOST).is_some_and(|v| !host_syntax_ok(v.as_bytes())) {
+        return Some((400, "bad_host"));
+    }
     // Single lookups first: nearly every request has neither field.
     if let Some(first) = h.get(TRANSFER_ENCODING) {
         // Pingora removed Content-Length from the parsed head; the raw head still has it.
@@ -141,6 +156,103 @@ pub fn check(
         }
     }
     None
+}
+
+/// Whether the request target is one the platform must never see: not origin-form or
+/// absolute-form, a control character in the path, or dot segments above the root.
+fn bad_target(req: &RequestHeader) -> bool {
+    let target = req.raw_path();
+    let path = if target.first() == Some(&b'/') {
+        let end = target
+            .iter()
+            .position(|&b| b == b'?')
+            .unwrap_or(target.len());
+        &target[..end]
+    } else if is_absolute_form(target) {
+        // Pingora keeps the whole URL as the raw target and only its path in the URI (and
+        // has already checked the authority against `Host`).
+        req.uri.path().as_bytes()
+    } else {
+        return true;
+    };
+    let mut dot_after_slash = false;
+    for (i, &b) in path.iter().enumerate() {
+        match b {
+            0..=0x20 | 0x7f => return true,
+            b'%' if path.get(i + 1..i + 3).is_some_and(encodes_control) => return true,
+            b'.' if i > 0 && path[i - 1] == b'/' => dot_after_slash = true,
+            _ => {}
+        }
+    }
+    dot_after_slash && climbs_above_root(path)
+}
+
+/// Whether a target starts with an `http` or `https` scheme (RFC 9112 §3.2.2).
+fn is_absolute_form(target: &[u8]) -> bool {
+    let starts = |scheme: &[u8]| {
+        target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme)
+    };
+    starts(b"http://") || starts(b"https://")
+}
+
+/// `[hi, lo]` is the hex pair of a control character (`%00`–`%1F`, `%7F`).
+fn encodes_control(pair: &[u8]) -> bool {
+    match (pair[0], pair[1].to_ascii_lowercase()) {
+        (b'0' | b'1', lo) => lo.is_ascii_hexdigit(),
+        (b'7', b'f') => true,
+        _ => false,
+    }
+}
+
+/// Whether walking the path's segments (`.` stays, `..` goes up) ever leaves the root.
+fn climbs_above_root(path: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for segment in path.split(|&b| b == b'/').skip(1) {
+        match segment {
+            b"." | b"" => {}
+            b".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// Whether a `Host` value has the shape of `host[:port]` (RFC 9110 §7.2, RFC 3986 §3.2.2):
+/// a registered name of unreserved, sub-delimiter and `%` characters without empty inner
+/// labels, or a bracketed IP literal; the port, if any, digits only.
+fn host_syntax_ok(value: &[u8]) -> bool {
+    let (name, port): (&[u8], &[u8]) = if value.first() == Some(&b'[') {
+        let Some(close) = value.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inner = &value[1..close];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        return match &value[close + 1..] {
+            [] => true,
+            [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
+            Some(i) => (&value[..i], &value[i + 1..]),
+            None => (value, &[]),
+        }
+    };
+    !name.is_empty()
+        && port.iter().all(u8::is_ascii_digit)
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+        && !name.windows(2).any(|w| w == b"..")
 }
 
 /// Whether the raw head has a field named `name` (lowercase), at the start of a line.
@@ -246,6 +358,63 @@ mod tests {
             ),
         ] {
             assert_eq!(verdict(head), Some(reason), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn hosts_and_targets_that_are_not_are_refused() {
+        for (head, reason) in [
+            ("GET / HTTP/1.1\r\nHost: \r\n\r\n", "bad_host"),
+            ("GET / HTTP/1.1\r\nHost: a b.example\r\n\r\n", "bad_host"),
+            ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "bad_host"),
+            ("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", "bad_host"),
+            ("GET / HTTP/1.1\r\nHost: a.example:8o\r\n\r\n", "bad_host"),
+            ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", "bad_host"),
+            ("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", "bad_host"),
+            ("GET zz HTTP/1.1\r\nHost: a\r\n\r\n", "bad_request_target"),
+            (
+                "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+            (
+                "GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+            (
+                "GET /a%1Fb HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+            (
+                "GET /a%7fb HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+            (
+                "GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+            (
+                "GET /a/./../../b HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+            (
+                "GET http://a/../x HTTP/1.1\r\nHost: a\r\n\r\n",
+                "bad_request_target",
+            ),
+        ] {
+            assert_eq!(verdict(head), Some(reason), "{head:?}");
+        }
+        for head in [
+            "GET / HTTP/1.1\r\nHost: grace.example.\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: GRACE.example:8080\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: under_score.example\r\n\r\n",
+            "GET /a/../b/./c?q=%00&r=/../.. HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /a%20b/%2e%2e/%C3%A9 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /.well-known/acme-challenge/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(verdict(head), None, "{head:?}");
         }
     }
 
