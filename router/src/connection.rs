@@ -12,7 +12,9 @@
 //!   first byte; before that first byte the connection is idle and `keepalive_timeout` applies.
 //!   A connection cut off mid-head is logged (`408`, reason `header_timeout`) and counted.
 //! - **a per-address connection cap** (`max_connections_per_ip`, off by default): the
-//!   connection over the cap is closed at once, logged and counted (`conn_limit`).
+//!   connection over the cap is closed at once, logged and counted (`conn_limit`). TLS
+//!   connections take their slot in the TLS listener before the handshake ([`EdgeApp::admit`],
+//!   `tls/accept.rs`), so pending handshakes and h2 connections count too.
 //! - **pipelining and half-close** set on every session: pipelined requests are answered in
 //!   order, and a client that shuts down its sending side after a complete request still gets
 //!   its answer (Pingora's `abort_on_close` off).
@@ -93,6 +95,23 @@ impl EdgeApp {
         }
     }
 
+    /// Takes a per-address slot for one more connection from `client` (no slot when there is
+    /// no cap or no address). At the cap the refusal is logged and counted (`conn_limit`) and
+    /// the caller closes the connection. The TLS listener calls this before the handshake, so
+    /// pending handshakes count against the same cap as open connections.
+    pub fn admit(&self, client: Option<IpAddr>) -> Admission {
+        match (&self.per_ip, client) {
+            (Some(per_ip), Some(ip)) => match per_ip.acquire(ip) {
+                Some(slot) => Admission::Open(Some(ConnSlot { _slot: slot })),
+                None => {
+                    self.refused(client, 0, "conn_limit");
+                    Admission::Refused
+                }
+            },
+            _ => Admission::Open(None),
+        }
+    }
+
     /// Logs and counts a refusal decided on the connection (no request to hang it on).
     fn refused(&self, client: Option<IpAddr>, status: u16, reason: &'static str) {
         self.metrics.refused(reason);
@@ -158,18 +177,16 @@ impl ServerApp for EdgeApp {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.proxy.process_new(stream, shutdown).await;
         }
-        let client = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let _slot = match (&self.per_ip, client) {
-            (Some(per_ip), Some(ip)) => match per_ip.acquire(ip) {
-                Some(slot) => Some(slot),
-                None => {
-                    self.refused(client, 0, "conn_limit");
-                    return None;
-                }
-            },
-            _ => None,
+        let client = peer_ip(&stream);
+        // A TLS connection was admitted by the TLS listener before its handshake and holds its
+        // slot for its whole life (`tls/accept.rs`); only plain connections are counted here.
+        let _slot = if stream.get_ssl_digest().is_some() {
+            None
+        } else {
+            match self.admit(client) {
+                Admission::Open(slot) => slot,
+                Admission::Refused => return None,
+            }
         };
         let state = Arc::new(ConnState::new());
         let watched: Stream = Box::new(Watched {
@@ -470,6 +487,27 @@ impl Peek for Watched {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
     }
+}
+
+/// The peer's IP address, when the stream is a TCP one.
+pub fn peer_ip(stream: &Stream) -> Option<IpAddr> {
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
+}
+
+/// [`EdgeApp::admit`]'s answer.
+pub enum Admission {
+    /// Serve it, holding the slot (if one was counted) until the connection ends.
+    Open(Option<ConnSlot>),
+    /// Over the per-address cap: close it.
+    Refused,
+}
+
+/// One connection counted against `max_connections_per_ip`; the count goes down when it is
+/// dropped, so whoever holds it for the connection's life keeps the cap honest.
+pub struct ConnSlot {
+    _slot: Slot,
 }
 
 /// Open connections per peer address, for the cap.

@@ -801,3 +801,108 @@ async fn operator_and_fallback_files_and_the_redirect_port() {
         .unwrap();
     assert_eq!(probe.status(), 200, "the status probe is not redirected");
 }
+
+/// `max_connections_per_ip` covers pending TLS handshakes: a connection that has not sent its
+/// ClientHello holds a slot from the accept on, so one address cannot park any number of
+/// handshakes (each waiting out `handshake_timeout_ms`). A TLS connection is counted once (at
+/// the accept, not again after the handshake), the plain and TLS listeners share the cap, and
+/// a slot comes back when its connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_cap_counts_pending_handshakes() {
+    let db = testkit::database().await;
+    tenant(&db).await;
+    let origin = testkit::origin("p1").start().await;
+    let (_, key) = SealKey::generate().unwrap();
+    let ca = Ca::new();
+    let s = store(&db, &key);
+    put(
+        &s,
+        "give.gracechurch.org",
+        &ca.leaf(&["give.gracechurch.org"]),
+    )
+    .await;
+    let (r, port) = tls_router(
+        &db,
+        &key,
+        &origin.host_port(),
+        &[
+            ("client_limits", "max_connections_per_ip = 2"),
+            ("tls", "handshake_timeout_ms = 20000"),
+        ],
+    );
+    let verified = Arc::new(client(
+        Some(&ca),
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    ));
+    let mut h1 = client(Some(&ca), &[&rustls::version::TLS13]);
+    h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let h1 = Arc::new(h1);
+
+    // One silent connection (a pending handshake) and one full HTTP/1.1 TLS connection fit in
+    // a cap of two: the TLS connection is not counted a second time after its handshake.
+    let silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = connect(port, "give.gracechurch.org", h1.clone())
+        .await
+        .expect("a TLS connection beside one pending handshake");
+    assert_eq!(seen.alpn.as_deref(), Some(&b"http/1.1"[..]));
+
+    // Two pending handshakes fill the cap: a third connection is closed at once, before any
+    // handshake, and the plain listener refuses the same address too.
+    let silent2 = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection over the cap is closed at once, not left waiting for a ClientHello: {read:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        connect(port, "give.gracechurch.org", verified.clone())
+            .await
+            .is_err(),
+        "no handshake over the cap"
+    );
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", r.port))
+        .await
+        .unwrap();
+    let _ = plain
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: give.gracechurch.org\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), plain.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty(),
+        "the plain listener shares the cap: {}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // A pending handshake that goes away gives its slot back.
+    drop(silent);
+    drop(silent2);
+    let start = Instant::now();
+    loop {
+        match connect(port, "give.gracechurch.org", verified.clone()).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "slots not released: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = metrics(&r).await;
+    assert!(
+        metric(&m, "router_refused_total{reason=\"conn_limit\"}") >= 3.0,
+        "refusals counted: {m}"
+    );
+}

@@ -7,6 +7,7 @@
 //! protocol so an `h2` connection goes to Pingora's HTTP/2 loop.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -61,6 +62,28 @@ impl HandshakeCounters {
     }
 }
 
+/// What the TLS listener asks of the application before it spends a handshake on a
+/// connection: whether the peer may open one more (the per-address cap of
+/// `[client_limits]`). Asked before the handshake because a handshake is the expensive part:
+/// counting only after it would let one address hold any number of pending handshakes.
+pub trait Admit {
+    /// Held for the connection's whole life (handshake and requests, HTTP/1 and h2).
+    type Slot: Send + 'static;
+    /// A slot for one more connection from `peer`, or `None`: close it unanswered.
+    fn admit_connection(&self, peer: Option<IpAddr>) -> Option<Self::Slot>;
+}
+
+impl Admit for crate::connection::EdgeApp {
+    type Slot = Option<crate::connection::ConnSlot>;
+
+    fn admit_connection(&self, peer: Option<IpAddr>) -> Option<Self::Slot> {
+        match self.admit(peer) {
+            crate::connection::Admission::Open(slot) => Some(slot),
+            crate::connection::Admission::Refused => None,
+        }
+    }
+}
+
 /// The TLS listener's application: handshake, then `inner` (shared with the plain listener).
 pub struct TlsApp<A> {
     inner: Arc<A>,
@@ -82,12 +105,20 @@ impl<A> TlsApp<A> {
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for TlsApp<A> {
+impl<A: ServerApp + Admit + Send + Sync + 'static> ServerApp for TlsApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // The per-address slot is taken before the handshake and kept until the connection
+        // ends; the inner application does not count TLS connections again.
+        let Some(_slot) = self
+            .inner
+            .admit_connection(crate::connection::peer_ip(&stream))
+        else {
+            return None;
+        };
         let tls = match tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
