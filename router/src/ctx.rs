@@ -26,6 +26,10 @@ pub struct RequestCtx {
     /// `x-request-id`: the client's own when well formed (shared with the parsed request), else
     /// one generated here. Always ASCII.
     pub request_id: HeaderValue,
+    /// A generated id when `request_id` is the client's own: the edge signature's nonce, so two
+    /// requests a client sends with one id never share a signature (the platform would refuse
+    /// the second as a replay). `None` when `request_id` was generated here (it is unique).
+    pub own_id: Option<HeaderValue>,
     /// `Host` exactly as the client sent it (shared with the parsed request).
     pub host_sent: HeaderValue,
     /// The host in canonical form (the same bytes as `host_sent` when the client already sent
@@ -75,6 +79,7 @@ impl RequestCtx {
         Self {
             start: Instant::now(),
             request_id: HeaderValue::from_static(""),
+            own_id: None,
             host_sent: HeaderValue::from_static(""),
             host: None,
             tls: false,
@@ -101,9 +106,9 @@ impl RequestCtx {
     /// canonical), TLS, peer and client address.
     pub fn begin(&mut self, session: &Session, ids: &RequestIds, policy: &HeaderPolicy) {
         let req = session.req_header();
-        self.request_id = match req.headers.get(REQUEST_ID) {
-            Some(v) if is_well_formed_request_id(v.as_bytes()) => v.clone(),
-            _ => ids.next(),
+        (self.request_id, self.own_id) = match req.headers.get(REQUEST_ID) {
+            Some(v) if is_well_formed_request_id(v.as_bytes()) => (v.clone(), Some(ids.next())),
+            _ => (ids.next(), None),
         };
         let host_field = req.headers.get(http::header::HOST);
         self.host_header = host_field.is_some();
@@ -150,6 +155,15 @@ impl RequestCtx {
     /// The request id as text (ids are ASCII by construction).
     pub fn request_id(&self) -> &str {
         self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// The edge signature's nonce: an id generated for this request alone.
+    pub fn nonce(&self) -> &str {
+        self.own_id
+            .as_ref()
+            .unwrap_or(&self.request_id)
+            .to_str()
+            .unwrap_or_default()
     }
 
     /// The canonical host; `None` when it is not a valid name.

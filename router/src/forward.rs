@@ -77,6 +77,7 @@ pub fn upstream_headers(
                 .and_then(|v| v.to_str().ok()),
         },
         unix_now(),
+        ctx.nonce(),
     );
     let signature = HeaderValue::from_bytes(signature.as_bytes())
         .or_err(InternalError, "edge signature header")?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tenant_config::edge::{EdgeContext, EdgeSignatureError, EdgeSigner};
+use tenant_config::edge::{signature_mac, EdgeContext, EdgeSignatureError, EdgeSigner};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -283,6 +283,24 @@ async fn spoofed(s: &Stack) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// A client that sends one `X-Request-Id` on two identical requests in the same second gets
+/// two distinct signatures (the router's nonce), so the platform's replay set, keyed by the
+/// signature, refuses neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_client_request_id_still_gets_distinct_signatures() {
+    let s = stack(1).await;
+    let (a, b) = (spoofed(&s).await, spoofed(&s).await);
+    assert_eq!(header(&a, "x-request-id"), header(&b, "x-request-id"));
+    assert_eq!(verify(&a), Ok(()));
+    assert_eq!(verify(&b), Ok(()));
+    let mac = |v: &Value| signature_mac(header(v, "x-edge-signature").unwrap()).unwrap();
+    assert_ne!(
+        mac(&a),
+        mac(&b),
+        "same signature twice would be refused as a replay"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

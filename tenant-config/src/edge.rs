@@ -15,7 +15,8 @@
 //! Secrets roll without downtime: platforms accept the current and the previous secret
 //! ([`verify_any`]) while routers move to the new one.
 //!
-//! Header format: `t=<unix seconds>,v2=<64 hex digits>`.
+//! Header format: `t=<unix seconds>,n=<nonce>,v2=<64 hex digits>`; the nonce is 1 to
+//! [`NONCE_MAX`] characters of `A-Z a-z 0-9 - _`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -35,8 +36,19 @@ pub const ORIGINAL_HOST_HEADER: &str = "x-original-host";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `t=` + at most 20 digits + `,v2=` + 64 hex digits.
-const SIGNATURE_MAX: usize = 2 + 20 + 4 + 64;
+/// Longest nonce a signature may carry.
+pub const NONCE_MAX: usize = 40;
+
+/// `t=` + at most 20 digits + `,n=` + the nonce + `,v2=` + 64 hex digits.
+const SIGNATURE_MAX: usize = 2 + 20 + 3 + NONCE_MAX + 4 + 64;
+
+/// Whether `nonce` may be carried in a signature header.
+pub fn is_valid_nonce(nonce: &[u8]) -> bool {
+    (1..=NONCE_MAX).contains(&nonce.len())
+        && nonce
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// A signature header value held on the stack.
 #[derive(Clone, Copy)]
@@ -80,7 +92,7 @@ pub struct EdgeContext<'a> {
 /// Why a signature was refused. Deliberately coarse: callers answer 401 without detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EdgeSignatureError {
-    /// Header missing or not in the `t=…,v2=…` format.
+    /// Header missing or not in the `t=…,n=…,v2=…` format.
     #[error("edge signature header is malformed")]
     Malformed,
     /// Timestamp further from now than the allowed skew.
@@ -111,13 +123,14 @@ impl EdgeSigner {
         Self { mac }
     }
 
-    fn mac_for(&self, ctx: &EdgeContext<'_>, timestamp: u64) -> HmacSha256 {
+    fn mac_for(&self, ctx: &EdgeContext<'_>, timestamp: u64, nonce: &str) -> HmacSha256 {
         let mut mac = self.mac.clone();
         // Fields are separated by '\n', which no header value or request target can contain,
         // so distinct field tuples always produce distinct messages.
         mac.update(b"v2\n");
         mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
         for field in [
+            nonce,
             ctx.request_id,
             ctx.route,
             ctx.tenant_id.unwrap_or("-"),
@@ -132,15 +145,22 @@ impl EdgeSigner {
         mac
     }
 
-    /// The header value for `ctx` at `timestamp` (Unix seconds).
-    pub fn sign(&self, ctx: &EdgeContext<'_>, timestamp: u64) -> String {
-        self.signature(ctx, timestamp).as_str().to_owned()
+    /// The header value for `ctx` at `timestamp` (Unix seconds) with `nonce` (unique to this
+    /// request; see [`is_valid_nonce`]).
+    pub fn sign(&self, ctx: &EdgeContext<'_>, timestamp: u64, nonce: &str) -> String {
+        self.signature(ctx, timestamp, nonce).as_str().to_owned()
     }
 
     /// Like [`EdgeSigner::sign`], built on the stack: the router signs every request and turns
-    /// the bytes straight into a header value.
-    pub fn signature(&self, ctx: &EdgeContext<'_>, timestamp: u64) -> Signature {
-        let tag = self.mac_for(ctx, timestamp).finalize().into_bytes();
+    /// the bytes straight into a header value. A nonce that [`is_valid_nonce`] refuses is
+    /// replaced by `!`, which the platform refuses in turn: a caller bug fails closed.
+    pub fn signature(&self, ctx: &EdgeContext<'_>, timestamp: u64, nonce: &str) -> Signature {
+        let nonce = if is_valid_nonce(nonce.as_bytes()) {
+            nonce
+        } else {
+            "!"
+        };
+        let tag = self.mac_for(ctx, timestamp, nonce).finalize().into_bytes();
         let mut sig = Signature {
             buf: [0; SIGNATURE_MAX],
             len: 0,
@@ -151,6 +171,8 @@ impl EdgeSigner {
         };
         put(b"t=");
         put(itoa::Buffer::new().format(timestamp).as_bytes());
+        put(b",n=");
+        put(nonce.as_bytes());
         put(b",v2=");
         let mut hex = [0u8; 64];
         // 32 bytes always fit 64 hex digits.
@@ -168,11 +190,11 @@ impl EdgeSigner {
         now: u64,
         max_skew_secs: u64,
     ) -> Result<(), EdgeSignatureError> {
-        let (ts, tag) = parse_header(header).ok_or(EdgeSignatureError::Malformed)?;
+        let (ts, nonce, tag) = parse_header(header).ok_or(EdgeSignatureError::Malformed)?;
         if ts.abs_diff(now) > max_skew_secs {
             return Err(EdgeSignatureError::Stale);
         }
-        self.mac_for(ctx, ts)
+        self.mac_for(ctx, ts, nonce)
             .verify_slice(&tag)
             .map_err(|_| EdgeSignatureError::Mismatch)
     }
@@ -199,20 +221,28 @@ pub fn verify_any(
 
 /// The MAC carried by a well-formed header: the key of the platform's replay set.
 pub fn signature_mac(header: &str) -> Option<[u8; 32]> {
-    parse_header(header).map(|(_, mac)| mac)
+    parse_header(header).map(|(_, _, mac)| mac)
 }
 
-/// Parses `t=<digits>,v2=<64 hex>` strictly (`v1`, which bound no method or path, is refused).
-fn parse_header(header: &str) -> Option<(u64, [u8; 32])> {
-    let (t, v2) = header.split_once(',')?;
+/// Parses `t=<digits>,n=<nonce>,v2=<64 hex>` strictly (`v1`, which bound no method or path,
+/// and a header without a nonce are refused).
+fn parse_header(header: &str) -> Option<(u64, &str, [u8; 32])> {
+    let (t, rest) = header.split_once(',')?;
+    let (n, v2) = rest.split_once(',')?;
     let t = t.strip_prefix("t=")?;
+    let n = n.strip_prefix("n=")?;
     let v2 = v2.strip_prefix("v2=")?;
-    if t.is_empty() || t.len() > 20 || !t.bytes().all(|b| b.is_ascii_digit()) || v2.len() != 64 {
+    if t.is_empty()
+        || t.len() > 20
+        || !t.bytes().all(|b| b.is_ascii_digit())
+        || !is_valid_nonce(n.as_bytes())
+        || v2.len() != 64
+    {
         return None;
     }
     let mut tag = [0u8; 32];
     hex::decode_to_slice(v2, &mut tag).ok()?;
-    Some((t.parse().ok()?, tag))
+    Some((t.parse().ok()?, n, tag))
 }
 
 #[cfg(test)]
@@ -239,14 +269,14 @@ mod tests {
             let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).unwrap();
             mac.update(
                 format!(
-                    "v2\n1700000000\nreq-1\ntenant\n6f1c4a9e-0000-4000-8000-000000000001\n{host}\nPOST\n/api/donations?src=mail\n42"
+                    "v2\n1700000000\nn-1\nreq-1\ntenant\n6f1c4a9e-0000-4000-8000-000000000001\n{host}\nPOST\n/api/donations?src=mail\n42"
                 )
                 .as_bytes(),
             );
             let want = hex::encode(mac.finalize().into_bytes());
             assert_eq!(
-                s.sign(&ctx, 1_700_000_000),
-                format!("t=1700000000,v2={want}")
+                s.sign(&ctx, 1_700_000_000, "n-1"),
+                format!("t=1700000000,n=n-1,v2={want}")
             );
         }
     }
@@ -254,8 +284,8 @@ mod tests {
     #[test]
     fn round_trip_and_tamper() {
         let s = EdgeSigner::new(b"0123456789abcdef0123456789abcdef");
-        let h = s.sign(&CTX, 1_700_000_000);
-        assert!(h.starts_with("t=1700000000,v2="), "{h}");
+        let h = s.sign(&CTX, 1_700_000_000, "n-1");
+        assert!(h.starts_with("t=1700000000,n=n-1,v2="), "{h}");
         assert_eq!(s.verify(&h, &CTX, 1_700_000_010, 30), Ok(()));
         for tampered in [
             EdgeContext {
@@ -318,16 +348,16 @@ mod tests {
         let stranger = EdgeSigner::new(b"not ours at all, thirty-two chars");
         let both = [new.clone(), old.clone()];
         for s in [&old, &new] {
-            let h = s.sign(&CTX, 1_000);
+            let h = s.sign(&CTX, 1_000, "n-1");
             assert_eq!(verify_any(&both, &h, &CTX, 1_000, 5), Ok(()));
         }
-        let h = stranger.sign(&CTX, 1_000);
+        let h = stranger.sign(&CTX, 1_000, "n-1");
         assert_eq!(
             verify_any(&both, &h, &CTX, 1_000, 5),
             Err(EdgeSignatureError::Mismatch)
         );
         assert_eq!(
-            verify_any(&both, &old.sign(&CTX, 1_000), &CTX, 1_010, 5),
+            verify_any(&both, &old.sign(&CTX, 1_000, "n-1"), &CTX, 1_010, 5),
             Err(EdgeSignatureError::Stale)
         );
         assert_eq!(
@@ -337,9 +367,30 @@ mod tests {
     }
 
     #[test]
+    fn the_nonce_is_signed_and_makes_equal_requests_differ() {
+        let s = EdgeSigner::new(b"k");
+        let a = s.sign(&CTX, 1_000, "n-1");
+        let b = s.sign(&CTX, 1_000, "n-2");
+        assert_ne!(signature_mac(&a), signature_mac(&b));
+        assert_eq!(s.verify(&b, &CTX, 1_000, 5), Ok(()));
+        // Moving a signature to another nonce breaks it.
+        let moved = a.replace("n=n-1", "n=n-2");
+        assert_eq!(
+            s.verify(&moved, &CTX, 1_000, 5),
+            Err(EdgeSignatureError::Mismatch)
+        );
+        // A nonce that cannot be carried fails closed.
+        let bad = s.sign(&CTX, 1_000, "no spaces");
+        assert_eq!(
+            s.verify(&bad, &CTX, 1_000, 5),
+            Err(EdgeSignatureError::Malformed)
+        );
+    }
+
+    #[test]
     fn stale_and_malformed() {
         let s = EdgeSigner::new(b"k");
-        let h = s.sign(&CTX, 1_000);
+        let h = s.sign(&CTX, 1_000, "n-1");
         assert_eq!(
             s.verify(&h, &CTX, 1_031, 30),
             Err(EdgeSignatureError::Stale)
@@ -357,6 +408,11 @@ mod tests {
             &format!("t=1000,v2={}zz", &tag[..62]),
             &format!("t=1000,v1={tag}"),
             &format!("t=1000,v3={tag}"),
+            &format!("t=1000,n=n-1,v3={tag}"),
+            &format!("t=1000,n=,v2={tag}"),
+            &format!("t=1000,n=a b,v2={tag}"),
+            &format!("t=1000,n={},v2={tag}", "n".repeat(NONCE_MAX + 1)),
+            &format!("t=1000,n=n-1,v2={tag},x"),
         ] {
             assert_eq!(
                 s.verify(bad, &CTX, 1_000, 30),

@@ -7,8 +7,9 @@ logs in with for admin and staff operations: ADMIN_EMAIL, ADMIN_PASSWORD, STAFF_
 STAFF_PASSWORD (sessions are reused, and renewed after a generated logout).
 
 Signature (tenant-config/src/edge.rs): HMAC-SHA256 over
-"v2\\n<unix time>\\n<request id>\\n<route>\\n<tenant id or ->\\n<host>\\n<method>\\n<path and query>
-\\n<Content-Length or ->", sent as "t=<time>,v2=<hex>". The method, target and length are only
+"v2\\n<unix time>\\n<nonce>\\n<request id>\\n<route>\\n<tenant id or ->\\n<host>\\n<method>\\n<path and query>
+\\n<Content-Length or ->", sent as "t=<time>,n=<nonce>,v2=<hex>" (the nonce here is the
+request id, unique per request). The method, target and length are only
 final once `requests` has prepared the request, so the hook marks the request (`x-sign-as`) and a
 wrapper around the transport signs it just before it is sent.
 """
@@ -40,12 +41,12 @@ def _sign_prepared(request):
     ts = str(int(time.time()))
     request_id = "st-" + uuid.uuid4().hex
     length = request.headers.get("Content-Length") or "-"
-    fields = ["v2", ts, request_id, route, tenant or "-", host, request.method, request.path_url, length]
+    fields = ["v2", ts, request_id, request_id, route, tenant or "-", host, request.method, request.path_url, length]
     sig = hmac.new(secret, "\n".join(fields).encode(), hashlib.sha256).hexdigest()
     request.headers["x-request-id"] = request_id
     request.headers["x-route"] = route
     request.headers["x-original-host"] = host
-    request.headers["x-edge-signature"] = f"t={ts},v2={sig}"
+    request.headers["x-edge-signature"] = f"t={ts},n={request_id},v2={sig}"
     if tenant:
         request.headers["x-tenant-id"] = tenant
 

@@ -67,7 +67,9 @@ impl Signed {
         )
     }
 
-    /// The signature header for these exact fields.
+    /// The signature header for these exact fields. The nonce is the request id when it can
+    /// carry one (so the same id signed twice is the same signature, as a replay would be),
+    /// else a fresh one.
     pub fn signature(
         &self,
         request_id: &str,
@@ -75,6 +77,11 @@ impl Signed {
         target: &str,
         content_length: Option<&str>,
     ) -> String {
+        let nonce = if tenant_config::edge::is_valid_nonce(request_id.as_bytes()) {
+            request_id.to_owned()
+        } else {
+            format!("t{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+        };
         EdgeSigner::new(self.secret.as_bytes()).sign(
             &EdgeContext {
                 request_id,
@@ -86,6 +93,7 @@ impl Signed {
                 content_length,
             },
             self.at.unwrap_or_else(unix_now),
+            &nonce,
         )
     }
 

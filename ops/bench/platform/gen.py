@@ -48,11 +48,11 @@ def direct(secret, rows, out, path, count):
         host = f"{slug}.{BASE}"
         rid = f"bench-{run}-{i}"
         # v2: fields joined by newlines; no body, so Content-Length is "-".
-        msg = "\n".join(["v2", ts, rid, "tenant", tid, host, "GET", path, "-"]).encode()
+        msg = "\n".join(["v2", ts, rid, rid, "tenant", tid, host, "GET", path, "-"]).encode()
         sig = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
         signed.append({
             "x-request-id": rid, "x-route": "tenant", "x-original-host": host,
-            "x-tenant-id": tid, "x-tenant-slug": slug, "x-edge-signature": f"t={ts},v2={sig}",
+            "x-tenant-id": tid, "x-tenant-slug": slug, "x-edge-signature": f"t={ts},n={rid},v2={sig}",
         })
     write(out, signed)
 
