@@ -142,34 +142,110 @@ impl IntoResponse for AppError {
             AppError::UnsupportedMediaType(want) => Some(format!("send {want}")),
             _ => None,
         };
-        let type_uri = format!("https://docs.platform.example/problems/{kind}");
-        let body = Problem {
-            kind: &type_uri,
-            title,
-            status: status.as_u16(),
-            detail,
-            errors,
+        // A page says more than the title only for the input's own problems.
+        let page_detail = match &self {
+            AppError::Invalid { .. } | AppError::Conflict(_) | AppError::BadRequest(_) => {
+                detail.clone()
+            }
+            _ => None,
         };
-        let json = serde_json::to_vec(&body).unwrap_or_default();
-        let mut resp = (
-            status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            json,
-        )
-            .into_response();
+        let mut resp = problem_response(status, kind, title, detail, errors);
         resp.extensions_mut().insert(ProblemPage {
             title,
-            detail: match &self {
-                AppError::Invalid { field, message } => Some(format!("{field}: {message}")),
-                AppError::Conflict(what) | AppError::BadRequest(what) => Some(what.clone()),
-                _ => None,
-            },
+            detail: page_detail,
         });
         // The cause travels to `context`, which logs it with the request's identity.
         if let AppError::Internal(cause) | AppError::Unavailable(cause) = self {
             resp.extensions_mut().insert(ErrorCause(cause));
         }
         resp
+    }
+}
+
+/// An RFC 9457 problem+json response, with the [`ProblemPage`] that lets [`context`] show it
+/// as HTML to a browser.
+fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    title: &'static str,
+    detail: Option<String>,
+    errors: Option<Vec<FieldError<'_>>>,
+) -> Response {
+    let type_uri = format!("https://docs.platform.example/problems/{kind}");
+    let body = Problem {
+        kind: &type_uri,
+        title,
+        status: status.as_u16(),
+        detail: detail.clone(),
+        errors,
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        json,
+    )
+        .into_response();
+    resp.extensions_mut().insert(ProblemPage { title, detail });
+    resp
+}
+
+/// Turns an error answer that did not come from [`AppError`] — axum's own rejections (a path
+/// parameter that is not UTF-8, a body over the limit) or a plain-text error from a layer —
+/// into the same problem+json every other error is, keeping its status and its one-line text
+/// as the detail.
+async fn as_problem(resp: Response) -> Response {
+    let status = resp.status();
+    let text = axum::body::to_bytes(resp.into_body(), 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| {
+            t.chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        })
+        .filter(|t| !t.trim().is_empty());
+    let (kind, title) = match status {
+        StatusCode::BAD_REQUEST => ("bad-request", "Bad request"),
+        StatusCode::NOT_FOUND => ("not-found", "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "Request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Unsupported media type"),
+        StatusCode::UNPROCESSABLE_ENTITY => ("validation", "Invalid request"),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "Temporarily unavailable"),
+        s if s.is_server_error() => ("internal", "Something went wrong"),
+        _ => ("client-error", "Request refused"),
+    };
+    // A server error's text may describe our internals; a client error's describes the input.
+    let detail = if status.is_server_error() { None } else { text };
+    problem_response(status, kind, title, detail, None)
+}
+
+/// Whether an error answer already is a problem or a page we rendered on purpose (a form
+/// shown again with its errors): only answers without a body type or in plain text are
+/// rewritten by [`as_problem`].
+fn needs_problem(resp: &Response) -> bool {
+    (resp.status().is_client_error() || resp.status().is_server_error())
+        && resp.extensions().get::<ProblemPage>().is_none()
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.starts_with("text/plain"))
+}
+
+/// Middleware (inside [`context`]): a handler that panics answers a logged 500 problem like any
+/// other internal error instead of dropping the connection.
+pub async fn catch_panic(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(_) => AppError::Internal("handler panicked".into()).into_response(),
     }
 }
 
@@ -302,6 +378,9 @@ pub async fn context(req: axum::extract::Request, next: axum::middleware::Next) 
     let cacheable = method == axum::http::Method::GET && PUBLIC_PAGES.contains(&route.as_str());
     let html = wants_html(&req);
     let mut resp = next.run(req).await;
+    if needs_problem(&resp) {
+        resp = as_problem(resp).await;
+    }
     if html {
         if let Some(page) = resp.extensions().get::<ProblemPage>().cloned() {
             resp = html_problem(resp, &page);

@@ -113,6 +113,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(auth::csrf_form_field))
+        .layer(axum::middleware::from_fn(error::catch_panic))
         .layer(axum::middleware::from_fn(error::context))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)

@@ -926,3 +926,40 @@ async fn errors_render_as_html_for_pages_and_json_for_the_api() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(ctype, "application/problem+json");
 }
+
+/// Answers axum makes itself (a path parameter that is not UTF-8, a webhook body over the
+/// limit) are problem+json like every other error, and a page number at the edge of `i64`
+/// is clamped instead of overflowing into a 500.
+#[tokio::test]
+async fn framework_rejections_are_problems_and_huge_pages_are_clamped() {
+    let e = env().await;
+    let edge = tenant_edge(e.tenant);
+    let (status, headers, v) = send(&e.state, &edge, "GET", "/api/donations/%FF", None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(v["status"], 400);
+    assert!(
+        v["detail"].as_str().is_some_and(|d| d.contains("UTF-8")),
+        "{v}"
+    );
+
+    let big = format!("{{\"id\": \"{}\"}}", "a".repeat(70 * 1024));
+    let req = Request::post("/api/webhooks/stripe/connect")
+        .header("content-type", "application/json")
+        .header("stripe-signature", stripe_signature(big.as_bytes()))
+        .body(Body::from(big))
+        .unwrap();
+    let (status, headers, v) = call(&e.state, req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+
+    let admin = admin_login(&e.state, AdminRole::Owner).await;
+    let req = admin_edge()
+        .request("GET", "/tenants?page=9223372036854775807", None)
+        .header("cookie", admin.cookie.clone())
+        .header("accept", "text/html")
+        .body(Body::empty())
+        .unwrap();
+    let resp = platform::app(e.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}

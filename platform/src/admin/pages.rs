@@ -214,6 +214,9 @@ pub struct TenantsQuery {
 }
 
 const PAGE_SIZE: i64 = 25;
+/// Highest page number a list link may ask for (25 million rows in): far past any real list,
+/// and low enough that the offset never overflows.
+const MAX_PAGE: i64 = 1_000_000;
 
 async fn tenants_page(
     state: AppState,
@@ -223,7 +226,7 @@ async fn tenants_page(
     errors: FieldErrors,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let page_no = query.page.unwrap_or(1).max(1);
+    let page_no = query.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let Json(mut items) = super::tenants::list(
         State(state.clone()),
         p.session.clone(),
