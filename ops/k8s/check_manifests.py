@@ -9,7 +9,10 @@ Secret object and no secret-looking variable with a literal value (secrets are f
 probes on /ready and /health on each binary's operator port; the router's LoadBalancer on TCP 80/443; the platform ClusterIP
 with a CPU HPA; PodDisruptionBudgets; NetworkPolicies that let only the router (and Prometheus)
 reach the platform; the four CronJobs with the seeds' schedules and Forbid; the migration Job;
-the router's upstream addresses matching the pinned Service IPs. Prints one line per check and
+the router's upstreams naming the headless platform and workers Services of the rendered
+namespace; the router's TLS listener on the port the Service's 443 targets, its sealing key
+and Redis URL as secret files, ACME on, and ROUTER_RATE_LIMIT_INSTANCES equal to its replicas;
+no replicas on the platform Deployment (its HPA owns the count). Prints one line per check and
 exits 1 on the first failure.
 """
 
@@ -59,10 +62,14 @@ def main(path):
         fail(f"Secret objects in the manifests: {sorted(by['Secret'])}")
     ok("no Secret object: secrets are referenced, never inlined")
 
-    config = next(iter(by.get("ConfigMap", {}).values()), {"data": {}})["data"]
-    for name, value in config.items():
-        if SECRETISH.search(name) and name not in PUBLIC:
-            fail(f"ConfigMap holds {name}")
+    # Generated ConfigMaps carry a hash suffix: find them by their generator name.
+    configmaps = {re.sub(r"-[a-z0-9]{10}$", "", n): d.get("data", {})
+                  for n, d in by.get("ConfigMap", {}).items()}
+    config = configmaps.get("app-config", {})
+    for cm, data in configmaps.items():
+        for name in data:
+            if SECRETISH.search(name) and name not in PUBLIC:
+                fail(f"ConfigMap {cm} holds {name}")
 
     workloads = [d for d in docs if pod_spec(d) is not None]
     for w in workloads:
@@ -194,13 +201,55 @@ def main(path):
         fail("no Job platform-migrate running `platform migrate up`")
     ok("Job platform-migrate: platform migrate up")
 
+    # The router resolves upstream names and keeps every address as a member: a headless
+    # Service answers with the ready pods' addresses (a cluster IP would hide them behind one).
+    namespace = svc.get("platform", {}).get("metadata", {}).get("namespace", "default")
     want = {"UPSTREAM_PLATFORM": ("platform", 8080), "UPSTREAM_WORKERS": ("workers", 8090)}
     for var, (name, port) in want.items():
-        ip = svc.get(name, {}).get("spec", {}).get("clusterIP")
-        if config.get(var) != f"{ip}:{port}":
-            fail(f"{var}={config.get(var)} but Service/{name} has clusterIP {ip}")
-    ok(f"router upstreams {config['UPSTREAM_PLATFORM']}, {config['UPSTREAM_WORKERS']} "
-       "match the pinned Service IPs")
+        spec = svc.get(name, {}).get("spec", {})
+        if spec.get("clusterIP") != "None":
+            fail(f"Service/{name} is not headless (clusterIP: {spec.get('clusterIP')})")
+        if port not in {p["port"] for p in spec.get("ports", [])}:
+            fail(f"Service/{name} does not serve port {port}")
+        expected = f"{name}.{namespace}.svc.cluster.local:{port}"
+        if config.get(var) != expected:
+            fail(f"{var}={config.get(var)}, want {expected} (the headless Service of this namespace)")
+    ok(f"router upstreams {config['UPSTREAM_PLATFORM']}, {config['UPSTREAM_WORKERS']}: "
+       "headless Services of this namespace")
+
+    if "replicas" in deps["platform"]["spec"]:
+        fail("Deployment/platform sets replicas: every apply would reset its HPA's count")
+    ok("Deployment/platform leaves the replica count to its HPA")
+
+    router = deps["router"]
+    rc = pod_spec(router)["containers"][0]
+    renv = {}
+    for ref in rc.get("envFrom", []):
+        name = ref.get("configMapRef", {}).get("name", "")
+        renv.update(configmaps.get(re.sub(r"-[a-z0-9]{10}$", "", name), {}))
+    renv.update({e["name"]: e.get("value") for e in rc.get("env", [])})
+    rports = {p["name"]: p["containerPort"] for p in rc.get("ports", [])}
+    https_target = next((p["targetPort"] for p in r.get("ports", []) if p["port"] == 443), None)
+    https_port = rports.get(https_target) if isinstance(https_target, str) else https_target
+    if not renv.get("ROUTER_HTTPS_LISTEN", "").endswith(f":{https_port}"):
+        fail(f"ROUTER_HTTPS_LISTEN={renv.get('ROUTER_HTTPS_LISTEN')!r} does not bind the port "
+             f"Service/router 443 targets ({https_target} = {https_port})")
+    secret_dir = {m["mountPath"] for m in rc.get("volumeMounts", []) if m["name"] == "secrets"}
+    for var in ("CERT_ENCRYPTION_KEY_FILE", "REDIS_URL_FILE"):
+        if not any(str(renv.get(var, "")).startswith(d + "/") for d in secret_dir):
+            fail(f"Deployment/router: {var} is not a file of the router's Secret volume")
+    if renv.get("ACME_ENABLED") != "true" or not renv.get("ACME_DIRECTORY_URL", "").startswith("https://"):
+        fail("Deployment/router: ACME not enabled with an https:// directory")
+    staging_ca = "acme-staging" in renv["ACME_DIRECTORY_URL"]
+    if staging_ca and not renv.get("ACME_TRUSTED_ROOTS_FILE"):
+        fail("a staging ACME directory without ACME_TRUSTED_ROOTS_FILE: every scan would renew")
+    replicas = router["spec"].get("replicas", 1)
+    if renv.get("ROUTER_RATE_LIMIT_INSTANCES") != str(replicas):
+        fail(f"ROUTER_RATE_LIMIT_INSTANCES={renv.get('ROUTER_RATE_LIMIT_INSTANCES')} but the "
+             f"router runs {replicas} replicas")
+    ok(f"router: TLS on {renv['ROUTER_HTTPS_LISTEN']} (Service 443 -> {https_target}), sealing key "
+       f"and Redis URL from its Secret, ACME {renv['ACME_DIRECTORY_URL']}, rate-limit instances "
+       f"= {replicas} replicas")
     print(f"{path}: {passed} checks passed")
 
 
