@@ -104,6 +104,30 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Report>) 
     (code, Json(r))
 }
 
+/// How long the public probe reuses a readiness answer. Monitors, balancers and the router's
+/// own health checks poll it, and anyone can: each check asks PostgreSQL and Redis, so a
+/// flood of probes would otherwise become a flood of queries.
+const PUBLIC_REUSE: Duration = Duration::from_millis(500);
+
+/// The public probe's last readiness answer and when it was taken.
+#[derive(Clone, Default)]
+pub struct PublicHealthCache(std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>);
+
+impl PublicHealthCache {
+    /// Whether the service is ready, checked at most once per [`PUBLIC_REUSE`].
+    async fn ready(&self, state: &AppState) -> bool {
+        let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, ready)) = last {
+            if at.elapsed() < PUBLIC_REUSE {
+                return ready;
+            }
+        }
+        let ready = is_ready(&report(state).await);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), ready));
+        ready
+    }
+}
+
 /// The public answer: a status and nothing else.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PublicStatus {
@@ -117,7 +141,7 @@ pub struct PublicStatus {
 /// Also 503 in the lame-duck period after SIGTERM ([`crate::lame_duck`]), which is how the
 /// router's health check learns to stop sending requests here.
 pub async fn public(State(state): State<AppState>) -> Response {
-    let ready = !state.lame_duck.is_on() && is_ready(&report(&state).await);
+    let ready = !state.lame_duck.is_on() && state.public_health.ready(&state).await;
     let code = if ready {
         StatusCode::OK
     } else {

@@ -33,6 +33,9 @@ pub struct AppState {
     pub profiles: ProfileCache,
     /// Set after SIGTERM: health and readiness answer 503 while requests are still served.
     pub lame_duck: crate::lame_duck::LameDuck,
+    /// The public status probe's last answer, reused briefly so a flood of probes costs
+    /// one readiness check per interval.
+    pub public_health: crate::health::PublicHealthCache,
 }
 
 /// How requests from the router are authenticated.
@@ -184,6 +187,7 @@ impl AppState {
             redis,
             started: Instant::now(),
             lame_duck: crate::lame_duck::LameDuck::default(),
+            public_health: crate::health::PublicHealthCache::default(),
         })
     }
 }

@@ -545,3 +545,31 @@ async fn a_card_that_needs_3d_secure_gets_the_bank_confirmation_step() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("confirmCardPayment"));
 }
+
+/// A declined card brings the donor back to the form with the reason by the card field —
+/// one time and monthly, whether Stripe refuses the card outright or the first charge of a
+/// subscription fails — and never to the thank-you page.
+#[tokio::test]
+async fn a_declined_card_is_shown_by_the_card_field() {
+    let e = env().await;
+    for number in ["4000000000000002", "4000000000000341"] {
+        for frequency in ["one_time", "month"] {
+            let form = format!(
+                "preset=2500&fund=general&frequency={frequency}&donor_name=Di&donor_email=di%40example.org&card_token={}",
+                token_for(number).await
+            );
+            let r = send(&e.state, &site(e.tenant), "POST", "/give", Some(&form), "").await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{number} {frequency}: {}",
+                r.body
+            );
+            assert!(
+                r.body.contains("id=\"card-errors\"") && r.body.contains("declined"),
+                "{number} {frequency}: {}",
+                r.body
+            );
+        }
+    }
+}

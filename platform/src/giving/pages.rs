@@ -224,6 +224,18 @@ pub async fn give(
                 ),
                 (None, None) => "/give/thanks".into(),
             };
+            if card_failed(&started) {
+                // The first payment of a monthly gift was declined (the subscription waits,
+                // incomplete, and Stripe expires it): no thank-you page for money not given.
+                return landing_page(
+                    &state,
+                    &req,
+                    form,
+                    FieldErrors::one("card", "Your card was declined. Please try another card."),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await;
+            }
             if needs_bank_confirmation(&started) {
                 if let Some(secret) = started.client_secret.clone() {
                     let page = Authenticate {
@@ -266,6 +278,8 @@ pub async fn give(
                 &[
                     ("amount_minor", "amount"),
                     ("card_token", "card"),
+                    // A card Stripe declined (402) or a payment method it refused (400).
+                    ("payment", "card"),
                     ("currency", "_"),
                 ],
             )?;
@@ -292,6 +306,12 @@ struct Authenticate {
 /// one-time PaymentIntent, or the subscription's first invoice's, is in `requires_action`.
 fn needs_bank_confirmation(started: &super::create::Started) -> bool {
     started.payment_status.as_deref() == Some("requires_action")
+}
+
+/// Whether the card was declined for the (first) payment: a subscription created with its
+/// first invoice unpaid leaves that invoice's PaymentIntent in `requires_payment_method`.
+fn card_failed(started: &super::create::Started) -> bool {
+    started.payment_status.as_deref() == Some("requires_payment_method")
 }
 
 #[derive(Template)]
