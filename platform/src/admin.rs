@@ -6,6 +6,8 @@ pub mod auth;
 pub mod domains;
 pub mod overview;
 pub mod pages;
+pub mod plans;
+pub mod tenant_pages;
 pub mod tenants;
 
 use axum::{Extension, Router};
@@ -22,6 +24,8 @@ routes! {
     get "/api/admin/tenants/{id}" => tenants::show, Admin(AdminCap::Read);
     post "/api/admin/tenants/{id}/suspend" => tenants::suspend, Admin(AdminCap::TenantsWrite);
     post "/api/admin/tenants/{id}/resume" => tenants::resume, Admin(AdminCap::TenantsWrite);
+    get "/api/admin/plans" => plans::list, Admin(AdminCap::Read);
+    put "/api/admin/tenants/{id}/plan" => plans::set_plan, Admin(AdminCap::TenantsWrite);
     put "/api/admin/tenants/{id}/stripe-account" => tenants::set_stripe_account, Admin(AdminCap::PaymentsWrite);
     post "/api/admin/tenants/{id}/stripe-onboarding" => tenants::stripe_onboarding, Admin(AdminCap::PaymentsWrite);
     get "/api/admin/tenants/{id}/domains" => domains::list, Admin(AdminCap::Read);
@@ -38,12 +42,14 @@ routes! {
     post "/logout" => pages::logout, Admin(AdminCap::Session);
     get "/tenants" => pages::tenants, Admin(AdminCap::Read);
     post "/tenants" => pages::create_tenant, Admin(AdminCap::TenantsWrite);
-    get "/tenants/{id}" => pages::tenant, Admin(AdminCap::Read);
-    post "/tenants/{id}/suspend" => pages::suspend, Admin(AdminCap::TenantsWrite);
-    post "/tenants/{id}/resume" => pages::resume, Admin(AdminCap::TenantsWrite);
-    post "/tenants/{id}/domains" => pages::add_domain, Admin(AdminCap::DomainsWrite);
-    post "/domains/{id}/verify" => pages::verify_domain, Admin(AdminCap::DomainsWrite);
-    post "/tenants/{id}/stripe-account" => pages::stripe_account, Admin(AdminCap::PaymentsWrite);
+    get "/tenants/{id}" => tenant_pages::tenant, Admin(AdminCap::Read);
+    post "/tenants/{id}/suspend" => tenant_pages::suspend, Admin(AdminCap::TenantsWrite);
+    post "/tenants/{id}/resume" => tenant_pages::resume, Admin(AdminCap::TenantsWrite);
+    post "/tenants/{id}/plan" => tenant_pages::set_plan, Admin(AdminCap::TenantsWrite);
+    post "/tenants/{id}/domains" => tenant_pages::add_domain, Admin(AdminCap::DomainsWrite);
+    post "/domains/{id}/verify" => tenant_pages::verify_domain, Admin(AdminCap::DomainsWrite);
+    post "/tenants/{id}/stripe-account" => tenant_pages::stripe_account, Admin(AdminCap::PaymentsWrite);
+    post "/tenants/{id}/stripe-onboarding" => tenant_pages::stripe_onboarding, Admin(AdminCap::PaymentsWrite);
     get "/jobs" => pages::jobs, Admin(AdminCap::Read);
     get "/audit" => pages::audit, Admin(AdminCap::Read);
   }

@@ -37,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         crate::admin::tenants::show,
         crate::admin::tenants::suspend,
         crate::admin::tenants::resume,
+        crate::admin::plans::list,
+        crate::admin::plans::set_plan,
         crate::admin::tenants::set_stripe_account,
         crate::admin::tenants::stripe_onboarding,
         crate::admin::domains::list,

@@ -943,3 +943,112 @@ async fn certificate_status_is_shown_beside_ownership() {
         "the renewal point"
     );
 }
+
+/// Plans are listed; a tenant moves to another active plan (audited, seen in the tenant's
+/// view); an unknown plan is named; a move to a plan with fewer custom domains than the tenant
+/// has is refused with 409 and changes nothing.
+#[tokio::test]
+async fn a_tenant_changes_plan_within_its_domain_allowance() {
+    let a = setup().await;
+    let (pair, csrf) = session(&a.state).await;
+    let auth = Some((pair.as_str(), Some(csrf.as_str())));
+    let plans = call(&a.state, "GET", "/api/admin/plans", None, auth).await;
+    assert_eq!(plans.status, StatusCode::OK, "{}", plans.body);
+    let ids: Vec<&str> = plans
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"starter") && ids.contains(&"growth"),
+        "{ids:?}"
+    );
+    let t = call(
+        &a.state,
+        "POST",
+        "/api/admin/tenants",
+        Some(json!({"slug": "grace", "name": "Grace"})),
+        auth,
+    )
+    .await;
+    let tenant = t.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(t.body["plan_id"], "starter");
+    let path = format!("/api/admin/tenants/{tenant}/plan");
+
+    let up = call(
+        &a.state,
+        "PUT",
+        &path,
+        Some(json!({"plan_id": "growth"})),
+        auth,
+    )
+    .await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.body);
+    assert_eq!(up.body["plan_id"], "growth");
+    let unknown = call(
+        &a.state,
+        "PUT",
+        &path,
+        Some(json!({"plan_id": "platinum"})),
+        auth,
+    )
+    .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.body
+    );
+    assert_eq!(unknown.body["errors"][0]["field"], "plan_id");
+    let missing = call(
+        &a.state,
+        "PUT",
+        &format!("/api/admin/tenants/{}/plan", uuid::Uuid::new_v4()),
+        Some(json!({"plan_id": "growth"})),
+        auth,
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // Growth allows custom domains; starter none: with one added, the downgrade is refused.
+    let added = call(
+        &a.state,
+        "POST",
+        &format!("/api/admin/tenants/{tenant}/domains"),
+        Some(json!({"domain": "give.grace.org"})),
+        auth,
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    let down = call(
+        &a.state,
+        "PUT",
+        &path,
+        Some(json!({"plan_id": "starter"})),
+        auth,
+    )
+    .await;
+    assert_eq!(down.status, StatusCode::CONFLICT, "{}", down.body);
+    let plan: String = a
+        .owner
+        .query_one(
+            "SELECT plan_id FROM tenants WHERE id = $1::text::uuid",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(plan, "growth");
+    let audited: i64 = a
+        .owner
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'tenant.plan' AND details->>'to' = 'growth'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 1);
+}

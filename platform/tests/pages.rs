@@ -280,6 +280,61 @@ async fn the_admin_console_signs_in_manages_tenants_and_domains() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("id=\"hostname-error\""), "{}", r.body);
 
+    // The plan: a downgrade below the tenant's domains is refused on the page, an upgrade
+    // is made.
+    let plan_of = || async {
+        e.owner
+            .query_one("SELECT plan_id FROM tenants WHERE slug = 'hope'", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    let r = send(&e.state, &admin(), "GET", &tenant_page, None, &cookies).await;
+    assert!(
+        r.body.contains("name=\"plan_id\"") && r.body.contains("Change plan"),
+        "{}",
+        r.body
+    );
+    let down = format!("csrf_token={csrf}&plan_id=starter");
+    let r = send(
+        &e.state,
+        &admin(),
+        "POST",
+        &format!("{tenant_page}/plan"),
+        Some(&down),
+        &cookies,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("remove some first"), "{}", r.body);
+    assert_eq!(plan_of().await, "growth");
+    let up = format!("csrf_token={csrf}&plan_id=network");
+    let r = send(
+        &e.state,
+        &admin(),
+        "POST",
+        &format!("{tenant_page}/plan"),
+        Some(&up),
+        &cookies,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(plan_of().await, "network");
+
+    // Stripe onboarding from the page: the browser is sent to Stripe's hosted flow.
+    let onboard = format!("csrf_token={csrf}&email=office%40hopechapel.org&country=US");
+    let r = send(
+        &e.state,
+        &admin(),
+        "POST",
+        &format!("{tenant_page}/stripe-onboarding"),
+        Some(&onboard),
+        &cookies,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("acct_"), "{}", r.location());
+
     for page in ["/jobs", "/audit", "/audit?action=tenant.create"] {
         let r = send(&e.state, &admin(), "GET", page, None, &cookies).await;
         assert_eq!(r.status, StatusCode::OK, "{page}");

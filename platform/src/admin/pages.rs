@@ -4,7 +4,7 @@
 //! fields. Without a session any page sends the browser to `/login`.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::{AdminSession, SESSION_COOKIE};
-use super::domains::DomainView;
 use super::tenants::TenantView;
 use crate::auth::Login;
 use crate::edge::EdgeRequest;
@@ -257,7 +256,8 @@ async fn tenants_page(
     ))
 }
 
-async fn plans(state: &AppState) -> Result<Vec<String>, AppError> {
+/// The active plans' ids, for the plan selects.
+pub(super) async fn plans(state: &AppState) -> Result<Vec<String>, AppError> {
     let mut conn = state.db.get().await?;
     let tx = super::begin(&mut conn).await?;
     let rows = tx
@@ -314,193 +314,6 @@ pub async fn create_tenant(
             .await
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "admin/tenant.html")]
-struct TenantPage {
-    csrf: String,
-    t: TenantView,
-    domains: Vec<DomainView>,
-    hostname: String,
-    account_id: String,
-    errors: FieldErrors,
-}
-
-async fn tenant_page(
-    state: AppState,
-    p: AdminPage,
-    id: String,
-    hostname: String,
-    errors: FieldErrors,
-    status: StatusCode,
-) -> Result<Response, AppError> {
-    let Json(t) =
-        super::tenants::show(State(state.clone()), p.session.clone(), Path(id.clone())).await?;
-    let Json(domains) = super::domains::list(State(state), p.session.clone(), Path(id)).await?;
-    Ok(page(
-        status,
-        &TenantPage {
-            csrf: p.csrf,
-            account_id: t.stripe_account_id.clone().unwrap_or_default(),
-            t,
-            domains,
-            hostname,
-            errors,
-        },
-    ))
-}
-
-/// `GET /tenants/{id}`.
-pub async fn tenant(
-    State(state): State<AppState>,
-    p: AdminPage,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    tenant_page(
-        state,
-        p,
-        id,
-        String::new(),
-        FieldErrors::default(),
-        StatusCode::OK,
-    )
-    .await
-}
-
-/// The suspend form.
-#[derive(Debug, Deserialize)]
-pub struct SuspendForm {
-    #[serde(default)]
-    reason: String,
-}
-
-/// Shows the tenant page again: after a change (303), or with the form's errors (422).
-async fn back_to_tenant(
-    state: AppState,
-    p: AdminPage,
-    id: String,
-    result: Result<(), AppError>,
-    hostname: String,
-) -> Result<Response, AppError> {
-    match result {
-        Ok(()) => Ok(see_other(&format!("/tenants/{id}"))),
-        Err(e) => {
-            let errors = FieldErrors::from_error(e, &[("domain", "hostname")])?;
-            tenant_page(
-                state,
-                p,
-                id,
-                hostname,
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
-}
-
-/// `POST /tenants/{id}/suspend`.
-pub async fn suspend(
-    State(state): State<AppState>,
-    p: AdminPage,
-    Path(id): Path<String>,
-    ApiForm(f): ApiForm<SuspendForm>,
-) -> Result<Response, AppError> {
-    let r = super::tenants::suspend(
-        State(state.clone()),
-        p.session.clone(),
-        Path(id.clone()),
-        ApiJson(super::tenants::Suspend { reason: f.reason }),
-    )
-    .await
-    .map(|_| ());
-    back_to_tenant(state, p, id, r, String::new()).await
-}
-
-/// `POST /tenants/{id}/resume`.
-pub async fn resume(
-    State(state): State<AppState>,
-    p: AdminPage,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let r = super::tenants::resume(State(state.clone()), p.session.clone(), Path(id.clone()))
-        .await
-        .map(|_| ());
-    back_to_tenant(state, p, id, r, String::new()).await
-}
-
-/// The add-domain form.
-#[derive(Debug, Deserialize)]
-pub struct DomainForm {
-    #[serde(default)]
-    hostname: String,
-}
-
-/// `POST /tenants/{id}/domains`.
-pub async fn add_domain(
-    State(state): State<AppState>,
-    p: AdminPage,
-    Path(id): Path<String>,
-    ApiForm(f): ApiForm<DomainForm>,
-) -> Result<Response, AppError> {
-    let r = super::domains::add(
-        State(state.clone()),
-        p.session.clone(),
-        Path(id.clone()),
-        ApiJson(super::domains::NewDomain {
-            domain: f.hostname.clone(),
-        }),
-    )
-    .await
-    .map(|_| ())
-    // "Already attached to a tenant" is about the name typed: say so next to it.
-    .map_err(|e| match e {
-        AppError::Conflict(what) => AppError::Invalid {
-            field: "domain".into(),
-            message: what,
-        },
-        e => e,
-    });
-    back_to_tenant(state, p, id, r, f.hostname).await
-}
-
-/// `POST /domains/{id}/verify`: checks the TXT record now and shows the domain's tenant.
-pub async fn verify_domain(
-    State(state): State<AppState>,
-    p: AdminPage,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let Json(d) = super::domains::verify(State(state), p.session.clone(), Path(id)).await?;
-    Ok(see_other(&format!("/tenants/{}", d.tenant_id)))
-}
-
-/// The Stripe account form.
-#[derive(Debug, Deserialize)]
-pub struct StripeForm {
-    #[serde(default)]
-    account_id: String,
-}
-
-/// `POST /tenants/{id}/stripe-account`.
-pub async fn stripe_account(
-    State(state): State<AppState>,
-    p: AdminPage,
-    Path(id): Path<String>,
-    ApiForm(f): ApiForm<StripeForm>,
-) -> Result<Response, AppError> {
-    let account = f.account_id.trim().to_owned();
-    let r = super::tenants::set_stripe_account(
-        State(state.clone()),
-        p.session.clone(),
-        Path(id.clone()),
-        ApiJson(super::tenants::StripeAccount {
-            account_id: (!account.is_empty()).then_some(account),
-        }),
-    )
-    .await
-    .map(|_| ());
-    back_to_tenant(state, p, id, r, String::new()).await
 }
 
 #[derive(Template)]

@@ -41,9 +41,9 @@ pub struct TenantView {
     pub stripe_account_status: String,
 }
 
-const COLUMNS: &str = "id, slug, name, status, plan_id, suspended_reason, created_at, stripe_account_id, stripe_account_status";
+pub(super) const COLUMNS: &str = "id, slug, name, status, plan_id, suspended_reason, created_at, stripe_account_id, stripe_account_status";
 
-fn view(r: &tokio_postgres::Row) -> TenantView {
+pub(super) fn view(r: &tokio_postgres::Row) -> TenantView {
     TenantView {
         id: r.get(0),
         slug: r.get(1),
