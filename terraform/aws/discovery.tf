@@ -1,6 +1,6 @@
 # Cloud Map: platform and workers tasks register A records under <name>.internal; the router's
-# upstream pools (UPSTREAM_PLATFORM, UPSTREAM_WORKERS) name them and re-resolve (issue 17 adds
-# upstreams by DNS name to the router).
+# upstream pools (UPSTREAM_PLATFORM, UPSTREAM_WORKERS) name them, take every address as a
+# member and re-resolve within the records' TTL.
 resource "aws_service_discovery_private_dns_namespace" "main" {
   name        = local.discovery_namespace
   description = "Service discovery for ${local.name}"

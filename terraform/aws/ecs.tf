@@ -57,16 +57,25 @@ module "task_router" {
   cpu_architecture   = var.cpu_architecture
   ports              = [local.port.router_http, local.port.router_tls, local.port.router_metrics]
   environment = merge(local.common_env, {
-    ROUTER_HTTP_LISTEN     = "0.0.0.0:${local.port.router_http}"
+    ROUTER_HTTP_LISTEN = "0.0.0.0:${local.port.router_http}"
+    # The TLS listener: the NLB's 443 target group forwards to this container port.
+    ROUTER_HTTPS_LISTEN    = "0.0.0.0:${local.port.router_tls}"
     ROUTER_OPERATOR_LISTEN = "0.0.0.0:${local.port.router_metrics}"
     ROUTER_THREADS         = tostring(max(1, floor(var.service_sizes["router"].cpu / 1024)))
     UPSTREAM_PLATFORM      = local.platform_upstream
     UPSTREAM_WORKERS       = local.workers_upstream
-  }, lookup(var.extra_environment, "router", {}))
+    ACME_ENABLED           = tostring(var.acme_enabled)
+    ACME_DIRECTORY_URL     = var.acme_directory_url
+    # While Redis is unreachable each router limits alone with rates divided by this: the
+    # service's minimum count (autoscaling may run more, which then errs on the generous side).
+    ROUTER_RATE_LIMIT_INSTANCES = tostring(var.service_sizes["router"].min_count)
+    }, var.acme_contact == "" ? {} : { ACME_CONTACT = var.acme_contact },
+  lookup(var.extra_environment, "router", {}))
   secrets = {
     DATABASE_URL        = local.db_url["router"]
     EDGE_SIGNING_SECRET = local.edge
     REDIS_URL           = local.redis # rate limits shared across router instances
+    CERT_ENCRYPTION_KEY = aws_secretsmanager_secret.cert_encryption_key.arn
   }
   stop_timeout         = 45 # above lifecycle.shutdown_timeout_secs (30)
   health_check_command = lookup(var.health_check_commands, "router", null)

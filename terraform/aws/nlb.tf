@@ -3,7 +3,7 @@
 # addresses are preserved, so the router's per-client rate limits see real clients.
 resource "aws_lb" "public" {
   #checkov:skip=CKV_AWS_91:NLB access logs cover TLS listeners only; these listeners are plain TCP, so there is nothing to log. The router writes one access-log line per request.
-  #checkov:skip=CKV2_AWS_20:Not an ALB: TCP pass-through by design; the router itself redirects HTTP to HTTPS (listen.redirect_http_to_https) and must answer ACME HTTP-01 on port 80.
+  #checkov:skip=CKV2_AWS_20:Not an ALB: TCP pass-through by design, TLS ends in the router, which must answer ACME HTTP-01 on port 80. Port 80 also serves plain HTTP: the router's redirect (listen.redirect_http_to_https) has no environment variable and is not set here (README).
   name                             = "${local.name}-nlb"
   load_balancer_type               = "network"
   internal                         = false
@@ -30,9 +30,11 @@ resource "aws_lb_target_group" "router" {
   preserve_client_ip   = "true"
   deregistration_delay = 35 # the router drains in at most 30 s (lifecycle.shutdown_timeout_secs)
 
-  # Liveness on the router's private operator listener (9100; the router refuses /health on
-  # its public ports): /health answers 200 while the process runs, even when no platform
-  # instance is ready (the router then serves its own error pages).
+  # Both target groups (80 -> 8000, 443 -> the TLS listener) check the router's private
+  # operator listener (9100; the router refuses /health on its public ports), not the port
+  # they forward to: /health answers 200 while the process runs, even when no platform
+  # instance is ready (the router then serves its own error pages). A TCP or TLS check on 8443
+  # would need a certificate for the bare task address and proves less.
   health_check {
     protocol            = "HTTP"
     port                = tostring(local.port.router_metrics)

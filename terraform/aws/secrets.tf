@@ -2,7 +2,8 @@
 # ECS secret (never as a plain environment value or in the task definition).
 #
 # Generated here, with the value never stored in Terraform state (ephemeral random password +
-# write-only secret version): the database passwords, EDGE_SIGNING_SECRET and CRON_SECRET.
+# write-only secret version): the database passwords, EDGE_SIGNING_SECRET, CRON_SECRET and the
+# router's CERT_ENCRYPTION_KEY.
 # Supplied by the operator after the first apply (aws secretsmanager put-secret-value, see
 # README): STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, SMTP_URL. REDIS_URL is written by
 # elasticache.tf once the replication group exists.
@@ -29,6 +30,12 @@ ephemeral "aws_secretsmanager_random_password" "db" {
 }
 
 ephemeral "aws_secretsmanager_random_password" "edge_signing" {
+  password_length     = 64
+  exclude_punctuation = true
+}
+
+# Input of the TLS sealing key below (hashed into 32 bytes there).
+ephemeral "aws_secretsmanager_random_password" "cert_key" {
   password_length     = 64
   exclude_punctuation = true
 }
@@ -105,4 +112,23 @@ resource "aws_secretsmanager_secret" "external" {
   description             = "Set by the operator: ${each.value}"
   kms_key_id              = aws_kms_key.main.arn
   recovery_window_in_days = 7
+}
+
+# CERT_ENCRYPTION_KEY: AES-256-GCM key the routers seal certificate private keys, ACME
+# accounts and session-ticket keys with in PostgreSQL (docs/operations.md, TLS). The router
+# takes 32 bytes as 64 hex digits; SHA-256 of a 64-character random password is exactly that
+# and stays ephemeral. Written once: a new key cannot open what the old one sealed (every
+# certificate would be re-ordered), so it has no entry in secret_versions.
+resource "aws_secretsmanager_secret" "cert_encryption_key" {
+  #checkov:skip=CKV2_AWS_57:Not rotatable by replacement: certificates sealed under the old key would no longer open; rotating means re-sealing every row (docs/operations.md, TLS).
+  name                    = "${local.name}/cert-encryption-key"
+  description             = "CERT_ENCRYPTION_KEY: the routers' TLS sealing key (64 hex digits), the same on every router"
+  kms_key_id              = aws_kms_key.main.arn
+  recovery_window_in_days = 30
+}
+
+resource "aws_secretsmanager_secret_version" "cert_encryption_key" {
+  secret_id                = aws_secretsmanager_secret.cert_encryption_key.id
+  secret_string_wo         = sha256(ephemeral.aws_secretsmanager_random_password.cert_key.random_password)
+  secret_string_wo_version = 1
 }

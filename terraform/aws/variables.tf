@@ -168,6 +168,32 @@ variable "router_tls_container_port" {
   }
 }
 
+variable "acme_enabled" {
+  description = "Routers order and renew certificates for verified custom domains over ACME (HTTP-01 through the NLB's port 80)."
+  type        = bool
+  default     = true
+}
+
+variable "acme_directory_url" {
+  description = "ACME directory the routers order from: Let's Encrypt production, or its staging CA (untrusted roots, generous limits) for non-production environments."
+  type        = string
+  default     = "https://acme-v02.api.letsencrypt.org/directory"
+  validation {
+    condition     = startswith(var.acme_directory_url, "https://")
+    error_message = "acme_directory_url must be an https:// URL."
+  }
+}
+
+variable "acme_contact" {
+  description = "ACME account contact, a mailto: URL (expiry and policy mail from the CA); empty for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.acme_contact == "" || can(regex("^mailto:[^ ,]+@[^ ,]+$", var.acme_contact))
+    error_message = "acme_contact must be empty or one mailto: URL."
+  }
+}
+
 variable "extra_environment" {
   description = "Extra plain environment variables per service (router, platform, workers), e.g. settings added by later releases. Never put secrets here."
   type        = map(map(string))

@@ -51,6 +51,7 @@ SERVICES = ["router", "platform", "workers"]
 SECRET_NAMES = {
     "DATABASE_URL", "DATABASE_MIGRATION_URL", "REDIS_URL", "EDGE_SIGNING_SECRET",
     "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "CRON_SECRET", "SMTP_URL", "PGPASSWORD",
+    "CERT_ENCRYPTION_KEY",
 }
 
 # --- Secrets Manager -------------------------------------------------------------------
@@ -63,7 +64,7 @@ for page in sm.get_paginator("list_secrets").paginate():
         secrets[s["Name"]] = s
 expected_secrets = [f"{PREFIX}/database/{n}" for n in ("owner", "platform", "router", "workers")] + [
     f"{PREFIX}/{n}" for n in (
-        "edge-signing-secret", "cron-secret", "redis-url",
+        "edge-signing-secret", "cron-secret", "redis-url", "cert-encryption-key",
         "stripe-secret-key", "stripe-webhook-secret", "smtp-url",
     )
 ]
@@ -93,6 +94,10 @@ edge = sm.get_secret_value(SecretId=f"{PREFIX}/edge-signing-secret")["SecretStri
 check("EDGE_SIGNING_SECRET generated, 64 characters (the binaries require >= 32)", len(edge) == 64)
 cron_secret = sm.get_secret_value(SecretId=f"{PREFIX}/cron-secret")["SecretString"]
 check("CRON_SECRET generated, 48 characters (workers require >= 32)", len(cron_secret) == 48)
+cert_key = sm.get_secret_value(SecretId=f"{PREFIX}/cert-encryption-key")["SecretString"]
+check("CERT_ENCRYPTION_KEY generated: 32 bytes as 64 hex digits (what the router's sealing key takes)",
+      len(cert_key) == 64 and all(ch in "0123456789abcdef" for ch in cert_key))
+check("CERT_ENCRYPTION_KEY differs from the other generated secrets", cert_key not in passwords | {edge, cron_secret})
 
 # --- ECS ---------------------------------------------------------------------------------
 ecs = client("ecs")
@@ -133,6 +138,18 @@ for name in SERVICES:
         check("router: upstreams by Cloud Map name",
               env.get("UPSTREAM_PLATFORM", "").startswith("platform.") and ".internal:8080" in env["UPSTREAM_PLATFORM"])
         check("router: REDIS_URL for shared rate limits", "REDIS_URL" in sec)
+        check("router: ROUTER_RATE_LIMIT_INSTANCES = the service's minimum count (2)",
+              env.get("ROUTER_RATE_LIMIT_INSTANCES") == "2", env.get("ROUTER_RATE_LIMIT_INSTANCES"))
+        check("router: TLS listener on 8443, the container port the NLB's 443 forwards to",
+              env.get("ROUTER_HTTPS_LISTEN") == "0.0.0.0:8443", env.get("ROUTER_HTTPS_LISTEN"))
+        check("router: CERT_ENCRYPTION_KEY injected from its secret",
+              sec.get("CERT_ENCRYPTION_KEY", "").split(":secret:")[-1].startswith(f"{PREFIX}/cert-encryption-key"),
+              sec.get("CERT_ENCRYPTION_KEY"))
+        check("router: ACME on, Let's Encrypt production, with a mailto: contact",
+              env.get("ACME_ENABLED") == "true"
+              and env.get("ACME_DIRECTORY_URL") == "https://acme-v02.api.letsencrypt.org/directory"
+              and env.get("ACME_CONTACT", "").startswith("mailto:"),
+              {k: v for k, v in env.items() if k.startswith("ACME_")})
     else:
         check(f"{name}: registered in Cloud Map", len(s.get("serviceRegistries", [])) == 1)
         check(f"{name}: not behind a public load balancer", not s.get("loadBalancers"))
@@ -218,6 +235,15 @@ check("NLB is a network load balancer, internet-facing", lb["Type"] == "network"
 listeners = {li["Port"]: li for li in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
 check("NLB listens on 80 and 443, TCP (pass-through)",
       sorted(listeners) == [80, 443] and all(li["Protocol"] == "TCP" for li in listeners.values()))
+tg_port = {tg["TargetGroupArn"]: tg["Port"] for tg in elb.describe_target_groups(
+    LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]}
+router_td = ecs.describe_task_definition(taskDefinition=svc["router"]["taskDefinition"])["taskDefinition"]
+router_env = {e["name"]: e["value"] for e in router_td["containerDefinitions"][0].get("environment", [])}
+for port, var in ((80, "ROUTER_HTTP_LISTEN"), (443, "ROUTER_HTTPS_LISTEN")):
+    forwards = [tg_port.get(a.get("TargetGroupArn")) for a in listeners.get(port, {}).get("DefaultActions", [])]
+    check(f"NLB {port} forwards to the port the router's {var} binds",
+          len(forwards) == 1 and router_env.get(var, "").endswith(f":{forwards[0]}"),
+          (forwards, router_env.get(var)))
 for tg in elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]:
     attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
         TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}

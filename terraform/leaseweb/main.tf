@@ -251,7 +251,10 @@ module "workers" {
 }
 
 # The router listens on 80/443 itself (router.service holds CAP_NET_BIND_SERVICE) behind the
-# load balancer's TCP listeners, and finds platform and workers by their private addresses.
+# load balancer's TCP listeners, terminates TLS on 443 with certificates it orders over ACME
+# (HTTP-01 on 80), and finds platform and workers by their private addresses. Its secrets
+# (database URL, edge signing secret, CERT_ENCRYPTION_KEY, REDIS_URL) are systemd credentials
+# from /etc/credstore (router.service), never in user data.
 module "router" {
   source               = "../modules/leaseweb-host"
   name                 = local.host_common.name
@@ -276,13 +279,20 @@ module "router" {
   files = {
     "/usr/local/sbin/platform-install-release" = local.install_release["router"]
     "/etc/platform/release.env"                = local.release_env["router"]
-    "/etc/platform/router.env" = join("", [for k, v in {
+    "/etc/platform/router.env" = join("", [for k, v in merge({
       TENANT_BASE_DOMAIN     = var.base_domain
       ROUTER_HTTP_LISTEN     = "0.0.0.0:80"
+      ROUTER_HTTPS_LISTEN    = "0.0.0.0:443"
       ROUTER_OPERATOR_LISTEN = "0.0.0.0:9100"
       UPSTREAM_PLATFORM      = join(",", [for ip in module.platform.private_ips : "${ip}:8080"])
       UPSTREAM_WORKERS       = join(",", [for ip in module.workers.private_ips : "${ip}:8090"])
-    } : "${k}=${v}\n"])
+      ACME_ENABLED           = "true"
+      ACME_DIRECTORY_URL     = var.acme_directory_url
+      # Rate limits are shared in Redis; while it is unreachable each router limits alone
+      # with rates and bursts divided by the number of routers.
+      ROUTER_RATE_LIMIT_INSTANCES = tostring(var.instances["router"].count)
+      }, var.acme_contact == "" ? {} : { ACME_CONTACT = var.acme_contact },
+    var.acme_trusted_roots_file == "" ? {} : { ACME_TRUSTED_ROOTS_FILE = var.acme_trusted_roots_file }) : "${k}=${v}\n"])
   }
   commands = local.install_commands
 }

@@ -156,6 +156,36 @@ variable "email_from" {
   }
 }
 
+variable "acme_directory_url" {
+  description = "ACME directory the routers order certificates from: Let's Encrypt production, or its staging CA for non-production environments (then set acme_trusted_roots_file)."
+  type        = string
+  default     = "https://acme-v02.api.letsencrypt.org/directory"
+  validation {
+    condition     = startswith(var.acme_directory_url, "https://")
+    error_message = "acme_directory_url must be an https:// URL."
+  }
+}
+
+variable "acme_contact" {
+  description = "ACME account contact, a mailto: URL (expiry and policy mail from the CA); empty for none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.acme_contact == "" || can(regex("^mailto:[^ ,]+@[^ ,]+$", var.acme_contact))
+    error_message = "acme_contact must be empty or one mailto: URL."
+  }
+}
+
+variable "acme_trusted_roots_file" {
+  description = "PEM file on the router hosts with the roots issued chains must verify to (ACME_TRUSTED_ROOTS_FILE); empty: the system's. Needed with a staging CA, whose roots no system trusts; the operator copies it there (README)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.acme_trusted_roots_file == "" || startswith(var.acme_trusted_roots_file, "/")
+    error_message = "acme_trusted_roots_file must be empty or an absolute path."
+  }
+}
+
 variable "stripe_publishable_key" {
   description = "STRIPE_PUBLISHABLE_KEY (public)."
   type        = string

@@ -29,3 +29,6 @@ redis_num_cache_clusters = 2
 
 log_retention_days  = 365
 deletion_protection = true
+
+# Let's Encrypt production (the default directory); the CA mails expiry warnings here.
+acme_contact = "mailto:oncall@example.org"

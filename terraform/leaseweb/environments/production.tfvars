@@ -27,3 +27,6 @@ instances = {
 contract = { type = "MONTHLY", term = 12, billing_frequency = 1 }
 
 backup_s3 = { uri = "s3://example-donations-backups/production", endpoint = "https://s3.eu-west-3.example-object-storage.net" }
+
+# Let's Encrypt production (the default directory); the CA mails expiry warnings here.
+acme_contact = "mailto:oncall@example.org"

@@ -23,3 +23,7 @@ instances = {
   redis    = { count = 2, type = "lsw.c5a.large", disk_gb = 20, disk_type = "CENTRAL" }
 }
 contract = { type = "HOURLY", term = 0, billing_frequency = 1 }
+
+# Let's Encrypt's staging CA; its two roots go to this file on each router host (README).
+acme_directory_url      = "https://acme-staging-v02.api.letsencrypt.org/directory"
+acme_trusted_roots_file = "/etc/platform/acme-staging-roots.pem"
