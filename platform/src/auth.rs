@@ -124,10 +124,10 @@ pub fn check_csrf(parts: &Parts, expected: &[u8]) -> Result<(), AppError> {
 /// Form field carrying the CSRF token in HTML forms, which cannot set headers.
 pub const CSRF_FIELD: &str = "csrf_token";
 
-/// Middleware: lets a plain HTML form prove CSRF like the API does. For a URL-encoded body
-/// without an `x-csrf-token` header, the `csrf_token` field is moved into that header (and out
-/// of the body, so the form's own reader never sees it); the session extractors then check it
-/// exactly as they check the API's header. Nothing else is touched.
+/// Middleware: lets a plain HTML form prove CSRF like the API does. For a URL-encoded body the
+/// `csrf_token` field is moved into the `x-csrf-token` header (unless the client sent that
+/// header) and out of the body, so the form's own reader never sees it; the session extractors
+/// then check it exactly as they check the API's header. The other pairs pass byte for byte.
 pub async fn csrf_form_field(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -142,48 +142,89 @@ pub async fn csrf_form_field(
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if !is_form
-        || req.headers().contains_key(CSRF_HEADER)
-        || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-    {
+    if !is_form || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
-        return AppError::PayloadTooLarge.into_response();
-    };
-    // (The serializer is not Send: it lives only in this block, never across an await.)
-    let (token, rest) = {
-        let mut token = None;
-        let mut rest = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form_urlencoded::parse(&bytes) {
-            if k == CSRF_FIELD {
-                token = Some(v.into_owned());
-            } else {
-                rest.append_pair(&k, &v);
-            }
+    let bytes = match axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) if is_length_limit(&e) => return AppError::PayloadTooLarge.into_response(),
+        Err(_) => {
+            return AppError::BadRequest("the request body could not be read".into())
+                .into_response()
         }
-        (token, rest.finish())
     };
-    let body = match token.map(|t| axum::http::HeaderValue::from_str(&t)) {
-        Some(Ok(value)) => {
+    let (token, rest) = split_csrf_field(&bytes);
+    if token.is_none() {
+        // No field: the body goes on as it came, and the session extractor refuses a
+        // missing token (or checks the header the client sent).
+        return next
+            .run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await;
+    }
+    // The header, when a client sent one, wins; the field leaves the body either way so
+    // the form's own reader never sees it.
+    if !parts.headers.contains_key(CSRF_HEADER) {
+        if let Some(Ok(value)) = token.map(|t| axum::http::HeaderValue::from_bytes(&t)) {
             parts.headers.insert(CSRF_HEADER, value);
-            // The router signed the length it forwarded; keep it for the signature check.
-            if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).cloned() {
-                parts.extensions.insert(crate::edge::ForwardedLength(len));
-            }
-            parts.headers.insert(
-                header::CONTENT_LENGTH,
-                axum::http::HeaderValue::from(rest.len()),
-            );
-            axum::body::Body::from(rest)
         }
-        // No field (or one no header could carry): the body goes on as it came, and the
-        // session extractor refuses the missing token.
-        _ => axum::body::Body::from(bytes),
-    };
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
+    }
+    // The router signed the length it forwarded; keep it for the signature check.
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).cloned() {
+        parts.extensions.insert(crate::edge::ForwardedLength(len));
+    }
+    parts.headers.insert(
+        header::CONTENT_LENGTH,
+        axum::http::HeaderValue::from(rest.len()),
+    );
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(rest),
+    ))
+    .await
+}
+
+/// Whether reading a body failed because it was over the limit (413), not because it was
+/// broken (400).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Splits the `csrf_token` pair out of a URL-encoded body: the token (percent-decoded) and
+/// every other pair exactly as sent, so the form's own reader judges their encoding.
+fn split_csrf_field(body: &[u8]) -> (Option<Vec<u8>>, Vec<u8>) {
+    let mut token = None;
+    let mut rest = Vec::with_capacity(body.len());
+    for pair in body.split(|&b| b == b'&') {
+        let (key, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        if key == CSRF_FIELD.as_bytes() {
+            token = Some(
+                form_urlencoded::parse(&[b"t=", value].concat())
+                    .next()
+                    .map(|(_, v)| v.into_owned().into_bytes())
+                    .unwrap_or_default(),
+            );
+            continue;
+        }
+        if !rest.is_empty() {
+            rest.push(b'&');
+        }
+        rest.extend_from_slice(pair);
+    }
+    (token, rest)
 }
 
 /// Validates a new account's email, password and role, and returns the normalised email and

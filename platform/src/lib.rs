@@ -50,6 +50,7 @@ pub mod lame_duck;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
+pub mod origin;
 pub mod replay;
 pub mod site;
 pub mod state;
@@ -113,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(auth::csrf_form_field))
+        .layer(axum::middleware::from_fn(origin::protect))
         .layer(axum::middleware::from_fn(error::catch_panic))
         .layer(axum::middleware::from_fn(error::context))
         .layer(axum::middleware::from_fn(metrics::track))
