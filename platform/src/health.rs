@@ -123,7 +123,8 @@ impl PublicHealthCache {
             }
         }
         let ready = is_ready(&report(state).await);
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), ready));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), ready));
         ready
     }
 }

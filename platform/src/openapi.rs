@@ -30,6 +30,8 @@ use utoipa::{Modify, OpenApi};
         crate::tenant::donations::list,
         crate::tenant::reports::list,
         crate::tenant::reports::csv,
+        crate::tenant::settings::get,
+        crate::tenant::settings::put,
         crate::admin::auth::login,
         crate::admin::auth::logout,
         crate::admin::tenants::list,

@@ -8,6 +8,7 @@ pub mod donations;
 pub mod pages;
 pub mod profile;
 pub mod reports;
+pub mod settings;
 pub mod staff;
 
 use axum::{Extension, Router};
@@ -25,6 +26,8 @@ routes! {
     get "/api/staff/donations" => donations::list, Staff(StaffCap::DonationsRead);
     get "/api/staff/reports" => reports::list, Staff(StaffCap::ReportsRead);
     get "/api/staff/reports/{id}/csv" => reports::csv, Staff(StaffCap::ReportsRead);
+    get "/api/staff/settings" => settings::get, Staff(StaffCap::SettingsWrite);
+    put "/api/staff/settings" => settings::put, Staff(StaffCap::SettingsWrite);
   }
   pages {
     get "/staff/login" => pages::login_form, Edge;
@@ -34,6 +37,8 @@ routes! {
     get "/staff/donations.csv" => pages::donations_csv, Staff(StaffCap::DonationsRead);
     get "/staff/reports" => pages::reports, Staff(StaffCap::ReportsRead);
     get "/staff/domains" => pages::domains, Staff(StaffCap::DonationsRead);
+    get "/staff/settings" => settings::page_form, Staff(StaffCap::SettingsWrite);
+    post "/staff/settings" => settings::page_submit, Staff(StaffCap::SettingsWrite);
   }
 }
 

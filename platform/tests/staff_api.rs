@@ -389,3 +389,92 @@ async fn reports_list_and_csv_download_stay_within_the_tenant() {
         "bravo's report does not exist for alpha"
     );
 }
+
+/// An owner changes the site's name, colour and funds (audited; the public profile shows them
+/// at once); bad values are named; a staff member (not an owner) is refused both the API and
+/// the settings page.
+#[tokio::test]
+async fn owners_change_site_settings_and_staff_cannot() {
+    let e = env().await;
+    let (code, session) = login(&e, e.a, "pat@alpha.example").await;
+    assert_eq!(code, StatusCode::OK);
+    let (cookie, csrf) = session.unwrap();
+    let put = |body: Value| {
+        req(
+            "PUT",
+            "/api/staff/settings",
+            e.a,
+            Some(&cookie),
+            Some(&csrf),
+            Some(body),
+        )
+    };
+
+    let (code, _, _, body) = send(&e.state, put(json!({"name": "Alpha Chapel", "primary_color": "#ABC", "funds": [" general ", "roof", ""]}))).await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["name"], "Alpha Chapel");
+    assert_eq!(v["primary_color"], "#abc");
+    assert_eq!(v["funds"], json!(["general", "roof"]));
+    let (_, _, _, body) = send(&e.state, req("GET", "/api/tenant", e.a, None, None, None)).await;
+    let profile: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(profile["name"], "Alpha Chapel");
+    assert_eq!(profile["donations"]["funds"], json!(["general", "roof"]));
+
+    for (body, field) in [
+        (json!({"name": ""}), "name"),
+        (json!({"name": "Bad\u{202E}Name"}), "name"),
+        (json!({"primary_color": "red"}), "primary_color"),
+        (json!({"funds": ["a", "A"]}), "funds"),
+        (json!({"funds": []}), "funds"),
+    ] {
+        let (code, _, _, out) = send(&e.state, put(body.clone())).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["errors"][0]["field"], field, "{body}");
+    }
+    let (code, _, _, _) = send(&e.state, put(json!({"status": "active"}))).await;
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields are refused"
+    );
+
+    let (code, session) = login(&e, e.b, "sam@bravo.example").await;
+    assert_eq!(code, StatusCode::OK);
+    let (cookie_b, csrf_b) = session.unwrap();
+    let (code, _, _, _) = send(
+        &e.state,
+        req(
+            "PUT",
+            "/api/staff/settings",
+            e.b,
+            Some(&cookie_b),
+            Some(&csrf_b),
+            Some(json!({"name": "Taken"})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::FORBIDDEN,
+        "a staff member is not an owner"
+    );
+    let (code, _, _, _) = send(
+        &e.state,
+        req("GET", "/staff/settings", e.b, Some(&cookie_b), None, None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _, _, page) = send(
+        &e.state,
+        req("GET", "/staff/settings", e.a, Some(&cookie), None, None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("value=\"#aabbcc\"") && page.contains("roof"),
+        "{page}"
+    );
+}

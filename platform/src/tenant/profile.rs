@@ -96,7 +96,7 @@ pub fn from_settings(slug: String, name: String, settings: &serde_json::Value) -
     }
 }
 
-fn is_hex_color(c: &str) -> bool {
+pub(crate) fn is_hex_color(c: &str) -> bool {
     c.len() <= 7
         && c.strip_prefix('#')
             .is_some_and(|h| matches!(h.len(), 3 | 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
