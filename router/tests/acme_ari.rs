@@ -17,7 +17,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use instant_acme::{Account, AccountCredentials, Identifier, NewOrder};
 use router::acme::ari;
-use router::acme::client::{client_roots, KeepRetryAfter, RetryAfter};
+use router::acme::client::{client_roots, KeepRetryAfter, RetryAfter, REQUEST_TIMEOUT};
 use router::acme::schedule;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -136,7 +136,12 @@ async fn ari_window_and_retry_after_from_the_stand_in() {
     }))
     .unwrap();
     let slot = RetryAfter::default();
-    let http = KeepRetryAfter::new(client_roots(Some(&ca.ca)).unwrap(), slot.clone()).unwrap();
+    let http = KeepRetryAfter::new(
+        client_roots(Some(&ca.ca)).unwrap(),
+        slot.clone(),
+        REQUEST_TIMEOUT,
+    )
+    .unwrap();
     let account = Account::builder_with_http(Box::new(http))
         .from_credentials(creds)
         .await

@@ -15,7 +15,7 @@ use tenant_config::config::AcmeConfig;
 use tenant_config::db::Pool;
 use tokio::sync::Mutex;
 
-use super::client::{client_roots, KeepRetryAfter, RetryAfter};
+use super::client::{client_roots, KeepRetryAfter, RetryAfter, REQUEST_TIMEOUT};
 
 /// The account in use and the `Retry-After` slot its HTTP client fills.
 #[derive(Clone)]
@@ -65,6 +65,7 @@ impl Accounts {
         Ok(Box::new(KeepRetryAfter::new(
             self.roots.clone(),
             self.retry_after.clone(),
+            REQUEST_TIMEOUT,
         )?))
     }
 

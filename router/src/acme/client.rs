@@ -6,6 +6,10 @@
 //! rate-limited order early only earns more refusals, so every response passes through
 //! [`KeepRetryAfter`], which remembers the latest `Retry-After` of a 429 or 503 for the
 //! issuer to read after a failure.
+//!
+//! It also bounds every request by [`REQUEST_TIMEOUT`]: instant-acme sets no timeout of its
+//! own, so a CA that accepts the connection and never answers would hold the name's lease,
+//! and a worker, for as long as the socket stays open.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,17 +53,28 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<SystemTime> {
     httpdate::parse_http_date(value).ok()
 }
 
+/// Longest wait for one ACME request (connect, send, whole response). Polling an order is many
+/// requests, each bounded by this; the order as a whole is bounded by `acme.order_timeout_secs`
+/// per poll and by the lease (`issue.rs`). 30 s is far above a healthy CA's answer time and
+/// well inside the smallest lease the configuration accepts.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// instant-acme's HTTP client: hyper over rustls with the given roots, remembering
-/// `Retry-After`.
+/// `Retry-After`, each request bounded in time.
 pub struct KeepRetryAfter {
     inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
     retry_after: RetryAfter,
+    timeout: Duration,
 }
 
 impl KeepRetryAfter {
     /// A client trusting `roots` (the system's, plus the ACME server's own root for a test
-    /// CA), reporting into `retry_after`.
-    pub fn new(roots: rustls::RootCertStore, retry_after: RetryAfter) -> Result<Self, String> {
+    /// CA), reporting into `retry_after`, giving up on a request after `timeout`.
+    pub fn new(
+        roots: rustls::RootCertStore,
+        retry_after: RetryAfter,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -75,6 +90,7 @@ impl KeepRetryAfter {
         Ok(Self {
             inner: Client::builder(TokioExecutor::new()).build(https),
             retry_after,
+            timeout,
         })
     }
 }
@@ -86,8 +102,11 @@ impl HttpClient for KeepRetryAfter {
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let fut = HttpClient::request(&self.inner, req);
         let slot = self.retry_after.clone();
+        let timeout = self.timeout;
         Box::pin(async move {
-            let rsp = fut.await?;
+            let rsp = tokio::time::timeout(timeout, fut)
+                .await
+                .map_err(|_| timed_out(timeout))??;
             let status = rsp.parts.status;
             if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
             {
@@ -104,6 +123,18 @@ impl HttpClient for KeepRetryAfter {
             Ok(rsp)
         })
     }
+}
+
+/// The error a request that outlived its timeout fails with (an I/O timeout, so it reads as
+/// a network failure and is retried with backoff like one).
+fn timed_out(after: Duration) -> instant_acme::Error {
+    instant_acme::Error::Other(Box::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "the ACME server did not answer within {} s",
+            after.as_secs_f32()
+        ),
+    )))
 }
 
 /// The roots the ACME client trusts: the system's, plus every certificate in `extra` (PEM).
@@ -162,5 +193,37 @@ mod tests {
             784_111_777
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    /// A server that accepts the connection and never answers (not even the TLS handshake):
+    /// the request fails after the timeout instead of hanging.
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let client = KeepRetryAfter::new(
+            rustls::RootCertStore::empty(),
+            RetryAfter::default(),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        let req = Request::get(format!("https://{addr}/dir"))
+            .body(BodyWrapper::from(Vec::new()))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(_)) => panic!("a silent server answered"),
+            Err(_) => panic!("the request was not bounded"),
+        };
+        assert!(err.contains("did not answer within"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        held.abort();
     }
 }

@@ -108,6 +108,20 @@ pub struct Issuer {
     pub wildcard: Option<(String, Arc<dyn Dns01Provider>)>,
 }
 
+/// The `acme_orders` row of the order in progress, once the CA has created it.
+#[derive(Default)]
+struct OrderLog(std::sync::Mutex<Option<i64>>);
+
+impl OrderLog {
+    fn set(&self, id: i64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+    }
+
+    fn get(&self) -> Option<i64> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Issuer {
     /// Works on `name`: orders, renews, reschedules or does nothing. Logs its own failures.
     pub async fn process(&self, name: &str, reason: Reason) {
@@ -154,19 +168,30 @@ impl Issuer {
         // finished this very name.
         let current = self.store.load_one(name).await.map_err(|e| e.to_string())?;
         let mut old_leaf = None;
+        // A renewal forced because the stored chain no longer verifies (a new test CA root,
+        // a distrusted root) is not held back by the per-name budget.
+        let mut untrusted = false;
+        let mut expires = None;
         if let Some(cert) = &current {
             let chain = trust::chain_ders(&cert.chain_pem)?;
             let roots = trust::trusted_roots(self.config.trusted_roots_file.as_deref())?;
-            match trust::verifies(&chain, name, &roots) {
-                Ok(()) => {
-                    let info = trust::leaf_info(&chain[0])?;
-                    let (renew_at, ari_until) = self.renewal_point(&chain[0], &info, row).await;
-                    if renew_at > now {
-                        return self.names.schedule(name, renew_at, ari_until).await;
-                    }
-                }
+            let info = trust::leaf_info(&chain[0])?;
+            expires = Some(info.not_after);
+            let trusted = match trust::verifies(&chain, name, &roots) {
+                Ok(()) => true,
+                // Issued under a root we did not trust even then (a staging CA without its
+                // roots file): ordering again would only bring the same root.
+                Err(_) if self.names.last_issue_trusted(name).await? == Some(false) => true,
                 Err(e) => {
                     tracing::info!(name, error = %e, "stored certificate no longer verifies to a trusted root; renewing");
+                    untrusted = true;
+                    false
+                }
+            };
+            if trusted {
+                let (renew_at, ari_until) = self.renewal_point(&chain[0], &info, row).await;
+                if renew_at > now {
+                    return self.names.schedule(name, renew_at, ari_until).await;
                 }
             }
             old_leaf = chain.into_iter().next();
@@ -184,36 +209,52 @@ impl Issuer {
                     c.global_budget,
                     Duration::from_secs(c.global_budget_window_secs),
                 ),
+                untrusted,
             )
             .await?
         {
-            metrics::counter!("router_acme_budget_deferred_total").increment(1);
-            tracing::info!(name, until = %until, "ACME order budget reached; deferring");
-            return self
-                .names
-                .postpone(name, until, "order budget reached; waiting")
-                .await;
+            // Never wait for a budget past the day before the certificate in service expires:
+            // the CA's own limits (429 with Retry-After, then backoff) are the last word.
+            let expiring = expires.is_some_and(|e| until > e - chrono::Duration::days(1));
+            if !expiring {
+                metrics::counter!("router_acme_budget_deferred_total").increment(1);
+                tracing::info!(name, until = %until, "ACME order budget reached; deferring");
+                return self
+                    .names
+                    .postpone(name, until, "order budget reached; waiting")
+                    .await;
+            }
+            tracing::warn!(name, until = %until, "ACME order budget reached, but the certificate expires first; ordering");
         }
         let renewal = old_leaf.is_some();
         let kind = if renewal { "renew" } else { "issue" };
-        let order_id = self.names.begin_order(name, renewal).await?;
+        self.names.begin_work(name, renewal).await?;
+        // Set once the CA has created the order (what the global budget counts).
+        let order_id = OrderLog::default();
         let started = Instant::now();
         tracing::info!(name, kind, reason = ?reason, "ACME order started");
-        let result = self.order(name, old_leaf.as_ref()).await;
+        let result = self
+            .order(name, renewal, old_leaf.as_ref(), &order_id)
+            .await;
         let stored = match result {
             Ok(issued) => self.store_issued(name, tenant, &issued, row).await,
             Err(f) => Err(f),
         };
+        let order_id = order_id.get();
         metrics::histogram!("router_acme_order_duration_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
         match stored {
-            Ok(()) => {
+            Ok(trusted) => {
                 metrics::counter!("router_acme_orders_total", "kind" => kind, "outcome" => "issued")
                     .increment(1);
-                tracing::info!(name, kind, "certificate issued and stored");
-                self.names
-                    .finish_order(order_id, Outcome::Issued, None)
-                    .await
+                tracing::info!(name, kind, trusted, "certificate issued and stored");
+                // Noted when the new chain does not verify to our roots (a staging CA without
+                // its roots file), so the trust check does not order it again and again.
+                let note = (!trusted).then_some("issued under a root this router does not trust");
+                match order_id {
+                    Some(id) => self.names.finish_order(id, Outcome::Issued, note).await,
+                    None => Ok(()),
+                }
             }
             Err(f) => {
                 let outcome = f.outcome();
@@ -246,22 +287,27 @@ impl Issuer {
                 self.names
                     .failed(name, f.text(), validation, renewal, next, pause)
                     .await?;
-                self.names
-                    .finish_order(order_id, outcome, Some(f.text()))
-                    .await
+                match order_id {
+                    Some(id) => self.names.finish_order(id, outcome, Some(f.text())).await,
+                    None => Ok(()),
+                }
             }
         }
     }
 
-    /// Checks the new chain, stores it (NOTIFY reaches every router) and schedules renewal.
+    /// Checks the new chain, stores it (NOTIFY reaches every router) and schedules renewal;
+    /// whether the chain verifies to the trusted roots.
     async fn store_issued(
         &self,
         name: &str,
         tenant: Option<uuid::Uuid>,
         issued: &Issued,
         row: &NameRow,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let chain = trust::chain_ders(&issued.chain_pem).map_err(Failure::Other)?;
+        let trusted = trust::trusted_roots(self.config.trusted_roots_file.as_deref())
+            .map(|roots| trust::verifies(&chain, name, &roots).is_ok())
+            .unwrap_or(false);
         let info = trust::leaf_info(&chain[0]).map_err(Failure::Other)?;
         let fresh = NameRow {
             renew_at: None,
@@ -284,7 +330,8 @@ impl Issuer {
         self.names
             .issued(name, renew_at, ari_until)
             .await
-            .map_err(Failure::Other)
+            .map_err(Failure::Other)?;
+        Ok(trusted)
     }
 
     /// Whether `name` is the configured base-domain wildcard (ordered by DNS-01, no tenant).
@@ -329,16 +376,22 @@ impl Issuer {
         (at, None)
     }
 
-    /// Places the order, re-registering once if the CA forgot our account.
+    /// Places the order, re-registering once if the CA forgot our account; `log` gets the
+    /// `acme_orders` row once the CA has created the order.
     async fn order(
         &self,
         name: &str,
+        renewal: bool,
         old_leaf: Option<&CertificateDer<'static>>,
+        log: &OrderLog,
     ) -> Result<Issued, Failure> {
         let mut handle = self.accounts.get().await.map_err(Failure::Other)?;
         let mut replaced = false;
         loop {
-            match self.order_once(&handle.account, name, old_leaf).await {
+            match self
+                .order_once(&handle.account, name, renewal, old_leaf, log)
+                .await
+            {
                 Err(OnceError::Acme(e)) if is_unknown_account(&e) && !replaced => {
                     handle = self
                         .accounts
@@ -358,7 +411,9 @@ impl Issuer {
         &self,
         account: &Account,
         name: &str,
+        renewal: bool,
         old_leaf: Option<&CertificateDer<'static>>,
+        log: &OrderLog,
     ) -> Result<Issued, OnceError> {
         let ids = [Identifier::Dns(name.to_owned())];
         let mut new = NewOrder::new(&ids);
@@ -380,6 +435,12 @@ impl Issuer {
             new = new.replaces(r);
         }
         let mut order = account.new_order(&new).await?;
+        let id = self
+            .names
+            .log_order(name, renewal)
+            .await
+            .map_err(|e| OnceError::Failure(Failure::Other(e)))?;
+        log.set(id);
         let mut tokens: Vec<String> = Vec::new();
         let mut txt: Vec<(String, String)> = Vec::new();
         let ttl = Duration::from_secs(self.config.order_timeout_secs + 60);

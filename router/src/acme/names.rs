@@ -143,20 +143,31 @@ impl Names {
 
     /// When the budgets allow the next order for `name`: `None` now, else the moment the
     /// oldest counted order leaves its window.
+    ///
+    /// What counts (Let's Encrypt's limits are the model):
+    /// - per name: certificates **issued** for it in the window (the duplicate-certificate
+    ///   limit). Failed orders do not count: they are governed by the backoff and the pause,
+    ///   so a CA outage cannot use up a name's budget and push its renewal out by a week.
+    ///   With `skip_per_name` (the stored chain no longer verifies, `issue.rs`) the per-name
+    ///   budget is not applied at all.
+    /// - globally: orders that **reached the CA** (an `acme_orders` row is written only once
+    ///   the CA created the order), whatever their outcome.
     pub async fn budget_blocks(
         &self,
         name: &str,
         per_name: (u32, Duration),
         global: (u32, Duration),
+        skip_per_name: bool,
     ) -> DbResult<Option<DateTime<Utc>>> {
         let conn = self.pool.get().await.map_err(db)?;
         let r = conn
             .query_one(
                 "SELECT
-                   (SELECT count(*) FROM acme_orders WHERE name = $1
+                   (SELECT count(*) FROM acme_orders WHERE name = $1 AND outcome = 'issued'
                       AND started_at > now() - make_interval(secs => $2)),
-                   (SELECT min(started_at) + make_interval(secs => $2) FROM acme_orders WHERE name = $1
-                      AND started_at > now() - make_interval(secs => $2)),
+                   (SELECT min(started_at) + make_interval(secs => $2) FROM acme_orders
+                      WHERE name = $1 AND outcome = 'issued'
+                        AND started_at > now() - make_interval(secs => $2)),
                    (SELECT count(*) FROM acme_orders
                       WHERE started_at > now() - make_interval(secs => $3)),
                    (SELECT min(started_at) + make_interval(secs => $3) FROM acme_orders
@@ -168,7 +179,7 @@ impl Names {
         let (n, n_free, g, g_free): (i64, Option<DateTime<Utc>>, i64, Option<DateTime<Utc>>) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
         let mut until = None;
-        if n >= i64::from(per_name.0) {
+        if !skip_per_name && n >= i64::from(per_name.0) {
             until = n_free;
         }
         if g >= i64::from(global.0) {
@@ -177,13 +188,42 @@ impl Names {
         Ok(until)
     }
 
-    /// Logs a new order and marks the name pending (first certificate) or renewing.
-    pub async fn begin_order(&self, name: &str, renewal: bool) -> DbResult<i64> {
-        let mut conn = self.pool.get().await.map_err(db)?;
-        let tx = conn.transaction().await.map_err(db)?;
-        let kind = if renewal { "renew" } else { "issue" };
+    /// Whether the last certificate issued for `name` verified to the trusted roots when it
+    /// was stored (`None`: none issued yet). A certificate that did not is not replaced for
+    /// trust reasons again: the CA would issue under the same root, and doing so in a loop
+    /// would spend the CA's limits for nothing.
+    pub async fn last_issue_trusted(&self, name: &str) -> DbResult<Option<bool>> {
+        let conn = self.pool.get().await.map_err(db)?;
+        let row = conn
+            .query_opt(
+                "SELECT error IS NULL FROM acme_orders WHERE name = $1 AND outcome = 'issued'
+                 ORDER BY id DESC LIMIT 1",
+                &[&name],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Marks the name pending (first certificate) or renewing while this instance works on it.
+    pub async fn begin_work(&self, name: &str, renewal: bool) -> DbResult<()> {
+        let conn = self.pool.get().await.map_err(db)?;
         let state = if renewal { "renewing" } else { "pending" };
-        let id: i64 = tx
+        conn.execute(
+            "UPDATE acme_names SET state = $2, updated_at = now() WHERE name = $1",
+            &[&name, &state],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// Logs an order the CA has created (what the global budget counts); the id for
+    /// [`Names::finish_order`].
+    pub async fn log_order(&self, name: &str, renewal: bool) -> DbResult<i64> {
+        let conn = self.pool.get().await.map_err(db)?;
+        let kind = if renewal { "renew" } else { "issue" };
+        let id: i64 = conn
             .query_one(
                 "INSERT INTO acme_orders (name, kind, instance) VALUES ($1, $2, $3) RETURNING id",
                 &[&name, &kind, &self.instance],
@@ -191,13 +231,6 @@ impl Names {
             .await
             .map_err(db)?
             .get(0);
-        tx.execute(
-            "UPDATE acme_names SET state = $2, updated_at = now() WHERE name = $1",
-            &[&name, &state],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
         Ok(id)
     }
 
@@ -360,14 +393,18 @@ impl Names {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Every managed name's stored chain, for the trust check.
+    /// Every managed name's stored chain, for the trust check; leaving out chains that did not
+    /// verify even when they were stored (see [`Names::last_issue_trusted`]).
     pub async fn managed_chains(&self) -> DbResult<Vec<(String, String)>> {
         let conn = self.pool.get().await.map_err(db)?;
         let rows = conn
             .query(
                 "SELECT c.domain, c.chain_pem FROM certificates c
                  JOIN acme_names a ON a.name = c.domain
-                 WHERE c.status = 'issued' AND c.chain_pem IS NOT NULL",
+                 WHERE c.status = 'issued' AND c.chain_pem IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM acme_orders o WHERE o.id = (
+                         SELECT max(id) FROM acme_orders WHERE name = c.domain AND outcome = 'issued')
+                       AND o.error IS NOT NULL)",
                 &[],
             )
             .await

@@ -17,6 +17,11 @@ pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/
 /// Let's Encrypt staging (untrusted roots, generous limits).
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
+/// Seconds of a lease beyond its two polls: the other requests of an order (each bounded by
+/// the ACME client's 30 s request timeout in a bad case, well under a second normally) and the
+/// database writes that store the result and release the lease.
+pub const LEASE_MARGIN_SECS: u64 = 60;
+
 /// The `[acme]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -50,7 +55,10 @@ pub struct AcmeConfig {
     /// Orders this instance works on at once.
     pub concurrency: usize,
     /// Seconds one instance holds a name while ordering it; another instance takes it over
-    /// only after this, so a crashed holder never blocks a name for long.
+    /// only after this, so a crashed holder never blocks a name for long. Must be at least
+    /// `2 * order_timeout_secs +` [`LEASE_MARGIN_SECS`]: an order polls the CA twice (for
+    /// validation, then for the certificate) for up to `order_timeout_secs` each, and a lease
+    /// that ran out mid-order would let a second instance order the same name.
     pub lease_secs: u64,
     /// Most orders per name in `name_budget_window_secs` (Let's Encrypt: 5 duplicate
     /// certificates per week).
@@ -236,6 +244,19 @@ impl AcmeConfig {
                 "must be at least backoff_min_secs",
             ));
         }
+        let needed = self
+            .order_timeout_secs
+            .saturating_mul(2)
+            .saturating_add(LEASE_MARGIN_SECS);
+        if self.lease_secs < needed {
+            return Err(ConfigError::invalid(
+                "acme.lease_secs",
+                format!(
+                    "must be at least 2 * acme.order_timeout_secs + {LEASE_MARGIN_SECS} ({needed}), \
+                     or a second instance could take the lease of a live order"
+                ),
+            ));
+        }
         if self.name_budget_window_secs == 0 || self.global_budget_window_secs == 0 {
             return Err(ConfigError::invalid(
                 "acme.name_budget_window_secs",
@@ -267,6 +288,11 @@ mod tests {
             ..AcmeConfig::default()
         };
         assert!(on.validate().is_ok());
+        // The defaults sit exactly on the lease rule: 300 = 2 * 120 + 60.
+        assert_eq!(
+            on.lease_secs,
+            2 * on.order_timeout_secs + LEASE_MARGIN_SECS
+        );
     }
 
     #[test]
@@ -310,6 +336,14 @@ mod tests {
                     ..base.clone()
                 },
                 "acme.backoff_max_secs",
+            ),
+            (
+                AcmeConfig {
+                    lease_secs: 299,
+                    order_timeout_secs: 120,
+                    ..base.clone()
+                },
+                "acme.lease_secs",
             ),
         ];
         for (c, field) in cases {
