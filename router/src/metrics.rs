@@ -113,6 +113,7 @@ impl Metrics {
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
             .and_then(|b| b.install_recorder())
             .map_err(|e| format!("metrics: {e}"))?;
+        describe();
         let labels = || RouteLabel::ALL.iter().map(|r| r.as_str());
         let requests = labels()
             .map(|route| {
@@ -199,6 +200,110 @@ impl Metrics {
     }
 }
 
+/// HELP text for every family the request path, TLS, rate limits and pools export (ACME and
+/// DNS discovery describe their own), so `promtool check metrics` and dashboards know what
+/// each means; plus the standard process families.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    tenant_config::process_metrics::describe();
+    describe_counter!(
+        "router_requests_total",
+        "Requests answered, by route (tenant, admin, apex, webhook, redirect, refused, ...) and status class."
+    );
+    describe_histogram!(
+        "router_request_duration_seconds",
+        Unit::Seconds,
+        "Time from the request head to the last byte of the answer, by route."
+    );
+    describe_histogram!(
+        "router_upstream_header_duration_seconds",
+        Unit::Seconds,
+        "Time the upstream took to send its response head, by route."
+    );
+    describe_counter!(
+        "router_tenant_cache_lookups_total",
+        "Tenant lookups by result (hit, miss: asked the store, stale: store failed and an expired entry served)."
+    );
+    describe_gauge!(
+        "router_tenant_cache_entries",
+        "Hosts currently in the tenant cache."
+    );
+    describe_gauge!(
+        "router_requests_in_flight",
+        "Requests being answered right now."
+    );
+    describe_counter!(
+        "router_upstream_failures_total",
+        "Requests whose upstream could not be reached or failed before answering."
+    );
+    describe_gauge!(
+        "router_upstream_healthy",
+        "1 when the instance passes its health checks and takes traffic, by pool and upstream."
+    );
+    describe_gauge!(
+        "router_upstream_in_flight",
+        "Requests in flight to each instance, by pool and upstream."
+    );
+    describe_counter!(
+        "router_upstream_reuse_races_total",
+        "Pooled upstream connections found closed when taken for reuse (retried on a new one)."
+    );
+    describe_counter!(
+        "router_refused_total",
+        "Requests or connections refused before any routing, by reason (request hygiene, limits)."
+    );
+    describe_counter!(
+        "router_rate_limit_decisions_total",
+        "Rate-limit decisions by zone, store (redis, local) and outcome (allowed, delayed, limited)."
+    );
+    describe_counter!(
+        "router_rate_limit_redis_failures_total",
+        "Shared rate-limit checks that failed or ran out of time in Redis (decided locally)."
+    );
+    describe_gauge!(
+        "router_rate_limit_local_keys",
+        "Keys held by the local rate-limit store."
+    );
+    describe_gauge!(
+        "router_rate_limit_breaker_open",
+        "1 while Redis is skipped and rate limits are decided locally."
+    );
+    describe_counter!(
+        "router_tls_handshakes_total",
+        "TLS handshakes by protocol version and kind (full, resumed, failed, timeout)."
+    );
+    describe_counter!(
+        "router_tls_certificate_lookups_total",
+        "Certificate choices during handshakes, by outcome (matched, fallback, no_sni, hook_full)."
+    );
+    describe_counter!(
+        "router_tls_tickets_total",
+        "Session tickets issued, resumed, rejected or under an unknown key."
+    );
+    describe_gauge!(
+        "router_tls_certificates",
+        "Certificates loaded from the store and files."
+    );
+    describe_gauge!(
+        "router_tls_earliest_expiry_seconds",
+        Unit::Seconds,
+        "Unix time at which the first loaded certificate expires."
+    );
+    describe_counter!(
+        "router_tls_ticket_key_rotations_total",
+        "Session-ticket key rotations seen."
+    );
+    describe_gauge!(
+        "router_tls_ticket_keys",
+        "Session-ticket keys currently accepted."
+    );
+    describe_gauge!(
+        "router_tls_load_seconds",
+        Unit::Seconds,
+        "Time the last full certificate load took."
+    );
+}
+
 /// The operator listener's application: `/metrics`, `/health` and `/ready`, answered by
 /// [`crate::operator`].
 pub struct AdminApp {
@@ -216,6 +321,7 @@ impl AdminApp {
     /// Sets the gauges that are read from state rather than counted (pool members, cache size,
     /// rate-limit store), just before `/metrics` renders.
     pub(crate) fn refresh_gauges(&self) {
+        tenant_config::process_metrics::update();
         for pool in &self.pools {
             for m in pool.members().iter() {
                 let upstream = m.addr.to_string();

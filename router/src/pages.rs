@@ -116,7 +116,7 @@ pub fn prefers_json(accept: Option<&str>, path: &str) -> bool {
 }
 
 /// An RFC 9457 problem body for `status`, with the same words as the HTML page.
-fn problem(status: u16, title: &str, message: &str, request_id: &str) -> Reply {
+pub(crate) fn problem(status: u16, title: &str, message: &str, request_id: &str) -> Reply {
     let body = serde_json::json!({
         "type": "about:blank",
         "title": title,
@@ -138,7 +138,8 @@ pub fn error_for(req: &RequestHeader, status: u16, request_id: &str) -> Reply {
     }
 }
 
-fn wants_json(req: &RequestHeader) -> bool {
+/// Whether `req` prefers a JSON answer ([`prefers_json`] on its `Accept` and path).
+pub(crate) fn wants_json(req: &RequestHeader) -> bool {
     let accept = req
         .headers
         .get(http::header::ACCEPT)

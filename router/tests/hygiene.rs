@@ -581,3 +581,43 @@ async fn connections_per_address_are_capped_when_configured() {
         .unwrap();
     assert!(metrics.contains("router_refused_total{reason=\"conn_limit\"} 1"));
 }
+
+/// A refusal speaks JSON to API clients (problem+json naming the reason and the request id),
+/// plain text to everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_problem_json_for_api_clients() {
+    let origin = permissive_origin().await;
+    let r = router_with(&origin, &[]);
+    for (raw, json) in [
+        (
+            "GET /api/tenant HTTP/1.1\r\nHost: a..b\r\nAccept: application/json\r\n\r\n".to_owned(),
+            true,
+        ),
+        (
+            "GET /api/tenant HTTP/1.1\r\nHost: a..b\r\n\r\n".to_owned(),
+            true,
+        ),
+        ("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n".to_owned(), false),
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let resp = read_responses(&mut s, 1, Duration::from_secs(5)).await;
+        let resp = &resp[0];
+        assert_eq!(resp.status, 400, "{raw:?}");
+        let lower = resp.head.to_ascii_lowercase();
+        if json {
+            assert!(
+                lower.contains("content-type: application/problem+json"),
+                "{}",
+                resp.head
+            );
+            let v: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+            assert_eq!(v["status"], 400);
+            assert_eq!(v["detail"], "bad_host");
+            assert!(v["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+        } else {
+            assert!(lower.contains("content-type: text/plain"), "{}", resp.head);
+            assert!(resp.body.contains("bad_host"));
+        }
+    }
+}

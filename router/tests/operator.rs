@@ -103,6 +103,27 @@ async fn operator_listener_framing_and_health_shape() {
     let (_, body) = read_response(&mut s, false);
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains("router_requests_total"), "{text}");
+    // What `promtool check metrics` asks first: every family has HELP text; and the standard
+    // process families are there.
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(typed.len() > 10, "{text}");
+    for family in &typed {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {family} "))),
+            "{family} has no HELP text"
+        );
+    }
+    for family in [
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+    ] {
+        assert!(typed.contains(&family), "{family} missing: {text}");
+    }
     request(&mut s, "GET", "/nope", "");
     let (head, body) = read_response(&mut s, false);
     assert!(head.starts_with("http/1.1 404"), "{head}");
@@ -269,12 +290,16 @@ async fn operator_paths_are_refused_on_every_public_host() {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
 
-    // /api/health goes to the platform's status-only answer on every host kind.
+    // /api/health goes to the platform's status-only answer on every host kind, also for
+    // the hosts balancers and monitors send (an address, `localhost`, an unknown name).
     for host in [
         "grace.platform.test",
         "grace-church.localhost",
         "platform.test",
         "admin.platform.test",
+        "127.0.0.1",
+        "localhost:3001",
+        "unknown.example.org",
     ] {
         let resp = client()
             .get(r.url("/api/health"))

@@ -47,15 +47,6 @@ pub fn headers(zones: &[ZoneState<'_>]) -> Vec<(HeaderName, HeaderValue)> {
     ]
 }
 
-/// Whether the client would rather read JSON: it asks for it, or calls an API path.
-fn wants_json(accept: Option<&str>, path: &str) -> bool {
-    match accept {
-        Some(a) if a.contains("json") => true,
-        Some(a) if a.contains("text/html") => false,
-        _ => path.starts_with("/api/"),
-    }
-}
-
 /// The limited answer.
 pub fn limited(
     status: u16,
@@ -64,7 +55,7 @@ pub fn limited(
     path: &str,
     request_id: &str,
 ) -> Reply {
-    let mut reply = if wants_json(accept, path) {
+    let mut reply = if crate::pages::prefers_json(accept, path) {
         let body = format!(
             "{{\"type\":\"about:blank\",\"title\":\"Too Many Requests\",\"status\":{status},\
              \"detail\":\"Rate limit {} exceeded; retry in {} s.\",\"request_id\":{}}}",

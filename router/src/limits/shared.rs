@@ -61,17 +61,16 @@ impl Shared {
         breaker_failures: u32,
     ) -> Result<Self, String> {
         let url = config.url.expose();
-        let client = match &config.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| format!("redis.ca_file: {e}"))?;
-                Client::build_with_tls(
-                    url,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
+        // The platform reads the same settings the same way: a `ca_file` without a PEM
+        // certificate, or with a plain `redis://` URL, is refused here (and so by check-config).
+        let client = match tenant_config::db::tls::redis_ca(url, config.ca_file.as_deref())? {
+            Some(pem) => Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            ),
             None => Client::open(url),
         }
         .map_err(|e| format!("redis.url: {e}"))?;
@@ -176,9 +175,18 @@ impl Shared {
         }
     }
 
-    /// Probes Redis while the breaker is open and closes it once Redis answers; runs forever
-    /// on the helper runtime.
+    /// Warms the connection up, then probes Redis while the breaker is open and closes it once
+    /// Redis answers; runs forever on the helper runtime.
     pub async fn probe_loop(&self, every: Duration) {
+        // Connect and load the script before the first request needs them: otherwise the first
+        // checks spend their few-millisecond budget on the connect and `SCRIPT LOAD` and are
+        // decided by the local store, whose budget is separate. Not counted by the breaker.
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(Duration::from_secs(2), self.load(&mut conn)).await {
+            Ok(Ok(_)) => tracing::debug!("rate limits: Redis connected, script loaded"),
+            Ok(Err(e)) => tracing::info!(error = %e, "rate limits: Redis not reachable at start"),
+            Err(_) => tracing::info!("rate limits: Redis slow at start"),
+        }
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

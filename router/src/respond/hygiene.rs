@@ -83,7 +83,7 @@ pub fn respond(
         Some((status, reason)) => {
             ctx.route = RouteLabel::Refused;
             ctx.refusal = Some(reason);
-            ControlFlow::Break(refusal(status, reason, ctx.request_id()))
+            ControlFlow::Break(refusal(req, status, reason, ctx.request_id()))
         }
     }
 }
@@ -264,13 +264,17 @@ fn has_field(raw_head: &[u8], name: &[u8]) -> bool {
     })
 }
 
-/// The refusal's reply: status line text, the reason and the request id, as plain text.
-fn refusal(status: u16, reason: &str, request_id: &str) -> Reply {
+/// The refusal's reply: status line text, the reason and the request id, as plain text, or as
+/// problem+json for a client that prefers JSON (an API path, or `Accept` asking for it).
+fn refusal(req: &RequestHeader, status: u16, reason: &str, request_id: &str) -> Reply {
     let title = match status {
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         _ => "Bad Request",
     };
+    if crate::pages::wants_json(req) {
+        return crate::pages::problem(status, title, reason, request_id);
+    }
     let body = format!("{status} {title}: {reason}\nrequest id: {request_id}\n");
     Reply::new(status, "text/plain; charset=utf-8", Bytes::from(body))
 }

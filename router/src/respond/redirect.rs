@@ -16,7 +16,7 @@ use crate::metrics::RouteLabel;
 use crate::pages;
 
 /// The status probe forwarded over plain HTTP even when redirecting.
-const STATUS_PROBE: &str = "/api/health";
+pub(crate) const STATUS_PROBE: &str = "/api/health";
 
 /// Redirects plain-HTTP requests when `enabled`, to `https_port` (omitted when 443).
 pub fn respond(

@@ -17,7 +17,9 @@ pub const WEBHOOK_PREFIX: &str = "/api/webhooks/";
 
 /// Sets the route (and tenant) of a request to forward, or answers it: `403` for a suspended
 /// tenant, `308` to the apex for an unknown or invalid host, `503` when the store is down with
-/// nothing cached.
+/// nothing cached. The public status probe (`GET`/`HEAD /api/health`) is forwarded on the apex
+/// route from any host: load balancers and monitors often send an address or `localhost` as
+/// the host, and a redirect would read to them as "down".
 pub async fn respond(
     req: &RequestHeader,
     ctx: &mut RequestCtx,
@@ -43,6 +45,10 @@ pub async fn respond(
             ctx.route = RouteLabel::Suspended;
             ControlFlow::Break(pages::suspended_for(req, &t.name, ctx.request_id()))
         }
+        Decision::RedirectToApex if is_status_probe(req) => {
+            ctx.route = RouteLabel::Apex;
+            ControlFlow::Continue(())
+        }
         Decision::RedirectToApex => {
             ctx.route = RouteLabel::Redirect;
             ControlFlow::Break(pages::redirect(&format!(
@@ -55,4 +61,10 @@ pub async fn respond(
             ControlFlow::Break(pages::error_for(req, 503, ctx.request_id()))
         }
     }
+}
+
+/// `GET` or `HEAD` of the public status probe, with or without a query.
+fn is_status_probe(req: &RequestHeader) -> bool {
+    (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        && req.uri.path() == super::redirect::STATUS_PROBE
 }

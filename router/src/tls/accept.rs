@@ -113,12 +113,9 @@ impl<A: ServerApp + Admit + Send + Sync + 'static> ServerApp for TlsApp<A> {
     ) -> Option<Stream> {
         // The per-address slot is taken before the handshake and kept until the connection
         // ends; the inner application does not count TLS connections again.
-        let Some(_slot) = self
+        let _slot = self
             .inner
-            .admit_connection(crate::connection::peer_ip(&stream))
-        else {
-            return None;
-        };
+            .admit_connection(crate::connection::peer_ip(&stream))?;
         let tls = match tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {

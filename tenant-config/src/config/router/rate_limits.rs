@@ -23,10 +23,10 @@ pub struct RateLimits {
     pub plan: PlanLimit,
     /// Clients never limited (monitoring, the office), as addresses or CIDR blocks.
     pub exempt_ips: Vec<Cidr>,
-    /// Paths never limited (exact path, or prefix when it ends in `/`): ACME challenges by
-    /// default. Operator paths never reach the limiter (they are refused on the public
-    /// listeners), and the public `/api/health` is limited like any request: it makes the
-    /// platform ask its database and Redis.
+    /// Paths never limited (exact path, or prefix when it ends in `/`): ACME challenges and
+    /// the public status probe `/api/health` by default (monitors and balancers poll it; the
+    /// platform answers it from a half-second cache, so polling costs no queries). Operator
+    /// paths never reach the limiter (they are refused on the public listeners).
     pub exempt_paths: Vec<String>,
     /// Longest wait for Redis per request, in milliseconds; past it the request is decided
     /// locally.
@@ -51,7 +51,10 @@ impl Default for RateLimits {
             zones: default_zones(),
             plan: PlanLimit::default(),
             exempt_ips: Vec::new(),
-            exempt_paths: vec!["/.well-known/acme-challenge/".into()],
+            exempt_paths: vec![
+                "/.well-known/acme-challenge/".into(),
+                "/api/health".into(),
+            ],
             redis_timeout_ms: 5,
             breaker_failures: 3,
             breaker_probe_ms: 1_000,
@@ -213,7 +216,10 @@ const LOGIN_PATHS: [&str; 4] = [
     "/login",
 ];
 
-/// The seeds' zones.
+/// The seeds' zones (seed 002's nginx `limit_req`: `api` 10 r/s burst 20, `auth` 5 r/m burst 5,
+/// and seed 000's `general` 10 r/s burst 20 for everything outside `/api/`). Logins are in the
+/// `auth` zone for `POST` (the guessing that matters); their `GET` and every other `/api/`
+/// request count in `api`, so no method on a login path goes unlimited.
 pub fn default_zones() -> Vec<LimitZone> {
     let zone = |name: &str, rate: &str, burst: u32| LimitZone {
         name: name.into(),
@@ -240,16 +246,15 @@ pub fn default_zones() -> Vec<LimitZone> {
         },
         LimitZone {
             paths: strings(&["/api/"]),
-            except_paths: strings(&LOGIN_PATHS[..2]),
             advertise: true,
-            ..zone("api", "30r/m", 50)
+            ..zone("api", "10r/s", 20)
         },
         LimitZone {
             key: vec![LimitKey::ClientIp, LimitKey::Host],
             paths: strings(&LOGIN_PATHS),
             methods: strings(&["POST"]),
             advertise: true,
-            ..zone("auth", "5r/m", 10)
+            ..zone("auth", "5r/m", 5)
         },
     ]
 }
@@ -412,7 +417,7 @@ mod tests {
             .collect();
         assert_eq!(
             z,
-            [("general", 10_000, 20), ("api", 500, 50), ("auth", 83, 10)]
+            [("general", 10_000, 20), ("api", 10_000, 20), ("auth", 83, 5)]
         );
         assert!(d.zones.iter().all(|z| z.nodelay && z.status == 429));
     }
