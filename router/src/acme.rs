@@ -11,6 +11,8 @@
 //!   [`issue::Issuer::process`]: lease (one issuer per name across instances) → re-check the
 //!   store → budgets → HTTP-01 order with the answer in PostgreSQL ([`challenge`], served by
 //!   `respond/acme.rs` on every instance) → `CertStore::put_issued` (NOTIFY to every router).
+//! - Nothing is ordered, and the scan does not start, until the plain HTTP listener accepts
+//!   connections ([`start_when_listening`]): the CA's HTTP-01 validation arrives there.
 //! - Renewal at a random point of ARI's window ([`ari`]) or two thirds of the lifetime
 //!   ([`schedule`]), and at once when the stored chain stops verifying ([`trust`]).
 //!
@@ -30,6 +32,7 @@ pub mod queue;
 pub mod schedule;
 pub mod trust;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +42,7 @@ use tenant_config::db::listen::{ListenEvent, ListenStream};
 use tenant_config::db::Pool;
 use tenant_config::HostRules;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cache::TenantCache;
 use challenge::Answers;
@@ -81,7 +84,10 @@ impl Acme {
     }
 }
 
-/// Starts the service on `runtime`: workers, the verification listener and the scan.
+/// Longest wait for the plain HTTP listener before the first scan and order go ahead anyway.
+const LISTEN_WAIT: Duration = Duration::from_secs(30);
+
+/// Starts the service on `runtime`: workers, the verification listener and the scan, at once.
 pub fn start(
     runtime: &Handle,
     config: &AcmeConfig,
@@ -91,7 +97,44 @@ pub fn start(
     rules: HostRules,
     cache: TenantCache,
 ) -> Result<Arc<Acme>, String> {
+    start_when_listening(
+        runtime,
+        config,
+        database_url,
+        pool,
+        store,
+        rules,
+        cache,
+        None,
+    )
+}
+
+/// [`start`], but no name is ordered (and the first scan does not run) until `http_listen`
+/// accepts connections, waiting at most [`LISTEN_WAIT`].
+///
+/// Why: the service starts before Pingora binds its listeners. An order placed in that gap
+/// has the CA's HTTP-01 validation refused at the door; that counts as a failed validation
+/// and backs the name off, so a fresh start would serve the fallback certificate for a
+/// minute or more for nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn start_when_listening(
+    runtime: &Handle,
+    config: &AcmeConfig,
+    database_url: &Secret,
+    pool: Pool,
+    store: CertStore,
+    rules: HostRules,
+    cache: TenantCache,
+    http_listen: Option<SocketAddr>,
+) -> Result<Arc<Acme>, String> {
     describe_metrics();
+    let (ready_tx, ready) = watch::channel(http_listen.is_none());
+    if let Some(addr) = http_listen {
+        runtime.spawn(async move {
+            wait_listening(addr).await;
+            let _ = ready_tx.send(true);
+        });
+    }
     let names = names::Names::new(pool.clone());
     let accounts = account::Accounts::new(pool, store.seal_key().clone(), config.clone())?;
     let wildcard = match &config.dns01 {
@@ -118,7 +161,9 @@ pub fn start(
     let in_flight = Arc::new(std::sync::Mutex::new(
         std::collections::HashSet::<String>::new(),
     ));
+    let mut workers_ready = ready.clone();
     runtime.spawn(async move {
+        let _ = workers_ready.wait_for(|r| *r).await;
         while let Some((name, reason)) = rx.next().await {
             let fresh = in_flight
                 .lock()
@@ -153,6 +198,7 @@ pub fn start(
         queue,
         Duration::from_secs(config.check_interval_secs),
         scan_rx,
+        ready,
     ));
     tracing::info!(directory = %config.directory_url, "ACME issuance on");
     Ok(acme)
@@ -193,7 +239,9 @@ async fn scan_loop(
     queue: Queue,
     interval: Duration,
     mut scan_now: mpsc::Receiver<()>,
+    mut ready: watch::Receiver<bool>,
 ) {
+    let _ = ready.wait_for(|r| *r).await;
     loop {
         scan_once(&issuer, &queue).await;
         let wait = schedule::jittered(interval, &mut rand::rng());
@@ -201,6 +249,37 @@ async fn scan_loop(
             _ = tokio::time::sleep(wait) => {}
             _ = scan_now.recv() => {}
         }
+    }
+}
+
+/// Waits (at most [`LISTEN_WAIT`]) until a TCP connection to `addr` succeeds; an unspecified
+/// address (`0.0.0.0`, `::`) is probed on the loopback of its family. Returns whether it did.
+pub async fn wait_listening(addr: SocketAddr) -> bool {
+    let target = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(target),
+        )
+        .await;
+        if matches!(attempt, Ok(Ok(_))) {
+            tracing::debug!(%target, "HTTP listener accepts; ACME issuance starts");
+            return true;
+        }
+        if started.elapsed() >= LISTEN_WAIT {
+            tracing::warn!(%target, "HTTP listener not accepting after {} s; ACME issuance starts anyway", LISTEN_WAIT.as_secs());
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -329,7 +408,8 @@ pub fn start_from_config(
     };
     let rules = config.domain.rules().map_err(|e| e.to_string())?;
     let pool = pool(config)?.ok_or("acme.enabled: ACME needs database.url")?;
-    let acme = start(
+    // HTTP-01 validations arrive on the plain listener: nothing is ordered before it accepts.
+    let acme = start_when_listening(
         runtime,
         &config.acme,
         &db.url,
@@ -337,6 +417,7 @@ pub fn start_from_config(
         store,
         rules,
         cache.clone(),
+        Some(config.listen.http),
     )?;
     tls.resolver.set_on_missing(acme.missing_sender(runtime));
     Ok(Some(acme))

@@ -90,6 +90,15 @@ impl Stack {
 
     /// One ACME service, as one router instance runs it.
     fn instance(&self, config: &AcmeConfig) -> (Arc<Acme>, CertStore, TenantCache) {
+        self.instance_when(config, None)
+    }
+
+    /// [`Stack::instance`] that orders nothing until `http_listen` accepts connections.
+    fn instance_when(
+        &self,
+        config: &AcmeConfig,
+        http_listen: Option<std::net::SocketAddr>,
+    ) -> (Arc<Acme>, CertStore, TenantCache) {
         let url = Secret::new(self.db.router_url());
         let pool = pool_for_url(&url, 4, 5_000).unwrap();
         let store = CertStore::new(pool.clone(), self.key.clone());
@@ -98,7 +107,7 @@ impl Stack {
             Arc::new(PgTenantStore::new(pool.clone())),
             &TenantCacheConfig::default(),
         );
-        let acme = acme::start(
+        let acme = acme::start_when_listening(
             &tokio::runtime::Handle::current(),
             config,
             &url,
@@ -106,6 +115,7 @@ impl Stack {
             store.clone(),
             rules,
             cache.clone(),
+            http_listen,
         )
         .unwrap();
         (acme, store, cache)
@@ -870,4 +880,166 @@ async fn a_removed_domain_stops_being_served() {
     }
     assert_eq!(s.count("SELECT count(*) FROM certificates").await, 0);
     assert_eq!(s.count("SELECT count(*) FROM acme_names").await, 0);
+}
+
+/// Orders that never reached the CA do not count against the per-name budget: with room for
+/// one certificate per window, a name whose CA was down for several attempts still gets its
+/// certificate as soon as the CA is back, instead of being put off for a week. The failed
+/// attempts are governed by the backoff and leave no `acme_orders` rows (the global throttle
+/// counts only orders the CA created).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_orders_do_not_use_up_the_per_name_budget() {
+    let mut s = stack(None).await;
+    let config = AcmeConfig {
+        name_budget: 1,
+        ..s.config()
+    };
+    s.pebble.stop();
+    let (_a, store, _) = s.instance(&config);
+    s.verify().await;
+    let start = Instant::now();
+    while s
+        .count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND failures >= 3"
+        ))
+        .await
+        == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "no failed attempts recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders").await,
+        0,
+        "attempts against a CA that is down are not orders"
+    );
+    s.pebble.restart();
+    s.pebble.write_root(&s.roots);
+    let cert = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    assert_chains_to(&cert, &s.roots);
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND last_error LIKE 'order budget%'"
+        ))
+        .await,
+        0,
+        "never deferred by the budget"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders WHERE outcome = 'issued'")
+            .await,
+        1
+    );
+}
+
+/// A certificate that no longer chains to a trusted root (Pebble, like `ops/dev/up.sh`'s,
+/// makes a new root on every start) is replaced even when the per-name budget is used up:
+/// a certificate no client can verify is no duplicate, and the dev stack would otherwise stay
+/// on an old root from its sixth start in a week.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_root_is_replaced_despite_a_used_up_budget() {
+    let mut s = stack(None).await;
+    let config = AcmeConfig {
+        name_budget: 1,
+        ..s.config()
+    };
+    let (_a, store, _) = s.instance(&config);
+    s.verify().await;
+    let first = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders WHERE outcome = 'issued'")
+            .await,
+        1,
+        "the budget is used up"
+    );
+    s.pebble.restart();
+    s.pebble.write_root(&s.roots);
+    let renewed = wait_for_cert(&store, Duration::from_secs(60), |c| {
+        c.not_after != first.not_after
+    })
+    .await;
+    assert_chains_to(&renewed, &s.roots);
+    // Once replaced, the budget holds again: a forced renewal of the trusted certificate is
+    // deferred.
+    s.sql(&format!(
+        "UPDATE acme_names SET renew_at = now() WHERE name = '{NAME}'"
+    ))
+    .await;
+    let start = Instant::now();
+    while s
+        .count(&format!(
+            "SELECT count(*) FROM acme_names WHERE name = '{NAME}' AND last_error LIKE 'order budget reached%'"
+        ))
+        .await
+        == 0
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "never deferred");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders WHERE outcome = 'issued'")
+            .await,
+        2
+    );
+}
+
+/// The budget never holds a renewal past the certificate's expiry: with room for one
+/// certificate per week and 30-second certificates, the renewal due at two thirds of the
+/// lifetime is ordered anyway, and a new certificate is in place before the old one expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_never_defers_a_renewal_past_expiry() {
+    let s = stack(Some(30)).await;
+    let config = AcmeConfig {
+        name_budget: 1,
+        ..s.config()
+    };
+    let (_a, store, _) = s.instance(&config);
+    s.verify().await;
+    let first = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    let second = wait_for_cert(&store, Duration::from_secs(60), |c| {
+        c.not_after > first.not_after
+    })
+    .await;
+    assert!(
+        second.not_before.unwrap() < first.not_after,
+        "renewed before the first certificate expired"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_orders WHERE outcome = 'issued'")
+            .await,
+        2
+    );
+}
+
+/// Nothing is ordered before the plain HTTP listener accepts connections (the CA's HTTP-01
+/// validation arrives there): a verified name waits, no account is registered and no order
+/// placed; once the listener is up, the certificate follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_ordered_before_the_http_listener_accepts() {
+    let http01 = testkit::free_port();
+    let s = stack_aimed(None, Some(http01)).await;
+    let listen: std::net::SocketAddr = ([127, 0, 0, 1], http01).into();
+    let (_a, store, _) = s.instance_when(&s.config(), Some(listen));
+    s.verify().await;
+    // Several scan intervals (1 s) and the verification notification pass.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_accounts").await,
+        0,
+        "the CA was not contacted"
+    );
+    assert_eq!(s.count("SELECT count(*) FROM acme_names").await, 0);
+    // The "listener" comes up: a forward to the router process that answers challenges.
+    forward(http01, s._router.port).await;
+    let cert = wait_for_cert(&store, Duration::from_secs(60), |_| true).await;
+    assert_chains_to(&cert, &s.roots);
+    assert_eq!(
+        s.count("SELECT count(*) FROM acme_names WHERE failed_validations > 0")
+            .await,
+        0,
+        "no validation was refused at a closed port"
+    );
 }
