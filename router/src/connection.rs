@@ -74,7 +74,7 @@ pub struct EdgeApp {
     per_ip: Option<PerIp>,
     metrics: Arc<Metrics>,
     access_log: Option<Arc<AccessLog>>,
-    ids: RequestIds,
+    ids: Arc<RequestIds>,
 }
 
 impl EdgeApp {
@@ -91,7 +91,7 @@ impl EdgeApp {
             limits,
             metrics,
             access_log,
-            ids: RequestIds::new(),
+            ids: Arc::new(RequestIds::new()),
         }
     }
 
@@ -114,10 +114,21 @@ impl EdgeApp {
 
     /// Logs and counts a refusal decided on the connection (no request to hang it on).
     fn refused(&self, client: Option<IpAddr>, status: u16, reason: &'static str) {
+        self.refused_as(client, status, reason, None);
+    }
+
+    /// [`EdgeApp::refused`] with the request id the client was already given, if any.
+    fn refused_as(
+        &self,
+        client: Option<IpAddr>,
+        status: u16,
+        reason: &'static str,
+        id: Option<String>,
+    ) {
         self.metrics.refused(reason);
         if let Some(log) = &self.access_log {
-            let id = self.ids.next();
-            log.connection_event(id.to_str().unwrap_or_default(), client, status, reason);
+            let id = id.unwrap_or_else(|| self.ids.next().to_str().unwrap_or_default().to_owned());
+            log.connection_event(&id, client, status, reason);
         }
     }
 
@@ -192,6 +203,8 @@ impl ServerApp for EdgeApp {
         let watched: Stream = Box::new(Watched {
             inner: stream,
             state: state.clone(),
+            ids: self.ids.clone(),
+            replacement: None,
         });
         let mut session = ServerSession::new_http1(watched);
         session.set_keepalive(if *shutdown.borrow() {
@@ -221,7 +234,13 @@ impl ServerApp for EdgeApp {
                 }
                 Outcome::Done(None) | Outcome::Idle => return None,
                 Outcome::PingoraRefused => {
-                    self.refused(client, 400, "pingora_400");
+                    let (status, id) = state
+                        .replaced
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take()
+                        .map_or((400, None), |(s, id)| (s, Some(id)));
+                    self.refused_as(client, status, "pingora_400", id);
                     return None;
                 }
                 Outcome::HeaderTimeout => {
@@ -268,6 +287,8 @@ struct ConnState {
     head_done: AtomicBool,
     /// Something was written before the head was handed over: Pingora's own refusal.
     wrote_before_head: AtomicBool,
+    /// The status and request id of the answer written in place of Pingora's refusal.
+    replaced: Mutex<Option<(u16, String)>>,
 }
 
 impl ConnState {
@@ -278,6 +299,7 @@ impl ConnState {
             idle_since_ns: AtomicU64::new(0),
             head_done: AtomicBool::new(false),
             wrote_before_head: AtomicBool::new(false),
+            replaced: Mutex::new(None),
         }
     }
 
@@ -356,10 +378,66 @@ impl ConnState {
 }
 
 /// The client stream with its reads and writes reported to [`ConnState`]; everything else
-/// passes through.
+/// passes through, except Pingora's own refusal of a head it could not parse (written before
+/// any hook of ours ran, with `Server: Pingora` and no request id): that answer is replaced by
+/// the router's (same status, a request id, a short body, `Connection: close`).
 struct Watched {
     inner: Stream,
     state: Arc<ConnState>,
+    ids: Arc<RequestIds>,
+    /// Our answer in place of Pingora's, and how much of it is written.
+    replacement: Option<(Vec<u8>, usize)>,
+}
+
+impl Watched {
+    /// A write before the head was handed over: Pingora's refusal. The first one is swapped
+    /// for ours; ours is written out, and Pingora's bytes are reported written and dropped.
+    fn poll_refusal(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.state.wrote_before_head.store(true, Ordering::Relaxed);
+        if self.replacement.is_none() {
+            let Some((status, ours, id)) = own_refusal(buf, &self.ids) else {
+                return Pin::new(&mut self.inner).poll_write(cx, buf);
+            };
+            *self
+                .state
+                .replaced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((status, id));
+            self.replacement = Some((ours, 0));
+        }
+        if let Some((ours, done)) = &mut self.replacement {
+            while *done < ours.len() {
+                match Pin::new(&mut self.inner).poll_write(cx, &ours[*done..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => *done += n,
+                    other => return other,
+                }
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+}
+
+/// The router's answer for a refusal Pingora wrote (`buf` starts with its status line): the
+/// same status, with a request id, as `(status, bytes, request id)`. `None` for anything that
+/// is not an HTTP/1 error status line.
+fn own_refusal(buf: &[u8], ids: &RequestIds) -> Option<(u16, Vec<u8>, String)> {
+    let code = buf.strip_prefix(b"HTTP/1.")?.get(2..5)?;
+    let status = std::str::from_utf8(code).ok()?.parse::<u16>().ok()?;
+    let phrase = http::StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())?
+        .canonical_reason()
+        .unwrap_or("Error");
+    let id = ids.next().to_str().unwrap_or_default().to_owned();
+    let body = format!("{status} {phrase}: malformed_request\nrequest id: {id}\n");
+    let head = format!(
+        "HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nx-request-id: {id}\r\nx-content-type-options: nosniff\r\n\
+         cache-control: no-store\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    Some((status, [head.into_bytes(), body.into_bytes()].concat(), id))
 }
 
 impl fmt::Debug for Watched {
@@ -392,7 +470,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         if !self.state.head_done.load(Ordering::Relaxed) {
-            self.state.wrote_before_head.store(true, Ordering::Relaxed);
+            return self.poll_refusal(cx, buf);
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
@@ -403,7 +481,11 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         if !self.state.head_done.load(Ordering::Relaxed) {
-            self.state.wrote_before_head.store(true, Ordering::Relaxed);
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_refusal(cx, first);
         }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }

@@ -114,11 +114,11 @@ impl RequestCtx {
         self.host_header = host_field.is_some();
         self.host_sent = match host_field {
             Some(h) => h.clone(),
-            // An absolute-form request line without a Host header (HTTP/1.0).
-            None => req
-                .uri
-                .host()
-                .and_then(|h| HeaderValue::from_str(h).ok())
+            // An absolute-form request line without a Host header (HTTP/1.0): the target's
+            // authority is the host (RFC 9112 §3.2.2). Pingora keeps only the path in the URI,
+            // so it is read from the raw target.
+            None => absolute_form_authority(req.raw_path())
+                .and_then(|h| HeaderValue::from_bytes(h).ok())
                 .unwrap_or(HeaderValue::from_static("")),
         };
         self.host = match self.host_sent.to_str().map(canonical_host) {
@@ -185,6 +185,23 @@ impl Default for RequestCtx {
     }
 }
 
+/// The authority of an absolute-form target (`http://host[:port]/path`), without user info
+/// (a target carrying one gets none: it is not a host this router serves).
+fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
+    let rest = [&b"http://"[..], &b"https://"[..]]
+        .iter()
+        .find_map(|scheme| {
+            (target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme))
+                .then(|| &target[scheme.len()..])
+        })?;
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!authority.is_empty() && !authority.contains(&b'@')).then_some(authority)
+}
+
 /// Request ids for requests that bring none: a random per-process prefix and a counter, unique
 /// without a syscall per request.
 pub struct RequestIds {
@@ -242,6 +259,19 @@ mod tests {
         assert!(forwarded_https(v("HTTPS , http").as_ref()));
         assert!(!forwarded_https(v("http, https").as_ref()));
         assert!(!forwarded_https(None));
+    }
+
+    #[test]
+    fn absolute_form_targets_give_their_authority() {
+        use super::absolute_form_authority as a;
+        assert_eq!(a(b"http://grace.example/x"), Some(&b"grace.example"[..]));
+        assert_eq!(
+            a(b"HTTPS://grace.example:8443?q"),
+            Some(&b"grace.example:8443"[..])
+        );
+        assert_eq!(a(b"http://u@grace.example/"), None);
+        assert_eq!(a(b"/x"), None);
+        assert_eq!(a(b"http:///x"), None);
     }
 
     #[test]

@@ -194,6 +194,10 @@ fn corpus() -> Vec<Case> {
         case("bare LF line ends", format!("GET / HTTP/1.1\nHost: {HOST}\nConnection: close\n\n"), 200),
         case("URI of 7000 bytes", format!("GET /{} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n", big(7000)), 200),
         case("URI of 9000 bytes", format!("GET /{} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n", big(9000)), 414),
+        case("request line of 8190 bytes", format!("GET /{} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n", big(8176)), 200),
+        case("request line of 8191 bytes", format!("GET /{} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n", big(8177)), 414),
+        case("header line of 8190 bytes", get_with(&format!("X-Big: {}\r\n", big(8183))), 200),
+        case("header line of 8191 bytes", get_with(&format!("X-Big: {}\r\n", big(8184))), 431),
         case("garbage request line", "GARBAGE\r\n\r\n", 400),
         case("extra token in request line", format!("GET / HTTP/1.1 x\r\nHost: {HOST}\r\n\r\n"), 400),
         case("unknown HTTP version", format!("GET / HTTP/1.7\r\nHost: {HOST}\r\n\r\n"), 400),
@@ -212,6 +216,7 @@ fn corpus() -> Vec<Case> {
         case("two Host fields", format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nHost: {HOST}\r\n\r\n"), 400),
         case("Host with port", format!("GET / HTTP/1.1\r\nHost: {HOST}:80\r\nConnection: close\r\n\r\n"), 200),
         case("absolute-form, same Host", format!("GET http://{HOST}/x HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"), 200),
+        case("HTTP/1.0 absolute-form without Host", format!("GET http://{HOST}/x HTTP/1.0\r\n\r\n"), 200),
         case("absolute-form without Host", format!("GET http://{HOST}/x HTTP/1.1\r\nConnection: close\r\n\r\n"), 400),
         case("empty Host", "GET / HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n", 400),
         case("Host with a space", "GET / HTTP/1.1\r\nHost: gr ace.example\r\nConnection: close\r\n\r\n", 400),
@@ -619,5 +624,40 @@ async fn refusals_are_problem_json_for_api_clients() {
             assert!(lower.contains("content-type: text/plain"), "{}", resp.head);
             assert!(resp.body.contains("bad_host"));
         }
+    }
+}
+
+/// What Pingora refuses while parsing (two `Host` fields, differing `Content-Length`s, an
+/// HTTP version it does not know) is answered by the router: the same status, a request id in
+/// the header, the body and the access log, no `Server: Pingora`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pingora_refusals_carry_the_routers_request_id() {
+    let origin = permissive_origin().await;
+    let r = router_with(&origin, &[]);
+    for raw in [
+        "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "GET / HTTP/1.7\r\nHost: a.example\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let resp = read_responses(&mut s, 1, Duration::from_secs(5)).await;
+        let resp = &resp[0];
+        assert_eq!(resp.status, 400, "{raw:?}");
+        let lower = resp.head.to_ascii_lowercase();
+        assert!(!lower.contains("server: pingora"), "{}", resp.head);
+        let id = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("no request id: {}", resp.head))
+            .trim()
+            .to_owned();
+        assert!(resp.body.contains(&id), "{}", resp.body);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let out = r.process.output();
+        assert!(
+            out.lines().any(|l| l.contains(&id) && l.contains("pingora_400")),
+            "the log line carries the same id: {out}"
+        );
     }
 }

@@ -98,8 +98,9 @@ pub fn check(
     host_header: bool,
     limits: &HeadLimits,
 ) -> Option<(u16, &'static str)> {
-    // "<method> <target> HTTP/1.1", as sent.
-    let line = req.method.as_str().len() + 1 + req.raw_path().len() + 9;
+    // "<method> <target> HTTP/1.1\r\n", as sent: like nginx, a line must fit one buffer with
+    // its line end.
+    let line = req.method.as_str().len() + 1 + req.raw_path().len() + 9 + 2;
     if line > limits.line {
         return Some((414, "uri_too_long"));
     }
@@ -113,7 +114,7 @@ pub fn check(
     // A head shorter than one buffer cannot have a longer line.
     if raw_head.len() > limits.line
         && h.iter()
-            .any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.line)
+            .any(|(n, v)| n.as_str().len() + 2 + v.len() + 2 > limits.line)
     {
         return Some((431, "header_line_too_large"));
     }
@@ -420,6 +421,23 @@ mod tests {
         ] {
             assert_eq!(verdict(head), None, "{head:?}");
         }
+    }
+
+    #[test]
+    fn a_line_fits_its_buffer_with_its_line_end() {
+        // "GET /" + path + " HTTP/1.1\r\n" is 16 + path bytes.
+        let uri = |n: usize| format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(n));
+        assert_eq!(verdict(&uri(8192 - 16)), None);
+        assert_eq!(verdict(&uri(8192 - 15)), Some("uri_too_long"));
+        // "X-Big: " + value + "\r\n" is 9 + value bytes.
+        let field = |n: usize| {
+            format!(
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+                "b".repeat(n)
+            )
+        };
+        assert_eq!(verdict(&field(8192 - 9)), None);
+        assert_eq!(verdict(&field(8192 - 8)), Some("header_line_too_large"));
     }
 
     #[test]
