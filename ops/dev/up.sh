@@ -247,6 +247,25 @@ wait_for "http://127.0.0.1:$PLATFORM_OPERATOR_PORT/ready"
 wait_for "http://127.0.0.1:$WORKERS_OPERATOR_PORT/ready"
 wait_for "http://127.0.0.1:$ROUTER_METRICS_PORT/ready"
 
+# The demo custom domain's certificate: ordered from Pebble once the router's listeners are up
+# (usually within seconds). Wait for it, bounded, so the HTTPS line below works when printed.
+say "Waiting for the demo domain's certificate from Pebble (at most 30 s)"
+https_demo="https://grace-church.localhost:$ROUTER_HTTPS_PORT/"
+https_status="NOT served yet: the router is still ordering it (see $state/logs/router.log); retry the curl below in a minute"
+https_deadline=$((SECONDS + 30))
+while :; do
+  if curl -sS -o /dev/null --max-time 2 --cacert "$pebble_root" \
+      --resolve "grace-church.localhost:$ROUTER_HTTPS_PORT:127.0.0.1" "$https_demo" 2>/dev/null; then
+    https_status="served, verified against Pebble's current root"
+    break
+  fi
+  if [ "$SECONDS" -ge "$https_deadline" ]; then
+    echo "up.sh: $https_demo has no certificate from Pebble's current root after 30 s; see $state/logs/router.log" >&2
+    break
+  fi
+  sleep 0.5
+done
+
 cat <<DONE
 
 The local system is up.
@@ -254,6 +273,7 @@ The local system is up.
   Demo tenant (subdomain)    http://grace.platform.localhost:$ROUTER_PORT/
   Demo tenant (custom domain) http://grace-church.localhost:$ROUTER_PORT/
   The same over HTTPS         curl --cacert $pebble_root https://grace-church.localhost:$ROUTER_HTTPS_PORT/
+                               Certificate: $https_status
                                (certificate from the local Pebble CA, ordered by the router within seconds;
                                Pebble's root is new on every start and fetched again into $pebble_root)
   Admin host                 http://admin.platform.localhost:$ROUTER_PORT/
