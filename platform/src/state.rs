@@ -127,7 +127,7 @@ impl AppState {
     pub fn from_config(config: &PlatformConfig) -> anyhow::Result<Self> {
         let redis = Arc::new(
             LazyRedis::new(config.redis.url.expose(), config.redis.ca_file.as_deref())
-                .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?,
+                .map_err(anyhow::Error::msg)?,
         );
         let pool = db::pool(&config.database).map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
         let stripe = match &config.stripe.secret_key {
@@ -200,22 +200,20 @@ pub struct LazyRedis {
 
 impl LazyRedis {
     /// Parses the URL (and reads `ca_file`, the CAs to trust for `rediss://`); does not
-    /// connect.
+    /// connect. Errors are one line naming the field: a `ca_file` with no PEM certificate in it
+    /// or with a plain `redis://` URL is refused here, not at every later connect.
     pub fn new(url: &str, ca_file: Option<&str>) -> Result<Self, String> {
-        let client = match ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| format!("redis.ca_file {path}: {e}"))?;
-                redis::Client::build_with_tls(
-                    url,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
+        let client = match tenant_config::db::tls::redis_ca(url, ca_file)? {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            ),
             None => redis::Client::open(url),
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("redis.url: {e}"))?;
         Ok(Self {
             client,
             conn: OnceCell::new(),

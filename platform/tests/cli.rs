@@ -179,4 +179,19 @@ fn check_config_builds_what_serve_builds() {
         assert!(err.contains(field), "{var}={value}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
+    // A CA file with no PEM certificate in it fails the check, not every connection later.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let out = good_env(&mut platform())
+        .env("REDIS_URL", "rediss://:token@cache.example:6379/0")
+        .env("REDIS_CA_FILE", empty.path())
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("redis.ca_file") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }

@@ -309,6 +309,16 @@ async fn bad_gifts_are_refused_and_write_nothing() {
             json!({"amount_minor": 1000, "currency": "usd", "donor_name": "A", "donor_email": "nope"}),
             "donor_email",
         ),
+        // Addresses lettre's `Address` takes but the mailer's `Mailbox` parse refuses: the
+        // receipt would fail for good, so the gift is refused up front.
+        (
+            json!({"amount_minor": 1000, "currency": "usd", "donor_name": "A", "donor_email": "a@[127.0.0.1]"}),
+            "donor_email",
+        ),
+        (
+            json!({"amount_minor": 1000, "currency": "usd", "donor_name": "A", "donor_email": "\"a,b\"@x.org"}),
+            "donor_email",
+        ),
         (
             json!({"amount_minor": 1000, "currency": "usd", "donor_name": "A", "donor_email": "a@b.co", "frequency": "month"}),
             "payment_method",

@@ -101,3 +101,57 @@ async fn rediss_verifies_the_server_and_authenticates() {
     let report = serde_json::to_value(platform::health::report(&state).await).unwrap();
     assert_eq!(report["checks"]["redis"]["status"], "up", "{report}");
 }
+
+/// A CA file with no PEM certificate in it (empty, or the same CA in DER) used to pass
+/// `check-config` and then fail every connection with an empty trust store; it is refused when
+/// the client is built, in one line naming `redis.ca_file`, as is a CA file next to a plain
+/// `redis://` URL (which would silently ignore it).
+#[tokio::test]
+async fn a_ca_file_without_a_pem_certificate_is_refused_up_front() {
+    tenant_config::db::tls::install_crypto_provider();
+    let ca = TestCa::new("redis-der-ca", "DNS:localhost");
+    let port = testkit::free_port();
+    let _server = start(&ca, port);
+    let url = format!("rediss://:test-token-123@localhost:{port}/0");
+    let dir = tempfile::tempdir().unwrap();
+    let der = dir.path().join("ca.der");
+    let status = Command::new("openssl")
+        .args(["x509", "-outform", "der", "-in"])
+        .arg(&ca.ca)
+        .arg("-out")
+        .arg(&der)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for path in [&der, &empty] {
+        let path = path.display().to_string();
+        let err = match LazyRedis::new(&url, Some(&path)) {
+            Ok(_) => panic!(
+                "{path}: accepted, every connection would fail: {:?}",
+                ping(&url, Some(&path)).await
+            ),
+            Err(e) => e,
+        };
+        assert!(err.starts_with("redis.ca_file "), "{err}");
+        assert!(err.contains("no PEM certificate"), "{err}");
+        assert!(
+            !err.contains("test-token-123") && !err.contains('\n'),
+            "{err}"
+        );
+    }
+    let plain = format!("redis://:test-token-123@localhost:{port}/0");
+    let err = LazyRedis::new(&plain, Some(&ca.ca.display().to_string()))
+        .err()
+        .unwrap();
+    assert!(
+        err.starts_with("redis.ca_file: ") && !err.contains("test-token-123"),
+        "{err}"
+    );
+    // The PEM form of the same CA connects.
+    assert_eq!(
+        ping(&url, Some(&ca.ca.display().to_string())).await,
+        Ok("PONG".into())
+    );
+}

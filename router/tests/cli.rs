@@ -56,3 +56,33 @@ fn missing_tenant_source_is_a_config_error() {
         "{err}"
     );
 }
+
+/// The rate limits' Redis CA file is checked as `serve` uses it: a file with no PEM
+/// certificate in it (empty, DER) or a CA file next to a plain `redis://` URL fails
+/// `check-config` with one line naming `redis.ca_file`, instead of a limiter whose every Redis
+/// call fails.
+#[test]
+fn check_config_refuses_a_redis_ca_file_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let der = dir.path().join("ca.der");
+    std::fs::write(&der, [0x30u8, 0x82, 0x01, 0x0a, 0x02, 0x01, 0x01]).unwrap();
+    for (url, ca) in [
+        ("rediss://:token@cache.example:6379/0", &empty),
+        ("rediss://:token@cache.example:6379/0", &der),
+        ("redis://:token@cache.example:6379/0", &empty),
+    ] {
+        let out = router(dir.path(), "[[tenant]]\nslug = 'grace'\nname = 'Grace'\n")
+            .env("REDIS_URL", url)
+            .env("REDIS_CA_FILE", ca)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{url} {}", ca.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("redis.ca_file"), "{err}");
+        assert!(!err.contains("token"), "secret echoed: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

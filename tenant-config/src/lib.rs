@@ -21,6 +21,7 @@ pub mod edge;
 pub mod health;
 pub mod host;
 pub mod html;
+pub mod mail;
 pub mod model;
 pub mod money;
 pub mod process_metrics;

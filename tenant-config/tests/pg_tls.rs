@@ -130,3 +130,27 @@ async fn sslmodes_verify_the_server_as_libpq_does() {
         .await
         .unwrap();
 }
+
+/// Parameters other than `sslmode` and `sslrootcert` reach the server as written: the
+/// percent-encoded space in `options` stays a space (form re-encoding once turned it into a
+/// `+`, which PostgreSQL refused as a command-line argument).
+#[tokio::test]
+async fn other_url_parameters_reach_the_server_unchanged() {
+    let pg = testkit::postgres();
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres?options=-c%20search_path%3Dapp_schema&sslmode=disable&application_name=tls%20split",
+        pg.port
+    );
+    let target = PgTarget::parse(&url).unwrap();
+    let (client, conn) = target.config.connect(target.tls.clone()).await.unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT current_setting('search_path'), current_setting('application_name')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "app_schema");
+    assert_eq!(row.get::<_, String>(1), "tls split");
+}

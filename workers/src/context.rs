@@ -18,8 +18,8 @@ pub struct Ctx {
     pub pg: Arc<tenant_config::db::tls::PgTarget>,
     /// SMTP relay, with a connection pool so a batch reuses connections.
     pub mailer: Arc<AsyncSmtpTransport<Tokio1Executor>>,
-    /// Sender.
-    pub from: String,
+    /// Sender, parsed once at start by the parser every send uses (`smtp.from`).
+    pub from: tenant_config::mail::Mailbox,
     /// Stripe, when configured.
     pub stripe: Option<payments::StripeClient>,
     /// Base domain, for links in mail (`<slug>.<base>`).
@@ -42,6 +42,7 @@ impl Ctx {
         let schedules =
             crate::cron::Schedules::from_config(&config.cron).map_err(anyhow::Error::msg)?;
         let mailer = crate::mail::transport(&config.smtp).map_err(anyhow::Error::msg)?;
+        let from = config.smtp.sender()?;
         let stripe = match &config.stripe.secret_key {
             Some(k) => Some(payments::StripeClient::new(
                 &config.stripe.api_base,
@@ -60,7 +61,7 @@ impl Ctx {
                     .map_err(anyhow::Error::msg)?,
             ),
             mailer: Arc::new(mailer),
-            from: config.smtp.from.clone(),
+            from,
             stripe,
             base_domain: config.domain.rules()?.base().to_owned(),
             admin_host: config.domain.rules()?.admin().to_owned(),

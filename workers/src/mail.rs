@@ -10,7 +10,8 @@ use tenant_config::config::SmtpConfig;
 
 /// The mail transport for `config`, or a one-line error naming the field.
 pub fn transport(config: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let url = normalize_url(config.url.expose());
+    let url = config.url().map_err(|e| e.to_string())?;
+    let url = normalize_url(url.expose());
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
         .map_err(|e| {
             format!("smtp.url: {e} (use smtps://host:465 or smtp://host:587?tls=required)")
@@ -44,7 +45,7 @@ mod tests {
 
     fn smtp(url: &str) -> SmtpConfig {
         SmtpConfig {
-            url: Secret::new(url),
+            url: Some(Secret::new(url)),
             ..SmtpConfig::default()
         }
     }
@@ -72,6 +73,64 @@ mod tests {
         assert_eq!(
             normalize_url("smtp+starttls://h:587"),
             "smtp://h:587?tls=required"
+        );
+    }
+
+    /// The seeds name the relay as `EMAIL_HOST` and `EMAIL_PORT`: the port decides the TLS as
+    /// mail clients do, and the transport is built from that URL.
+    #[tokio::test]
+    async fn host_and_port_stand_for_a_url() {
+        let relay = |host: &str, port: u16| SmtpConfig {
+            host: Some(host.into()),
+            port: Some(port),
+            ..SmtpConfig::default()
+        };
+        for (host, port, url) in [
+            (
+                "smtp.sendgrid.net",
+                587,
+                "smtp://smtp.sendgrid.net:587?tls=required",
+            ),
+            ("SMTP.Example.org", 465, "smtps://smtp.example.org:465"),
+            ("127.0.0.1", 2525, "smtp://127.0.0.1:2525"),
+            ("::1", 25, "smtp://[::1]:25"),
+        ] {
+            let c = relay(host, port);
+            assert_eq!(c.url().unwrap().expose(), url);
+            assert!(transport(&c).is_ok(), "{url}");
+        }
+        for (c, field) in [
+            (relay("smtp.example.org/x?", 587), "smtp.host"),
+            (relay("user@smtp.example.org", 587), "smtp.host"),
+            (relay("smtp.example.org", 0), "smtp.port"),
+            (
+                SmtpConfig {
+                    port: Some(587),
+                    ..SmtpConfig::default()
+                },
+                "smtp.host",
+            ),
+            (
+                SmtpConfig {
+                    host: Some("smtp.example.org".into()),
+                    ..SmtpConfig::default()
+                },
+                "smtp.port",
+            ),
+            (
+                SmtpConfig {
+                    url: Some(Secret::new("smtps://smtp.example.org:465")),
+                    ..relay("smtp.example.org", 465)
+                },
+                "smtp.url",
+            ),
+        ] {
+            let e = transport(&c).unwrap_err();
+            assert!(e.starts_with(&format!("{field}: ")), "{e}");
+        }
+        assert_eq!(
+            SmtpConfig::default().url().unwrap().expose(),
+            "smtp://127.0.0.1:2525"
         );
     }
 }

@@ -115,3 +115,86 @@ fn check_config_builds_what_run_builds() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("smtp.username"));
 }
+
+/// A sender the mailer cannot parse (an unquoted comma in the name, an empty domain label)
+/// used to pass the check and start, then fail every message; it is refused at the check with
+/// one line naming `smtp.from`. The quoted form of the same name passes.
+#[test]
+fn check_config_refuses_a_sender_the_mailer_cannot_use() {
+    for from in [
+        "Donations, Inc. <a@x.org>",
+        "a@x..org",
+        "Donations <a@x.org> extra",
+        "a@x.org, b@x.org",
+    ] {
+        for cmd in ["check-config", "run"] {
+            let out = workers().env("EMAIL_FROM", from).arg(cmd).output().unwrap();
+            assert_eq!(out.status.code(), Some(64), "{cmd} {from}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("smtp.from"), "{from}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        }
+    }
+    let out = workers()
+        .env("EMAIL_FROM", "\"Donations, Inc.\" <receipts@example.org>")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The seeds name the relay `EMAIL_HOST`/`EMAIL_PORT` (SendGrid on 587) with `EMAIL_USER`/
+/// `EMAIL_PASSWORD`: that passes, and half of it, or it next to `SMTP_URL`, is refused naming
+/// the field rather than silently sending to the local default.
+#[test]
+fn check_config_maps_the_seeds_email_host_and_port() {
+    let out = workers()
+        .env("EMAIL_HOST", "smtp.sendgrid.net")
+        .env("EMAIL_PORT", "587")
+        .env("EMAIL_USER", "apikey")
+        .env("EMAIL_PASSWORD", "SG.secret-key")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (vars, field) in [
+        (&[("EMAIL_HOST", "smtp.sendgrid.net")][..], "smtp.port"),
+        (&[("EMAIL_PORT", "587")][..], "smtp.host"),
+        (
+            &[("EMAIL_HOST", "smtp.sendgrid.net/x"), ("EMAIL_PORT", "587")][..],
+            "smtp.host",
+        ),
+        (
+            &[("EMAIL_HOST", "smtp.sendgrid.net"), ("EMAIL_PORT", "70000")][..],
+            "smtp.port",
+        ),
+        (
+            &[
+                ("EMAIL_HOST", "smtp.sendgrid.net"),
+                ("EMAIL_PORT", "465"),
+                ("SMTP_URL", "smtps://smtp.sendgrid.net:465"),
+            ][..],
+            "smtp.url",
+        ),
+    ] {
+        let mut c = workers();
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c.arg("check-config").output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{vars:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{vars:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}

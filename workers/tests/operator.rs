@@ -95,6 +95,44 @@ async fn operator_endpoints_only_on_the_operator_port_and_the_healthcheck_comman
     assert_eq!(out.status.code(), Some(1), "operator port down");
 }
 
+/// `process_start_time_seconds` is when the process started, not when `/metrics` was first
+/// scraped: a process scraped for the first time seconds after it started still reports the
+/// second it was spawned (the kernel's boot time is whole seconds, hence the slack).
+#[tokio::test]
+async fn process_start_time_is_the_start_not_the_first_scrape() {
+    let db = testkit::database().await;
+    let (public, operator) = (testkit::free_port(), testkit::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = workers(&db, public, operator);
+    cmd.arg("run");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let spawned = now();
+    let proc = testkit::Spawned::start(cmd, &dir.path().join("workers.log"));
+    assert!(
+        testkit::wait_for_port(operator, Duration::from_secs(20)),
+        "{}",
+        proc.output()
+    );
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (code, metrics) = get(operator, "/metrics").await;
+    assert_eq!(code, 200);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("process_start_time_seconds "))
+        .unwrap_or_else(|| panic!("no process_start_time_seconds: {metrics}"));
+    let started: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        started > spawned - 1.5 && started < spawned + 1.5,
+        "{line}: spawned at {spawned}, first scraped at {}",
+        now()
+    );
+}
+
 #[tokio::test]
 async fn not_ready_without_the_database() {
     // A database port nothing listens on: the process serves, /ready is 503, the command 1.

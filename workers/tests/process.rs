@@ -371,6 +371,57 @@ async fn receipts_retry_through_a_failing_relay_then_arrive_once() {
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
 
+/// The seeds' `EMAIL_HOST`/`EMAIL_PORT` (no `SMTP_URL`) are where mail goes: they used to be
+/// ignored, and every receipt went to the default `127.0.0.1:2525` instead. A port other than
+/// 587 and 465 is plain SMTP, as the local sink speaks.
+#[tokio::test]
+async fn the_seeds_email_host_and_port_are_where_mail_goes() {
+    let db = testkit::database().await;
+    let o = owner(&db).await;
+    let tenant: uuid::Uuid = o
+        .query_one(
+            "INSERT INTO tenants (slug, name) VALUES ('grace', 'Grace Church') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    o.execute(
+        "INSERT INTO email_outbox (tenant_id, idempotency_key, template, to_address, payload)
+         VALUES ($1, 'receipt:seeds', 'donation_receipt', 'ann@example.org',
+                 '{\"donor_name\": \"Ann\", \"amount_minor\": 1000, \"currency\": \"usd\", \"fund\": \"general\", \"donation_id\": \"d-2\"}')",
+        &[&tenant],
+    )
+    .await
+    .unwrap();
+    let sink = testkit::SmtpSink::start();
+    let mut cmd = command(&db, "unused", testkit::free_port());
+    cmd.env_remove("SMTP_URL")
+        .env("EMAIL_HOST", "127.0.0.1")
+        .env("EMAIL_PORT", sink.port.to_string())
+        .args(["trigger", "process-emails"]);
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"sent\":1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("To: ann@example.org"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("Message-ID: <") && mails[0].contains("@platform.test>"),
+        "the Message-ID's domain is the sender's: {}",
+        mails[0]
+    );
+}
+
 #[tokio::test]
 async fn trigger_exits_1_when_the_run_fails() {
     // A Kubernetes CronJob, a systemd timer or EventBridge must see a failed run as a failure:

@@ -59,32 +59,101 @@ fn default_operator_listen() -> String {
 }
 
 /// SMTP relay for receipts and reports.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     /// Where mail goes (`SMTP_URL`), in lettre's syntax: `smtps://host:465` (TLS from the
     /// start), `smtp://host:587?tls=required` (STARTTLS), `smtp://host:2525` (plain, a local
     /// sink only). `smtp+starttls://host:587` is accepted as another spelling of the STARTTLS
     /// form. Credentials may sit in the URL (`user:pass@`) or come from `username`/`password`.
-    pub url: Secret,
+    /// Unset: built from `host` and `port`, else the local sink `smtp://127.0.0.1:2525`. Read
+    /// it through [`SmtpConfig::url`].
+    pub url: Option<Secret>,
+    /// The relay's host name (the seeds' `EMAIL_HOST`), for deployments that name the relay
+    /// as host and port rather than as a URL; only without `url`, and with `port`.
+    pub host: Option<String>,
+    /// The relay's port (the seeds' `EMAIL_PORT`), which also decides the TLS, as every mail
+    /// client does: 587 is STARTTLS, required; 465 is TLS from the start; any other port is
+    /// plain SMTP (a local sink or a relay on a private network).
+    pub port: Option<u16>,
     /// SMTP user (`SMTP_USERNAME`, or the seeds' `EMAIL_USER`); for SendGrid, `apikey`.
     pub username: Option<String>,
     /// SMTP password (`SMTP_PASSWORD`, `SMTP_PASSWORD_FILE`, or the seeds' `EMAIL_PASSWORD`);
     /// for SendGrid, the API key.
     pub password: Option<Secret>,
-    /// Sender address (`EMAIL_FROM`).
-    pub from: String,
+    /// Sender (`EMAIL_FROM`): an address, or `Name <address>`, as the mailer parses it (a name
+    /// with a comma in double quotes: `"Donations, Inc." <no-reply@example.org>`). Checked at
+    /// start, since a sender the mailer cannot parse fails every message. Unset: `Donations
+    /// <no-reply@platform.localhost>`. Read it through [`SmtpConfig::sender`].
+    pub from: Option<String>,
 }
 
-impl Default for SmtpConfig {
-    fn default() -> Self {
-        Self {
-            url: Secret::new("smtp://127.0.0.1:2525"),
-            username: None,
-            password: None,
-            from: "Donations <no-reply@platform.localhost>".into(),
+/// The sender when `smtp.from` is unset (a local sink accepts it; a real relay will not).
+const DEFAULT_FROM: &str = "Donations <no-reply@platform.localhost>";
+
+impl SmtpConfig {
+    /// The relay URL: `url`, else the one `host` and `port` stand for, else the local sink.
+    /// Errors (one line, naming the field) when both forms are given or only half of the
+    /// second, so a relay setting is never silently ignored.
+    pub fn url(&self) -> Result<Secret, ConfigError> {
+        match (&self.url, &self.host, self.port) {
+            (Some(url), None, None) => Ok(url.clone()),
+            (Some(_), _, _) => Err(ConfigError::invalid(
+                "smtp.url",
+                "set either smtp.url (SMTP_URL) or smtp.host and smtp.port (EMAIL_HOST, \
+                 EMAIL_PORT), not both",
+            )),
+            (None, None, None) => Ok(Secret::new("smtp://127.0.0.1:2525")),
+            (None, Some(_), None) => Err(ConfigError::invalid(
+                "smtp.port",
+                "required with smtp.host (EMAIL_PORT: 587 STARTTLS, 465 TLS, other ports plain)",
+            )),
+            (None, None, Some(_)) => Err(ConfigError::invalid(
+                "smtp.host",
+                "required with smtp.port (EMAIL_HOST), or set smtp.url (SMTP_URL) instead",
+            )),
+            (None, Some(host), Some(port)) => {
+                let host = url_host(host).ok_or_else(|| {
+                    ConfigError::invalid("smtp.host", "must be a host name or an IP address")
+                })?;
+                Ok(Secret::new(match port {
+                    587 => format!("smtp://{host}:587?tls=required"),
+                    465 => format!("smtps://{host}:465"),
+                    0 => return Err(ConfigError::invalid("smtp.port", "must be 1 to 65535")),
+                    p => format!("smtp://{host}:{p}"),
+                }))
+            }
         }
     }
+
+    /// The sender as the mailer parses it, or a one-line error naming `smtp.from`.
+    pub fn sender(&self) -> Result<crate::mail::Mailbox, ConfigError> {
+        crate::mail::mailbox(self.from.as_deref().unwrap_or(DEFAULT_FROM))
+            .map_err(|e| ConfigError::invalid("smtp.from", e))
+    }
+}
+
+/// `host` as it goes into a URL (an IPv6 address in brackets), or `None` when it is not a
+/// host name or an IP address (so nothing can be smuggled into the URL).
+fn url_host(host: &str) -> Option<String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(match ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+        });
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    name_ok.then(|| host.to_ascii_lowercase())
 }
 
 /// Queue consumer settings.
@@ -164,6 +233,8 @@ impl ConfigFile for WorkersConfig {
             EnvKind::Str,
         ),
         var("SMTP_URL", "smtp.url", EnvKind::Str),
+        var("EMAIL_HOST", "smtp.host", EnvKind::Str),
+        var("EMAIL_PORT", "smtp.port", EnvKind::Int),
         var("EMAIL_USER", "smtp.username", EnvKind::Str),
         var("SMTP_USERNAME", "smtp.username", EnvKind::Str),
         var("EMAIL_PASSWORD", "smtp.password", EnvKind::Str),
@@ -191,7 +262,8 @@ impl ConfigFile for WorkersConfig {
         check_operator_listen("operator_listen", &self.operator_listen, &[public])?;
         check_secret("cron_secret", &self.cron_secret, 32)?;
         self.public.validate()?;
-        let u = self.smtp.url.expose();
+        let url = self.smtp.url()?;
+        let u = url.expose();
         if !["smtp://", "smtp+starttls://", "smtps://"]
             .iter()
             .any(|s| u.starts_with(s))
@@ -201,6 +273,7 @@ impl ConfigFile for WorkersConfig {
                 "must start with smtp://, smtp+starttls:// or smtps://",
             ));
         }
+        self.smtp.sender()?;
         let q = &self.queue;
         if !(1..=1000).contains(&q.batch) {
             return Err(ConfigError::invalid("queue.batch", "must be 1 to 1000"));
@@ -231,12 +304,6 @@ impl ConfigFile for WorkersConfig {
             return Err(ConfigError::invalid(
                 "stripe.api_base",
                 "must be https (plain http only on loopback)",
-            ));
-        }
-        if !self.smtp.from.contains('@') {
-            return Err(ConfigError::invalid(
-                "smtp.from",
-                "must contain an email address",
             ));
         }
         Ok(())

@@ -13,7 +13,9 @@
 //! | `verify-ca` | yes | against the roots | no |
 //! | `verify-full` | yes | against the roots | yes |
 //!
-//! Roots are the system's plus, when given, the `sslrootcert` file (e.g. Amazon RDS's bundle).
+//! Roots are the system's plus, when given, the `sslrootcert` file (e.g. Amazon RDS's bundle);
+//! `sslrootcert=system` (libpq 16) means the system's roots alone and makes `verify-full` the
+//! default. Without `sslmode` in the URL the `PGSSLMODE` variable applies, as with libpq.
 //! `verify-full` is what a deployment on a managed database should use.
 
 use std::path::{Path, PathBuf};
@@ -78,10 +80,16 @@ impl std::fmt::Debug for PgTarget {
 }
 
 impl PgTarget {
-    /// Parses a `postgres://` URL (or key=value string) with libpq's TLS parameters. Errors name
-    /// the problem in one line and never echo the URL (it may hold a password).
+    /// Parses a `postgres://` URL (or key=value string) with libpq's TLS parameters
+    /// (`sslmode`, else the `PGSSLMODE` variable; `sslrootcert`, a file or `system`). Errors
+    /// name the problem in one line and never echo the URL (it may hold a password).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let (rest, mode, root) = split_tls_params(url)?;
+        let env_mode = std::env::var("PGSSLMODE").ok();
+        let (rest, mode, root) = split_tls_params(url, env_mode.as_deref())?;
+        let root = match root {
+            RootCert::File(path) => Some(path),
+            RootCert::Unset | RootCert::System => None,
+        };
         let mut config: tokio_postgres::Config = rest
             .parse()
             .map_err(|e| format!("the URL does not parse: {e}"))?;
@@ -95,29 +103,70 @@ impl PgTarget {
     }
 }
 
-/// Removes `sslmode` and `sslrootcert` from the query string of a URL.
-fn split_tls_params(url: &str) -> Result<(String, SslMode, Option<PathBuf>), String> {
-    let mut mode = SslMode::Prefer;
-    let mut root = None;
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), mode, root));
+/// Where the roots for a verified connection come from (`sslrootcert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RootCert {
+    /// Not given: the system's roots when the mode verifies.
+    Unset,
+    /// `sslrootcert=system` (libpq 16): the system's roots, and `verify-full` by default.
+    System,
+    /// A PEM file whose CAs are trusted besides the system's.
+    File(PathBuf),
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a URL's query and leaves every other pair exactly as
+/// written (`options=-c%20search_path%3Dapp` must reach tokio-postgres with its `%20`, not
+/// re-encoded as `+`, which tokio-postgres does not decode). Without `sslmode` in the URL,
+/// `env_mode` (the `PGSSLMODE` variable, as libpq) applies; with neither, `prefer`, or
+/// `verify-full` for `sslrootcert=system` (which, as in libpq, refuses weaker modes).
+fn split_tls_params(
+    url: &str,
+    env_mode: Option<&str>,
+) -> Result<(String, SslMode, RootCert), String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let mut kept = form_urlencoded::Serializer::new(String::new());
-    let mut any = false;
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match &*k {
-            "sslmode" => mode = SslMode::parse(&v)?,
-            "sslrootcert" => root = Some(PathBuf::from(&*v)),
-            _ => {
-                kept.append_pair(&k, &v);
-                any = true;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| "a URL parameter is not UTF-8 once decoded".to_owned())
+    };
+    let mut url_mode = None;
+    let mut root = RootCert::Unset;
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match decode(k).ok().as_deref() {
+            Some("sslmode") => url_mode = Some(SslMode::parse(&decode(v)?)?),
+            Some("sslrootcert") => {
+                root = match decode(v)?.as_str() {
+                    "system" => RootCert::System,
+                    path => RootCert::File(PathBuf::from(path)),
+                }
             }
+            _ if pair.is_empty() => {}
+            _ => kept.push(pair),
         }
     }
-    let rest = if any {
-        format!("{base}?{}", kept.finish())
-    } else {
+    let mode = match (url_mode, env_mode) {
+        (Some(m), _) => m,
+        (None, Some(m)) => SslMode::parse(m).map_err(|e| format!("PGSSLMODE: {e}"))?,
+        (None, None) if root == RootCert::System => SslMode::VerifyFull,
+        (None, None) => SslMode::Prefer,
+    };
+    if root == RootCert::System && mode != SslMode::VerifyFull {
+        return Err(
+            "sslrootcert=system needs sslmode=verify-full (the system's roots prove only a \
+             checked host name)"
+                .into(),
+        );
+    }
+    let rest = if kept.is_empty() {
         base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
     };
     Ok((rest, mode, root))
 }
@@ -130,25 +179,53 @@ pub fn root_store(extra: Option<&Path>) -> Result<RootCertStore, String> {
         let _ = roots.add(cert);
     }
     if let Some(path) = extra {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-        let mut added = 0;
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-            let cert: CertificateDer<'static> =
-                cert.map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+        let (_, certs) = read_ca_file("sslrootcert", path)?;
+        for cert in certs {
             roots
                 .add(cert)
                 .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "sslrootcert {}: no certificate in it",
-                path.display()
-            ));
         }
     }
     Ok(roots)
+}
+
+/// Reads a PEM bundle of CA certificates: its bytes and the certificates in it. A file with no
+/// PEM certificate (empty, or DER, which looks like a certificate but parses to nothing) is an
+/// error here, in one line naming `field` and the path, rather than an empty trust store that
+/// fails every connection later.
+pub fn read_ca_file(
+    field: &str,
+    path: &Path,
+) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("{field} {shown}: {e}"))?;
+    let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+        .collect::<Result<Vec<CertificateDer<'static>>, _>>()
+        .map_err(|e| format!("{field} {shown}: not a PEM file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{field} {shown}: no PEM certificate in it (a DER file converts with \
+             `openssl x509 -inform der -in ca.der -out ca.pem`)"
+        ));
+    }
+    Ok((pem, certs))
+}
+
+/// The CA bundle to hand the redis crate for `url`: `None` without `ca_file`, the file's PEM
+/// when it holds at least one certificate. A `ca_file` with a plain `redis://` URL is refused:
+/// it would be ignored, and whoever set it expects TLS. Used by the platform and the router so
+/// both accept the same settings and `check-config` finds what start would.
+pub fn redis_ca(url: &str, ca_file: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = ca_file else {
+        return Ok(None);
+    };
+    if !url.starts_with("rediss://") {
+        return Err(
+            "redis.ca_file: only used with a rediss:// (TLS) URL; redis.url is plain redis://"
+                .into(),
+        );
+    }
+    read_ca_file("redis.ca_file", Path::new(path)).map(|(pem, _)| Some(pem))
 }
 
 /// Installs aws-lc-rs as the process's rustls provider (the router's too), first thing in
@@ -296,6 +373,7 @@ mod tests {
     fn tls_parameters_are_taken_out_of_the_url() {
         let (rest, mode, root) = split_tls_params(
             "postgres://u:p@db.example:5432/app?sslmode=verify-full&sslrootcert=%2Fetc%2Frds.pem&application_name=x",
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -303,13 +381,13 @@ mod tests {
             "postgres://u:p@db.example:5432/app?application_name=x"
         );
         assert_eq!(mode, SslMode::VerifyFull);
-        assert_eq!(root.unwrap(), PathBuf::from("/etc/rds.pem"));
-        let (rest, mode, root) = split_tls_params("postgres://h/db").unwrap();
+        assert_eq!(root, RootCert::File(PathBuf::from("/etc/rds.pem")));
+        let (rest, mode, root) = split_tls_params("postgres://h/db", None).unwrap();
         assert_eq!(
             (rest.as_str(), mode, root),
-            ("postgres://h/db", SslMode::Prefer, None)
+            ("postgres://h/db", SslMode::Prefer, RootCert::Unset)
         );
-        let err = split_tls_params("postgres://h/db?sslmode=sometimes").unwrap_err();
+        let err = split_tls_params("postgres://h/db?sslmode=sometimes", None).unwrap_err();
         assert!(err.contains("sslmode \"sometimes\""), "{err}");
         assert!(PgTarget::parse("postgres://h/db?sslmode=require").is_ok());
         let missing =
@@ -320,5 +398,42 @@ mod tests {
             "{missing}"
         );
         assert!(!missing.contains("postgres://"));
+    }
+
+    /// The other parameters reach tokio-postgres byte for byte: a `%20` stays `%20` (a `+`, as
+    /// form encoding would write it, is not a space to tokio-postgres).
+    #[test]
+    fn other_parameters_are_kept_as_written() {
+        let (rest, mode, _) = split_tls_params(
+            "postgres://h/db?options=-c%20search_path%3Dapp&sslmode=require&application_name=a+b%2Bc",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            rest,
+            "postgres://h/db?options=-c%20search_path%3Dapp&application_name=a+b%2Bc"
+        );
+        assert_eq!(mode, SslMode::Require);
+        let config: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(config.get_options(), Some("-c search_path=app"));
+    }
+
+    #[test]
+    fn system_roots_and_pgsslmode() {
+        // libpq 16: `sslrootcert=system` means the system's roots and verify-full.
+        let (_, mode, root) = split_tls_params("postgres://h/db?sslrootcert=system", None).unwrap();
+        assert_eq!((mode, root), (SslMode::VerifyFull, RootCert::System));
+        let weak = split_tls_params("postgres://h/db?sslrootcert=system&sslmode=require", None)
+            .unwrap_err();
+        assert!(weak.contains("verify-full"), "{weak}");
+        assert!(PgTarget::parse("postgres://h/db?sslrootcert=system").is_ok());
+        // PGSSLMODE applies when the URL has no sslmode, and never over it.
+        let (_, mode, _) = split_tls_params("postgres://h/db", Some("verify-ca")).unwrap();
+        assert_eq!(mode, SslMode::VerifyCa);
+        let (_, mode, _) =
+            split_tls_params("postgres://h/db?sslmode=disable", Some("verify-full")).unwrap();
+        assert_eq!(mode, SslMode::Disable);
+        let bad = split_tls_params("postgres://h/db", Some("sometimes")).unwrap_err();
+        assert!(bad.starts_with("PGSSLMODE: "), "{bad}");
     }
 }
