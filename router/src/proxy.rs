@@ -331,11 +331,22 @@ impl ProxyHttp for EdgeProxy {
                 tracing::debug!(error = %write_err, "could not write the error page");
             }
         }
-        ctx.status = code;
+        // A client that went away gets nothing written, and is logged with nginx's 499.
+        ctx.status = if code == 0 { CLIENT_CLOSED } else { code };
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// A client that closed or broke its own connection is not the router's failure: no
+    /// ERROR line (the access log records it as 499 with the error), only an INFO one.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
+        let client_gone = is_client_gone(e);
+        if client_gone {
+            tracing::info!(request_id = ctx.request_id(), error = %e, "client closed the connection");
+        }
+        client_gone
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -357,4 +368,16 @@ impl ProxyHttp for EdgeProxy {
         }
         ctx.upstream = None;
     }
+}
+
+/// nginx's status for a request whose client closed the connection before the answer.
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// Whether `e` is the client closing or breaking its own connection.
+fn is_client_gone(e: &Error) -> bool {
+    matches!(e.esource(), ErrorSource::Downstream)
+        && matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+        )
 }

@@ -661,3 +661,39 @@ async fn pingora_refusals_carry_the_routers_request_id() {
         );
     }
 }
+
+/// A client that goes away in the middle of its body is logged as nginx logs it (499, one
+/// access-log line), not as a router ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_body_is_a_499_not_an_error() {
+    let origin = permissive_origin().await;
+    let r = router_with(&origin, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /abort-test HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n\r\nonly ten!!"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(s);
+    let mut out = String::new();
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        out = r.process.output();
+        if out.contains("/abort-test") {
+            break;
+        }
+    }
+    let line = out
+        .lines()
+        .find(|l| l.contains("\"target\":\"access\"") && l.contains("/abort-test"))
+        .unwrap_or_else(|| panic!("no access-log line: {out}"));
+    assert!(line.contains("\"status\":499"), "{line}");
+    assert!(
+        !out.lines().any(|l| l.contains("\"level\":\"ERROR\"")),
+        "a client leaving is not an error: {out}"
+    );
+}
