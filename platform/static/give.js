@@ -10,16 +10,19 @@
   var errors = document.getElementById('card-errors');
   var bps = parseInt(form.getAttribute('data-fee-bps') || '0', 10);
   var note = document.getElementById('fee-amount');
+  // Minor units per major unit: 100 for USD, 1 for JPY, 1000 for KWD (ISO 4217).
+  var exponent = parseInt(form.getAttribute('data-exponent') || '2', 10);
+  var scale = Math.pow(10, exponent);
   var amountOf = function () {
     var other = form.querySelector('input[name=amount]').value.trim();
-    if (other) { var v = Math.round(parseFloat(other) * 100); return isNaN(v) ? 0 : v; }
+    if (other) { var v = Math.round(parseFloat(other) * scale); return isNaN(v) ? 0 : v; }
     var p = form.querySelector('input[name=preset]:checked');
     return p ? parseInt(p.value, 10) : 0;
   };
   var update = function () {
     if (!note) return;
     var fee = Math.floor(amountOf() * bps / 10000);
-    note.textContent = (fee / 100).toFixed(2);
+    note.textContent = (fee / scale).toFixed(exponent);
   };
   form.addEventListener('input', update);
   update();

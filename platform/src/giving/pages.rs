@@ -38,6 +38,8 @@ struct Landing {
     errors: FieldErrors,
     fee_percent: String,
     fee_bps: u32,
+    /// Decimal places of the currency (ISO 4217), for the fee preview.
+    exponent: u32,
     stripe_key: String,
     stripe_account: String,
     stripe_js: String,
@@ -112,6 +114,7 @@ async fn landing_page(
     let page = Landing {
         min: money(p.donations.min_minor, &currency),
         max: money(p.donations.max_minor, &currency),
+        exponent: tenant_config::money::exponent(&currency),
         presets,
         currency,
         form,
