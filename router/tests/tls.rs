@@ -854,7 +854,8 @@ async fn the_per_address_cap_counts_pending_handshakes() {
     let silent2 = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Time for the router to accept it (a loaded machine runs the other tests beside this one).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut third = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -865,7 +866,7 @@ async fn the_per_address_cap_counts_pending_handshakes() {
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "the connection over the cap is closed at once, not left waiting for a ClientHello: {read:?}"
     );
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(
         connect(port, "give.gracechurch.org", verified.clone())
             .await

@@ -26,6 +26,11 @@ use super::names::{NameRow, Names, Outcome};
 use super::queue::Reason;
 use super::{schedule, trust};
 
+/// The part of a name's lease an order may not use: kept for storing the certificate (an ARI
+/// lookup, bounded by the client's request timeout, and the database writes) and releasing
+/// the lease.
+const LEASE_RESERVE: Duration = Duration::from_secs(30);
+
 /// Why an order did not produce a certificate.
 #[derive(Debug)]
 pub enum Failure {
@@ -233,9 +238,22 @@ impl Issuer {
         let order_id = OrderLog::default();
         let started = Instant::now();
         tracing::info!(name, kind, reason = ?reason, "ACME order started");
-        let result = self
-            .order(name, renewal, old_leaf.as_ref(), &order_id)
-            .await;
+        // The order as a whole ends before the lease does, leaving room to store the result:
+        // no second instance takes the name over while this one still talks to the CA (the
+        // configuration guarantees the two polls fit; this bounds the rest too).
+        let within = Duration::from_secs(c.lease_secs).saturating_sub(LEASE_RESERVE);
+        let result = tokio::time::timeout(
+            within,
+            self.order(name, renewal, old_leaf.as_ref(), &order_id),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::Other(format!(
+                "order abandoned after {} s, before its {} s lease ran out",
+                within.as_secs(),
+                c.lease_secs
+            )))
+        });
         let stored = match result {
             Ok(issued) => self.store_issued(name, tenant, &issued, row).await,
             Err(f) => Err(f),
