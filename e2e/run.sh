@@ -103,4 +103,14 @@ ENV
 chmod 600 "$out/stack.env"
 say "Running the browser scenarios"
 # shellcheck disable=SC1091
-(set -a; . "$out/stack.env"; exec node e2e/scenarios.mjs "$@")
+(set -a; . "$out/stack.env"; node e2e/scenarios.mjs "$@")
+# After the scenarios' traffic every metric family has samples: each binary's /metrics must
+# pass promtool's lint (HELP text, names, types), as a Prometheus scrape would.
+if command -v promtool >/dev/null; then
+  for port in "$ROUTER_METRICS_PORT" "$PLATFORM_OPERATOR_PORT" "$WORKERS_OPERATOR_PORT"; do
+    curl -fsS "http://127.0.0.1:$port/metrics" | promtool check metrics
+  done
+  say "promtool check metrics: router, platform and workers pass"
+else
+  say "promtool not installed (Debian package prometheus): metrics lint skipped"
+fi

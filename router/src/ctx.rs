@@ -117,7 +117,9 @@ impl RequestCtx {
             // An absolute-form request line without a Host header (HTTP/1.0): the target's
             // authority is the host (RFC 9112 §3.2.2). Pingora keeps only the path in the URI,
             // so it is read from the raw target.
+            // HTTP/2 carries it in `:authority`, which Pingora puts in the URI.
             None => absolute_form_authority(req.raw_path())
+                .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()))
                 .and_then(|h| HeaderValue::from_bytes(h).ok())
                 .unwrap_or(HeaderValue::from_static("")),
         };
