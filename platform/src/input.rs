@@ -147,7 +147,10 @@ fn from_urlencoded<T: serde::de::DeserializeOwned>(
     // `form_urlencoded` decodes leniently (a broken escape becomes U+FFFD): refuse what does
     // not decode to UTF-8 instead of storing a replacement character.
     for part in raw.split(['&', '=']) {
-        if percent_encoding::percent_decode_str(part).decode_utf8().is_err() {
+        if percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .is_err()
+        {
             return Err(AppError::BadRequest(format!(
                 "the {what} has a %-escape that is not UTF-8"
             )));

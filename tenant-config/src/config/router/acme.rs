@@ -289,10 +289,7 @@ mod tests {
         };
         assert!(on.validate().is_ok());
         // The defaults sit exactly on the lease rule: 300 = 2 * 120 + 60.
-        assert_eq!(
-            on.lease_secs,
-            2 * on.order_timeout_secs + LEASE_MARGIN_SECS
-        );
+        assert_eq!(on.lease_secs, 2 * on.order_timeout_secs + LEASE_MARGIN_SECS);
     }
 
     #[test]

@@ -51,10 +51,7 @@ impl Default for RateLimits {
             zones: default_zones(),
             plan: PlanLimit::default(),
             exempt_ips: Vec::new(),
-            exempt_paths: vec![
-                "/.well-known/acme-challenge/".into(),
-                "/api/health".into(),
-            ],
+            exempt_paths: vec!["/.well-known/acme-challenge/".into(), "/api/health".into()],
             redis_timeout_ms: 5,
             breaker_failures: 3,
             breaker_probe_ms: 1_000,
@@ -417,7 +414,11 @@ mod tests {
             .collect();
         assert_eq!(
             z,
-            [("general", 10_000, 20), ("api", 10_000, 20), ("auth", 83, 5)]
+            [
+                ("general", 10_000, 20),
+                ("api", 10_000, 20),
+                ("auth", 83, 5)
+            ]
         );
         assert!(d.zones.iter().all(|z| z.nodelay && z.status == 429));
     }
