@@ -69,28 +69,60 @@ struct Moto {
 }
 
 fn moto() -> Moto {
-    let dir = tempfile::tempdir().unwrap();
-    let port = testkit::free_port();
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-    ]);
-    let process = testkit::Spawned::start(cmd, &dir.path().join("moto.log"));
-    assert!(
-        testkit::wait_for_port(port, Duration::from_secs(30)),
-        "moto did not start (pip install moto[server]):\n{}",
-        process.output()
-    );
-    Moto {
-        _process: process,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+    // The port is free when picked, but a test running beside this one may bind it before
+    // moto does; then moto exits and the other server answers. So the server is asked for
+    // moto's own API, and a fresh port is tried when it is not moto that answers.
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = testkit::free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
+        let process = testkit::Spawned::start(cmd, &dir.path().join("moto.log"));
+        assert!(
+            testkit::wait_for_port(port, Duration::from_secs(30)),
+            "moto did not start (pip install moto[server]):\n{}",
+            process.output()
+        );
+        if answers_as_moto(port) {
+            return Moto {
+                _process: process,
+                url: format!("http://127.0.0.1:{port}"),
+                _dir: dir,
+            };
+        }
+        eprintln!(
+            "port {port} is not moto's; trying another:\n{}",
+            process.output()
+        );
     }
+    panic!("moto did not answer on three ports");
+}
+
+/// Whether the server on `port` answers moto's management API.
+fn answers_as_moto(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!(
+                "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            let mut head = [0u8; 12];
+            if s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() {
+                return head.ends_with(b"200");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
 }
 
 #[tokio::test]
